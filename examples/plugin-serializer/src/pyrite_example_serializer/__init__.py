@@ -1,0 +1,1 @@
+"""placeholder; the serializers work fills this in."""

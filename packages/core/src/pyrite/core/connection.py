@@ -1,0 +1,60 @@
+"""``ClientConnection``: a daemon's state for one connected client.
+
+It wraps a transport ``Connection`` and adds what Pyro5 keeps per client:
+``pyroInstances`` (session-mode objects), ``tracked_resources`` (closed when
+the client goes) and ``keep_open``.  This is what ``Daemon.validateHandshake``,
+``Daemon.clientDisconnect`` and ``current_context.client`` see.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+
+class ClientConnection:
+    """Per-client state kept by a daemon; delegates I/O to the transport connection."""
+
+    __slots__ = ("conn", "pyroInstances", "tracked_resources", "keep_open", "handshaked", "__weakref__")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.pyroInstances: dict[type, Any] = {}
+        self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.keep_open = False
+        self.handshaked = False
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        self.conn.send(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.conn.recv(size)
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def timeout(self) -> float | None:
+        return self.conn.timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self.conn.timeout = value
+
+    @property
+    def sock(self) -> Any:
+        """The underlying transport connection (Pyro5 code reads ``conn.sock``)."""
+        return self.conn
+
+    def getpeercert(self) -> dict[str, Any] | None:
+        return self.conn.getpeercert()
+
+    @property
+    def peer_address(self) -> Any:
+        return self.conn.peer_address
+
+    def __repr__(self) -> str:
+        return f"<ClientConnection {self.conn!r}>"

@@ -1,0 +1,252 @@
+"""Pyro5's wire protocol, version 502: where a message is framed and parsed.
+
+A message is a 40-byte header, then annotation chunks, then the payload::
+
+    offset  fmt  size  field
+    0x00    4s   4     b"PYRO"
+    0x04    H    2     protocol version (502)
+    0x06    B    1     message type (MSG_*)
+    0x07    B    1     serializer id
+    0x08    H    2     flags (FLAGS_*)
+    0x0a    H    2     sequence number (wraps at 65536)
+    0x0c    I    4     payload length
+    0x10    I    4     total annotations length
+    0x14    16s  16    correlation id (uuid bytes, or zeros)
+    0x24    H    2     reserved (0)
+    0x26    H    2     magic 0x4dc5
+
+Each annotation chunk is a 4-letter ASCII id, a 4-byte big-endian length and
+that many bytes.  Everything is big-endian.  The payload (never the
+annotations) may be zlib-compressed, flagged by FLAGS_COMPRESSED.
+
+``recv_message`` reads one message from a connection; ``SendingMessage``
+builds the bytes of one.  Neither knows about serializers.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+import zlib
+from typing import Any, Iterable, Mapping
+
+from .callcontext import current_context
+from .errors import MessageTooLargeError, ProtocolError
+
+MSG_CONNECT = 1
+MSG_CONNECTOK = 2
+MSG_CONNECTFAIL = 3
+MSG_INVOKE = 4
+MSG_RESULT = 5
+MSG_PING = 6
+
+FLAGS_EXCEPTION = 1 << 0
+FLAGS_COMPRESSED = 1 << 1
+FLAGS_ONEWAY = 1 << 2
+FLAGS_BATCH = 1 << 3
+FLAGS_ITEMSTREAMRESULT = 1 << 4
+FLAGS_KEEPSERIALIZED = 1 << 5
+FLAGS_CORR_ID = 1 << 6
+
+PROTOCOL_VERSION = 502
+MAGIC = 0x4DC5
+HEADER_FORMAT = "!4sHBBHHII16sHH"
+HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 40
+_header = struct.Struct(HEADER_FORMAT)
+_chunk_header = struct.Struct("!4sI")
+_MAGIC_BYTES = MAGIC.to_bytes(2, "big")
+_VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")
+EMPTY_CORRELATION_ID = b"\0" * 16
+COMPRESSION_THRESHOLD = 100  # payloads this small are never worth compressing
+
+
+def next_seq(seq: int) -> int:
+    """The sequence number after ``seq``: 16 bits, wrapping to 0."""
+    return (seq + 1) & 0xFFFF
+
+
+def _max_size() -> int:
+    from .config import config
+    return int(config.MAX_MESSAGE_SIZE)
+
+
+class SendingMessage:
+    """The bytes of one outgoing message, in ``.data``.
+
+    ``annotations`` maps 4-letter ids to bytes.  The payload is compressed when
+    ``compress`` is true (default: ``config.COMPRESSION``) and longer than 100
+    bytes.  The correlation id is ``corr_id`` if given, else the current
+    thread's ``current_context.correlation_id``.  Raises MessageTooLargeError
+    if payload plus annotations exceed ``config.MAX_MESSAGE_SIZE``.
+    """
+
+    __slots__ = ("type", "flags", "seq", "serializer_id", "corr_id", "data", "payload_offset")
+
+    def __init__(self, msgtype: int, flags: int, seq: int, serializer_id: int, payload: bytes | bytearray | memoryview,
+                 annotations: Mapping[str, bytes | bytearray | memoryview] | None = None,
+                 compress: bool | None = None, corr_id: uuid.UUID | bytes | None = None) -> None:
+        flags &= ~FLAGS_COMPRESSED
+        if compress is None:
+            from .config import config
+            compress = bool(config.COMPRESSION)
+        if compress and len(payload) > COMPRESSION_THRESHOLD:
+            payload = zlib.compress(payload, 4)
+            flags |= FLAGS_COMPRESSED
+        parts: list[Any] = []
+        ann_size = 0
+        if annotations:
+            for key, value in annotations.items():
+                if not isinstance(value, (bytes, bytearray, memoryview)):
+                    raise ProtocolError(f"annotation {key!r} data must be bytes, bytearray or memoryview")
+                try:
+                    raw_key = key.encode("ascii")
+                except UnicodeEncodeError:
+                    raw_key = b""
+                if len(raw_key) != 4:
+                    raise ProtocolError(f"annotation identifier must be 4 ascii characters, not {key!r}")
+                parts.append(_chunk_header.pack(raw_key, len(value)))
+                parts.append(value)
+                ann_size += 8 + len(value)
+        total = len(payload) + ann_size
+        if total > _max_size():
+            raise MessageTooLargeError(f"message too large ({total}, max={_max_size()})")
+        if corr_id is None:
+            corr_id = current_context.correlation_id
+        if corr_id is not None:
+            flags |= FLAGS_CORR_ID
+            raw_corr = corr_id.bytes if isinstance(corr_id, uuid.UUID) else bytes(corr_id)
+        else:
+            raw_corr = EMPTY_CORRELATION_ID
+        self.type = msgtype
+        self.flags = flags
+        self.seq = seq
+        self.serializer_id = serializer_id
+        self.corr_id = raw_corr
+        header = _header.pack(b"PYRO", PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
+                              len(payload), ann_size, raw_corr, 0, MAGIC)
+        self.payload_offset = HEADER_SIZE + ann_size
+        self.data = b"".join([header, *parts, payload])
+
+    @property
+    def payload(self) -> memoryview:
+        """The payload bytes as sent (compressed if the flag says so)."""
+        return memoryview(self.data)[self.payload_offset:]
+
+    def __repr__(self) -> str:
+        return (f"<SendingMessage type={self.type} flags={self.flags} seq={self.seq} "
+                f"ser={self.serializer_id} size={len(self.data)}>")
+
+
+def validate_header_start(data: bytes) -> None:
+    """Check the first bytes of a would-be message (at least 4): tag, version, magic."""
+    if len(data) < 4:
+        raise ValueError("need at least 4 bytes to identify a message")
+    if data[:4] != b"PYRO":
+        raise ProtocolError("invalid data: not a PYRO message")
+    if len(data) >= 6 and data[4:6] != _VERSION_BYTES:
+        raise ProtocolError(f"invalid protocol version: {int.from_bytes(data[4:6], 'big')} (expected {PROTOCOL_VERSION})")
+    if len(data) >= HEADER_SIZE and data[38:40] != _MAGIC_BYTES:
+        raise ProtocolError("invalid magic number")
+
+
+class ReceivingMessage:
+    """One incoming message: header fields, ``annotations`` (id -> bytes) and ``data`` (the payload).
+
+    Build it from the 40 header bytes, then ``add_payload()`` the rest.  The
+    payload is decompressed if flagged, never beyond ``max_size``.
+    """
+
+    __slots__ = ("type", "serializer_id", "flags", "seq", "data_size", "annotations_size", "corr_id",
+                 "annotations", "data", "max_size")
+
+    def __init__(self, header: bytes, payload: bytes | None = None, max_size: int | None = None) -> None:
+        if len(header) != HEADER_SIZE:
+            raise ProtocolError(f"header must be {HEADER_SIZE} bytes, got {len(header)}")
+        validate_header_start(header)
+        (_, _, self.type, self.serializer_id, self.flags, self.seq, self.data_size,
+         self.annotations_size, self.corr_id, _, _) = _header.unpack(header)
+        self.max_size = _max_size() if max_size is None else max_size
+        if self.data_size + self.annotations_size > self.max_size:
+            raise MessageTooLargeError(f"message too large ({self.data_size + self.annotations_size}, "
+                                       f"max={self.max_size})")
+        self.annotations: dict[str, bytes] = {}
+        self.data: Any = None
+        if payload is not None:
+            self.add_payload(payload)
+
+    @property
+    def correlation_id(self) -> uuid.UUID | None:
+        """The correlation id as a UUID, or None if the message carries none."""
+        if self.flags & FLAGS_CORR_ID or self.corr_id != EMPTY_CORRELATION_ID:
+            return uuid.UUID(bytes=bytes(self.corr_id))
+        return None
+
+    def add_payload(self, payload: bytes | bytearray | memoryview) -> None:
+        """Parse the annotation chunks and the payload that follow the header."""
+        if len(payload) != self.data_size + self.annotations_size:
+            raise ProtocolError("payload length doesn't match message header")
+        view = memoryview(payload)
+        size = self.annotations_size
+        pos = 0
+        while pos < size:
+            if pos + 8 > size:
+                raise ProtocolError("truncated annotation chunk header")
+            raw_key, length = _chunk_header.unpack_from(view, pos)
+            if pos + 8 + length > size:
+                raise ProtocolError("annotation chunk length exceeds remaining data")
+            try:
+                key = raw_key.decode("ascii")
+            except UnicodeDecodeError:
+                raise ProtocolError("annotation id is not ascii") from None
+            self.annotations[key] = bytes(view[pos + 8:pos + 8 + length])
+            pos += 8 + length
+        data = view[size:] if size else payload
+        if self.flags & FLAGS_COMPRESSED:
+            data = decompress(data, self.max_size)
+            self.flags &= ~FLAGS_COMPRESSED
+            self.data_size = len(data)
+        self.data = data
+
+    def __repr__(self) -> str:
+        return (f"<ReceivingMessage type={self.type} flags={self.flags} seq={self.seq} "
+                f"ser={self.serializer_id} size={self.data_size}>")
+
+
+def decompress(data: bytes | bytearray | memoryview, max_size: int) -> bytes:
+    """zlib-decompress ``data``, refusing output larger than ``max_size`` (a zip bomb costs nothing)."""
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, max_size + 1)
+    except zlib.error as exc:
+        raise ProtocolError(f"invalid compressed payload: {exc}") from None
+    if len(out) > max_size or inflater.unconsumed_tail:
+        raise MessageTooLargeError(f"decompressed payload exceeds max message size ({max_size})")
+    if not inflater.eof:
+        raise ProtocolError("invalid compressed payload: truncated")
+    return out
+
+
+def recv_message(connection: Any, accepted_types: Iterable[int] | None = None,
+                 max_size: int | None = None) -> ReceivingMessage:
+    """Read one whole message from ``connection`` (anything with ``recv(n)`` returning exactly n bytes).
+
+    Raises ProtocolError for a bad tag, version or magic, a message type not in
+    ``accepted_types``, or broken annotations; MessageTooLargeError before
+    reading the payload if the declared sizes exceed ``max_size``.
+    """
+    head = connection.recv(6)
+    validate_header_start(head)
+    header = head + connection.recv(HEADER_SIZE - 6)
+    msg = ReceivingMessage(header, max_size=max_size)
+    if accepted_types is not None and msg.type not in accepted_types:
+        exc = ProtocolError(f"invalid msg type {msg.type} received (expected: "
+                            f"{','.join(str(t) for t in accepted_types)})")
+        exc.pyroMsg = msg  # type: ignore[attr-defined]
+        raise exc
+    msg.add_payload(connection.recv(msg.annotations_size + msg.data_size))
+    return msg
+
+
+def send_message(connection: Any, msg: SendingMessage) -> None:
+    """Write one message's bytes to ``connection``."""
+    connection.send(msg.data)
