@@ -126,3 +126,25 @@ def format_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
 def excepthook(ex_type: Any, ex_value: BaseException, ex_tb: TracebackType | None) -> None:
     """A ``sys.excepthook`` that prints remote tracebacks too."""
     sys.stderr.write("".join(get_pyro_traceback(ex_type, ex_value, ex_tb)))
+
+
+class ExceptionWrapper:
+    """An exception carried as a *value*: the result of one failed call inside a batch.
+
+    On the wire it is ``Pyro5.core._ExceptionWrapper`` with key ``exception``.
+    ``raiseIt()`` raises a fresh copy, keeping the remote traceback.
+    """
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+    def raiseIt(self) -> None:
+        exc = self.exception
+        try:
+            err = type(exc)(*exc.args)
+        except Exception:
+            err = exc
+        remote_tb = getattr(exc, "_pyroTraceback", None)
+        if remote_tb is not None:
+            err._pyroTraceback = remote_tb  # type: ignore[attr-defined]
+        raise err
