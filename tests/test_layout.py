@@ -1,0 +1,333 @@
+"""The monorepo's shape: one PEP 420 namespace, five lockstep distributions.
+
+The last tests build real wheels and install a subset of them into a fresh
+virtual environment, to prove that a user who installs only pyrite-core,
+pyrite-serializers and pyrite-transports gets a working client and server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import tomllib
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ROOT / "packages"
+
+# folder (and leaf module under pyrite/) -> distribution name
+DISTRIBUTIONS = {
+    "core": "pyrite-core",
+    "serializers": "pyrite-serializers",
+    "transports": "pyrite-transports",
+    "nameserver": "pyrite-nameserver",
+    "api": "pyrite",
+}
+EXAMPLE_PLUGIN = ROOT / "examples" / "plugin-serializer"
+
+SERIALIZER_ENTRY_POINTS = {
+    "serpent": "pyrite.serializers.serpent_serializer:SerpentSerializer",
+    "marshal": "pyrite.serializers.marshal_serializer:MarshalSerializer",
+    "json": "pyrite.serializers.json_serializer:JsonSerializer",
+    "msgpack": "pyrite.serializers.msgpack_serializer:MsgpackSerializer",
+    "cbor2": "pyrite.serializers.cbor_serializer:CborSerializer",
+}
+TRANSPORT_ENTRY_POINTS = {
+    "tcp": "pyrite.transports.tcp:TcpTransport",
+    "unix": "pyrite.transports.unix:UnixTransport",
+}
+CONSOLE_SCRIPTS = {
+    "pyrite-ns": "pyrite.nameserver.cli:main",
+    "pyrite-nsc": "pyrite.nameserver.nsc:main",
+}
+
+
+def pyproject(folder: str | Path) -> dict:
+    path = Path(folder) if isinstance(folder, Path) else PACKAGES / folder
+    with open(path / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def source_version(folder: str) -> str:
+    text = (PACKAGES / folder / "src" / "pyrite" / folder / "_version.py").read_text()
+    match = re.search(r'^__version__\s*=\s*"([^"]+)"\s*$', text, re.M)
+    assert match, f"no __version__ in packages/{folder}/_version.py"
+    return match.group(1)
+
+
+def requirement_name(requirement: str) -> str:
+    return re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower()  # type: ignore[union-attr]
+
+
+VERSION = source_version("core")
+
+
+# --- the namespace --------------------------------------------------------------------------
+
+def test_pyrite_is_a_namespace_package() -> None:
+    import pyrite
+
+    assert getattr(pyrite, "__file__", None) is None
+    paths = {Path(p).resolve() for p in pyrite.__path__}
+    for folder in DISTRIBUTIONS:
+        assert (PACKAGES / folder / "src" / "pyrite").resolve() in paths, folder
+
+
+def test_no_pyrite_init_anywhere_in_the_repo() -> None:
+    found = [p for p in ROOT.rglob("pyrite/__init__.py")
+             if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    assert found == []
+    # py.typed belongs in each leaf: in src/pyrite/ two wheels would own the same file
+    for folder in DISTRIBUTIONS:
+        assert not (PACKAGES / folder / "src" / "pyrite" / "py.typed").exists()
+
+
+def test_every_leaf_module_imports_from_its_own_folder() -> None:
+    import importlib
+
+    for folder in DISTRIBUTIONS:
+        module = importlib.import_module(f"pyrite.{folder}")
+        assert Path(module.__file__).resolve() == (PACKAGES / folder / "src" / "pyrite" / folder /
+                                                  "__init__.py").resolve()
+
+
+# --- each distribution ----------------------------------------------------------------------
+
+def test_exactly_the_five_distributions() -> None:
+    folders = {p.name for p in PACKAGES.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    assert folders == set(DISTRIBUTIONS)
+
+
+@pytest.mark.parametrize("folder", DISTRIBUTIONS)
+def test_distribution_has_the_four_parts(folder: str) -> None:
+    base = PACKAGES / folder
+    leaf = base / "src" / "pyrite" / folder
+    for part in (base / "pyproject.toml", base / "README.md", leaf / "__init__.py",
+                 leaf / "_version.py", leaf / "py.typed"):
+        assert part.is_file(), part
+    readme = (base / "README.md").read_text()
+    assert readme.startswith(f"# {DISTRIBUTIONS[folder]}\n")
+
+
+@pytest.mark.parametrize("folder", DISTRIBUTIONS)
+def test_pyproject_shape(folder: str) -> None:
+    data = pyproject(folder)
+    project = data["project"]
+    assert project["name"] == DISTRIBUTIONS[folder]
+    assert project["dynamic"] == ["version"]
+    assert project["requires-python"] == ">=3.10"
+    assert project["readme"] == "README.md"
+    assert data["build-system"]["build-backend"] == "hatchling.build"
+    assert data["tool"]["hatch"]["version"]["path"] == f"src/pyrite/{folder}/_version.py"
+    # "src/pyrite", never "src/pyrite/<leaf>": hatchling would ship a top-level <leaf>/ package
+    assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/pyrite"]
+
+
+def test_versions_agree() -> None:
+    versions = {folder: source_version(folder) for folder in DISTRIBUTIONS}
+    assert len(set(versions.values())) == 1, versions
+    import importlib
+
+    for folder in DISTRIBUTIONS:
+        assert importlib.import_module(f"pyrite.{folder}").__version__ == VERSION
+
+
+def test_installed_metadata_matches_the_sources() -> None:
+    # a stale environment (see STYLE P3/P4) shows up here rather than as odd failures elsewhere
+    for dist in DISTRIBUTIONS.values():
+        assert metadata.version(dist) == VERSION, dist
+
+
+def _all_requirements() -> list[tuple[str, str]]:
+    reqs = []
+    for folder in DISTRIBUTIONS:
+        project = pyproject(folder)["project"]
+        reqs += [(folder, r) for r in project.get("dependencies", [])]
+        for extra in project.get("optional-dependencies", {}).values():
+            reqs += [(folder, r) for r in extra]
+    reqs += [("examples/plugin-serializer", r) for r in pyproject(EXAMPLE_PLUGIN)["project"]["dependencies"]]
+    return reqs
+
+
+def test_sibling_pins_equal_the_version() -> None:
+    siblings = [(where, r) for where, r in _all_requirements() if requirement_name(r).startswith("pyrite")]
+    assert siblings, "no sibling requirements found"
+    for where, requirement in siblings:
+        # only workspace members: another pyrite-* name would come from someone else on PyPI
+        assert requirement_name(requirement) in DISTRIBUTIONS.values(), (where, requirement)
+        assert requirement.endswith(f"=={VERSION}"), (where, requirement)
+
+
+def test_dependency_graph() -> None:
+    def deps(folder: str) -> list[str]:
+        return pyproject(folder)["project"].get("dependencies", [])
+
+    assert deps("core") == []  # stdlib only
+    assert {requirement_name(r) for r in deps("serializers")} == {"pyrite-core", "serpent"}
+    assert {requirement_name(r) for r in deps("transports")} == {"pyrite-core"}
+    assert {requirement_name(r) for r in deps("nameserver")} == {"pyrite-core"}
+    umbrella = deps("api")
+    assert {requirement_name(r) for r in umbrella} == {"pyrite-core", "pyrite-serializers",
+                                                       "pyrite-transports", "pyrite-nameserver"}
+    serializers = next(r for r in umbrella if requirement_name(r) == "pyrite-serializers")
+    extras = re.search(r"\[([^]]*)]", serializers)
+    assert extras and set(extras.group(1).replace(" ", "").split(",")) == \
+        set(pyproject("serializers")["project"]["optional-dependencies"])
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+def test_entry_points_declared() -> None:
+    entry_points = pyproject("serializers")["project"]["entry-points"]
+    assert entry_points["pyrite.serializers"] == SERIALIZER_ENTRY_POINTS
+    entry_points = pyproject("transports")["project"]["entry-points"]
+    assert entry_points["pyrite.transports"] == TRANSPORT_ENTRY_POINTS
+    assert pyproject("nameserver")["project"]["scripts"] == CONSOLE_SCRIPTS
+    plugin = pyproject(EXAMPLE_PLUGIN)["project"]["entry-points"]["pyrite.serializers"]
+    assert list(plugin) == ["example-repr"]
+    for folder in ("core", "api"):
+        assert "entry-points" not in pyproject(folder)["project"]
+        assert "scripts" not in pyproject(folder)["project"]
+
+
+def test_entry_points_installed_and_loadable() -> None:
+    installed = {ep.name: ep for ep in metadata.entry_points(group="pyrite.serializers")}
+    for name, value in SERIALIZER_ENTRY_POINTS.items():
+        assert installed[name].value == value
+        cls = installed[name].load()
+        assert cls.serializer_id == {"serpent": 1, "marshal": 2, "json": 3, "msgpack": 4, "cbor2": 5}[name]
+    installed = {ep.name: ep for ep in metadata.entry_points(group="pyrite.transports")}
+    for name, value in TRANSPORT_ENTRY_POINTS.items():
+        assert installed[name].value == value
+        installed[name].load()
+    installed = {ep.name: ep for ep in metadata.entry_points(group="console_scripts")}
+    for name, value in CONSOLE_SCRIPTS.items():
+        assert installed[name].value == value
+        assert callable(installed[name].load())
+
+
+# --- real wheels, real partial install ------------------------------------------------------
+
+def _run(args: list[str], *, timeout: float, cwd: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    # nothing from the dev environment may leak into the fresh one
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh venv with hatchling, and a folder with a wheel of each of the five distributions."""
+    base = tmp_path_factory.mktemp("layout")
+    venv = base / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], timeout=120, cwd=base)
+    python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
+    _run([str(python), "-m", "pip", "install", "--quiet", "hatchling>=1.27"], timeout=300, cwd=base,
+         env=_clean_env())
+    wheels = base / "wheels"
+    _run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+          "--wheel-dir", str(wheels)] + [str(PACKAGES / folder) for folder in DISTRIBUTIONS],
+         timeout=300, cwd=base, env=_clean_env())
+    return python, wheels
+
+
+@pytest.mark.timeout(900)
+def test_wheels_share_the_namespace(wheelhouse: tuple[Path, Path]) -> None:
+    _, wheels = wheelhouse
+    for folder, dist in DISTRIBUTIONS.items():
+        [wheel] = wheels.glob(f"{dist.replace('-', '_')}-{VERSION}-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            names = zf.namelist()
+        code = [n for n in names if ".dist-info/" not in n]
+        assert "pyrite/__init__.py" not in names
+        assert all(n.startswith(f"pyrite/{folder}/") for n in code), (wheel.name, code)
+        for part in ("__init__.py", "_version.py", "py.typed"):
+            assert f"pyrite/{folder}/{part}" in names, (wheel.name, part)
+
+
+PARTIAL_CORE_ONLY = textwrap.dedent("""
+    import importlib.util
+    import pyrite
+    assert getattr(pyrite, "__file__", None) is None
+    for missing in ("pyrite.serializers", "pyrite.transports", "pyrite.nameserver", "pyrite.api"):
+        assert importlib.util.find_spec(missing) is None, missing
+    from pyrite.core import plugins
+    from pyrite.core.plugins import UnknownPluginError
+    for lookup, hint in ((lambda: plugins.get_serializer("serpent"), "pip install pyrite-serializers"),
+                         (lambda: plugins.get_transport("127.0.0.1:9999"), "pip install pyrite-transports")):
+        try:
+            lookup()
+        except UnknownPluginError as exc:
+            assert hint in str(exc), exc
+        else:
+            raise AssertionError("a lookup without the plugin distribution succeeded")
+    print("core alone: OK")
+""")
+
+PARTIAL_CLIENT_AND_SERVER = textwrap.dedent("""
+    import importlib.util, threading
+    import pyrite
+    assert getattr(pyrite, "__file__", None) is None
+    assert importlib.util.find_spec("pyrite.nameserver") is None
+    assert importlib.util.find_spec("pyrite.api") is None
+    from pyrite.core import Daemon, Proxy, expose, config, plugins
+    from pyrite.core.plugins import UnknownPluginError
+
+    @expose
+    class Calculator:
+        def add(self, a, b):
+            return a + b
+
+    config.COMMTIMEOUT = 10.0
+    with Daemon(host="127.0.0.1", port=0) as daemon:
+        uri = daemon.register(Calculator, "calc")
+        thread = threading.Thread(target=daemon.requestLoop, daemon=True)
+        thread.start()
+        for serializer in ("serpent", "json", "marshal"):
+            config.SERIALIZER = serializer
+            with Proxy(uri) as calc:
+                assert calc.add(20, 22) == 42
+        daemon.shutdown()
+        thread.join(10)
+        assert not thread.is_alive()
+    # installed without the [msgpack] extra: the error says how to get it
+    try:
+        plugins.get_serializer("msgpack")
+    except UnknownPluginError as exc:
+        assert "pip install pyrite-serializers[msgpack]" in str(exc), exc
+    else:
+        raise AssertionError("msgpack should not be usable without the extra")
+    print("client and server without the name server: OK", uri)
+""")
+
+
+@pytest.mark.timeout(900)
+def test_partial_install_without_nameserver(wheelhouse: tuple[Path, Path], tmp_path: Path) -> None:
+    python, wheels = wheelhouse
+    env = _clean_env()
+    # core alone: it imports, and a lookup names the distribution to install
+    _run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(wheels),
+          "pyrite-core"], timeout=300, cwd=tmp_path, env=env)
+    out = _run([str(python), "-c", PARTIAL_CORE_ONLY], timeout=60, cwd=tmp_path, env=env)
+    assert "core alone: OK" in out
+    # add serializers and transports (serpent comes from the index): a working client and server
+    _run([str(python), "-m", "pip", "install", "--quiet", "--find-links", str(wheels),
+          "pyrite-serializers", "pyrite-transports"], timeout=300, cwd=tmp_path, env=env)
+    freeze = _run([str(python), "-m", "pip", "freeze"], timeout=60, cwd=tmp_path, env=env).lower()
+    assert "pyrite-nameserver" not in freeze and "msgpack" not in freeze
+    out = _run([str(python), "-c", PARTIAL_CLIENT_AND_SERVER], timeout=60, cwd=tmp_path, env=env)
+    assert "client and server without the name server: OK PYRO:calc@127.0.0.1:" in out
