@@ -1,0 +1,67 @@
+"""Benchmark server process: one daemon of one library, serving the Bench object.
+
+Usage: ``python _server.py LIBRARY SERVERTYPE CONFIG_JSON``
+
+Prints ``URI <uri>`` on stdout once the daemon listens on 127.0.0.1, then
+serves until its stdin closes (the parent went away or is done) or until a
+hard lifetime cap passes, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+
+import _libs
+
+MAX_LIFETIME = 900.0  # seconds; a last resort if the parent never closes our stdin
+
+
+def make_bench_class(lib):
+    """The served class, decorated with the library's own expose/oneway."""
+
+    @lib.expose
+    class Bench:
+        """Tiny methods: the cost measured is the library's, not the method's."""
+
+        def ping(self, value):
+            return value
+
+        def echo(self, data):
+            return data
+
+        @lib.oneway
+        def fire(self, value):
+            pass
+
+    return Bench
+
+
+def main() -> None:
+    libname, servertype, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    lib = _libs.load(libname)
+    _libs.configure(lib, settings)
+    lib.config.SERVERTYPE = servertype
+    daemon = lib.Daemon(host="127.0.0.1", port=0)
+    uri = daemon.register(make_bench_class(lib)(), "bench")
+
+    def watch_stdin() -> None:
+        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+        daemon.shutdown()
+        # Pyro5's thread server may take POLLTIMEOUT to notice; do not linger past that.
+        threading.Timer(10.0, os._exit, (0,)).start()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    killer = threading.Timer(MAX_LIFETIME, os._exit, (3,))
+    killer.daemon = True
+    killer.start()
+    print(f"URI {uri}", flush=True)
+    daemon.requestLoop()
+    daemon.close()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Benchmark client process: runs workloads of one library on command.
+
+Usage: ``python _worker.py LIBRARY CONFIG_JSON``
+
+Reads one JSON command per line on stdin, answers one JSON line on stdout:
+
+- ``{"cmd": "prepare", "workload": W, "uri": U, "serializer": S, "size": N}``:
+  connect, check the workload gives the right answer, warm up; answers
+  ``{"ok": true}``.
+- ``{"cmd": "go", "start": T, "duration": D}``: wait until monotonic time T
+  (shared by all processes on the host), run the workload until T + D, answer
+  ``{"ok": true, "ops": n, "units": u, "t0": ..., "t1": ...}``; ``units`` is
+  what the row counts (calls, or payload bytes for echo).
+- ``{"cmd": "quit"}`` or EOF: exit.
+
+Any failure answers ``{"ok": false, "error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+import _libs
+
+MAX_LIFETIME = 900.0
+BATCH_SIZE = 100
+WARMUP_SECONDS = 0.15
+
+
+class Workload:
+    """One kind of client traffic against the Bench object."""
+
+    def __init__(self, lib, kind: str, uri: str, serializer: str, size: int) -> None:
+        self.lib, self.kind, self.uri, self.serializer = lib, kind, uri, serializer
+        self.payload = os.urandom(size) if kind == "echo" else b""
+        self.proxy = None
+        if kind != "connect":
+            self.proxy = self._new_proxy()
+            self.proxy._pyroBind()
+
+    def _new_proxy(self):
+        proxy = self.lib.Proxy(self.uri)
+        proxy._pyroSerializer = self.serializer
+        return proxy
+
+    def check(self) -> None:
+        """One round of the workload with its answer checked, so we never time a broken path."""
+        if self.kind in ("call", "oneway", "connect"):
+            self.step()
+            answer = self.proxy.ping(7) if self.proxy else None
+            assert self.proxy is None or answer == 7, answer
+        elif self.kind == "batch":
+            batch = self.lib.BatchProxy(self.proxy)
+            for i in range(BATCH_SIZE):
+                batch.ping(i)
+            results = list(batch())
+            assert results == list(range(BATCH_SIZE)), results[:5]
+        elif self.kind == "echo":
+            answer = self.proxy.echo(self.payload)
+            if isinstance(answer, dict):  # serpent's bytes are base64 in a dict, in both libraries
+                import serpent
+                answer = serpent.tobytes(answer)
+            assert answer == self.payload, "echo returned different bytes"
+        else:
+            raise ValueError(f"unknown workload {self.kind!r}")
+
+    def step(self) -> int:
+        """Do one unit of the workload; return how many units it counted."""
+        kind = self.kind
+        if kind == "call":
+            self.proxy.ping(42)
+            return 1
+        if kind == "oneway":
+            self.proxy.fire(42)
+            return 1
+        if kind == "batch":
+            batch = self.lib.BatchProxy(self.proxy)
+            for _ in range(BATCH_SIZE):
+                batch.ping(42)
+            for _ in batch():
+                pass
+            return BATCH_SIZE
+        if kind == "echo":
+            self.proxy.echo(self.payload)
+            return len(self.payload)
+        if kind == "connect":
+            proxy = self._new_proxy()
+            proxy.ping(42)
+            proxy._pyroRelease()
+            return 1
+        raise ValueError(f"unknown workload {kind!r}")
+
+    def run(self, start: float, duration: float) -> dict:
+        delay = start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        step = self.step
+        deadline = start + duration
+        ops = units = 0
+        t0 = time.monotonic()
+        while True:
+            units += step()
+            ops += 1
+            if time.monotonic() >= deadline:
+                break
+        if self.kind == "oneway":
+            # oneway calls are only sent; a normal call after them returns once the
+            # server has read every one of them (one connection, in order).
+            self.proxy.ping(0)
+        t1 = time.monotonic()
+        return {"ops": ops, "units": units, "t0": t0, "t1": t1}
+
+    def close(self) -> None:
+        if self.proxy is not None:
+            self.proxy._pyroRelease()
+            self.proxy = None
+
+
+def main() -> None:
+    libname, settings = sys.argv[1], json.loads(sys.argv[2])
+    killer = threading.Timer(MAX_LIFETIME, os._exit, (3,))
+    killer.daemon = True
+    killer.start()
+
+    def answer(obj: dict) -> None:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+
+    try:
+        lib = _libs.load(libname)
+        _libs.configure(lib, settings)
+    except Exception as exc:
+        answer({"ok": False, "error": f"cannot load {libname}: {exc!r}"})
+        return
+    answer({"ok": True, "version": lib.version})
+    workload: Workload | None = None
+    for line in sys.stdin:
+        command = json.loads(line)
+        try:
+            if command["cmd"] == "quit":
+                break
+            if command["cmd"] == "prepare":
+                if workload:
+                    workload.close()
+                workload = Workload(lib, command["workload"], command["uri"],
+                                    command["serializer"], command.get("size", 0))
+                workload.check()
+                end = time.monotonic() + command.get("warmup", WARMUP_SECONDS)
+                while time.monotonic() < end:
+                    workload.step()
+                if workload.kind == "oneway":
+                    workload.proxy.ping(0)
+                answer({"ok": True})
+            elif command["cmd"] == "go":
+                assert workload is not None, "go before prepare"
+                result = workload.run(command["start"], command["duration"])
+                workload.close()
+                workload = None
+                answer({"ok": True, **result})
+            else:
+                raise ValueError(f"unknown command {command['cmd']!r}")
+        except Exception:
+            if workload:
+                try:
+                    workload.close()
+                except Exception:
+                    pass
+                workload = None
+            answer({"ok": False, "error": traceback.format_exc(limit=6)})
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

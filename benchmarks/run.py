@@ -1,0 +1,336 @@
+"""pyrite side by side with Pyro5: the same workloads, in the same run, as ratios.
+
+Run from the repository root::
+
+    hatch run bench                 # full run (a few minutes)
+    hatch run bench --quick         # smoke test (seconds)
+    hatch run bench --rows serpent,connect --json results.json
+
+Each library gets its own server processes (one per SERVERTYPE) and its own
+client processes; this process imports neither library, it only starts the
+others, hands out work, and prints the table.  Rounds alternate which library
+goes first and the table shows the median of the rounds.  Everything stays on
+127.0.0.1, every wait is bounded, and every child exits when we do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LIBRARIES = ("pyro5", "pyrite")
+LABELS = {"pyro5": "Pyro5", "pyrite": "pyrite"}
+MB = 1_000_000
+ECHO_SIZE = 10 * MB
+
+START_TIMEOUT = 60.0     # a child process must be up and answering within this
+PREPARE_TIMEOUT = 60.0   # connect + check + warm-up of one workload
+RUN_SLACK = 60.0         # beyond the run's duration, how long we wait for its answer
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a workload, its serializer, server type and client count."""
+
+    name: str
+    title: str
+    workload: str
+    serializer: str
+    servertype: str = "thread"
+    clients: int = 1
+    size: int = 0
+    time_factor: float = 1.0  # relative run length (few large calls need longer)
+
+    @property
+    def unit(self) -> str:
+        return "MB/s" if self.workload == "echo" else "calls/s" if self.workload != "connect" else "conn/s"
+
+
+ROWS = [
+    Row("serpent", "small calls, serpent", "call", "serpent"),
+    Row("json", "small calls, json", "call", "json"),
+    Row("marshal", "small calls, marshal", "call", "marshal"),
+    Row("msgpack", "small calls, msgpack", "call", "msgpack"),
+    Row("oneway", "oneway calls, serpent", "oneway", "serpent"),
+    Row("batch", "batch calls (100 per batch), serpent", "batch", "serpent"),
+    Row("echo-marshal", "10 MB bytes echo, marshal", "echo", "marshal", size=ECHO_SIZE, time_factor=2.0),
+    Row("echo-serpent", "10 MB bytes echo, serpent (base64)", "echo", "serpent", size=ECHO_SIZE, time_factor=2.0),
+    Row("thread8", "8 client processes, SERVERTYPE thread, serpent", "call", "serpent", "thread", clients=8),
+    Row("multiplex8", "8 client processes, SERVERTYPE multiplex, serpent", "call", "serpent", "multiplex", clients=8),
+    Row("connect", "new connections (connect+handshake+call+close), serpent", "connect", "serpent"),
+]
+
+
+def shared_settings(commtimeout: float) -> dict:
+    """Config both libraries run with, item for item (Pyro5's names, Pyro5's defaults)."""
+    return {
+        "COMMTIMEOUT": commtimeout,
+        "COMPRESSION": False,
+        "SOCK_NODELAY": False,
+        "SOCK_REUSE": True,
+        "THREADPOOL_SIZE": 80,
+        "THREADPOOL_SIZE_MIN": 4,
+        "POLLTIMEOUT": 2.0,
+        "MAX_MESSAGE_SIZE": 1024 * 1024 * 1024,
+        "SERIALIZER": "serpent",
+        "LOGWIRE": False,
+        "DETAILED_TRACEBACK": False,
+        "ITER_STREAMING": True,
+    }
+
+
+class ChildError(RuntimeError):
+    """A child process failed, answered an error, or did not answer in time."""
+
+
+class Child:
+    """A child process spoken to by lines: JSON commands in, lines out, every read bounded."""
+
+    def __init__(self, args: list[str], label: str, logdir: str) -> None:
+        self.label = label
+        self.log_path = os.path.join(logdir, label.replace(" ", "_") + ".log")
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log, text=True, env=env)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def send(self, command: dict) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(command) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise ChildError(f"{self.label}: cannot send ({exc}); {self.log_tail()}") from None
+
+    def read_line(self, timeout: float) -> str:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise ChildError(f"{self.label}: no answer within {timeout:.0f} s") from None
+        if line is None:
+            raise ChildError(f"{self.label}: exited (code {self.proc.poll()}); {self.log_tail()}")
+        return line
+
+    def answer(self, timeout: float) -> dict:
+        reply = json.loads(self.read_line(timeout))
+        if not reply.get("ok"):
+            raise ChildError(f"{self.label}: {reply.get('error', reply)}")
+        return reply
+
+    def log_tail(self) -> str:
+        try:
+            self._log.flush()
+            with open(self.log_path) as f:
+                tail = f.read()[-1500:]
+        except OSError:
+            return ""
+        return "stderr: " + tail.strip() if tail.strip() else "no stderr"
+
+    def stop(self, grace: float) -> None:
+        """Close stdin (the child's cue to exit), wait a little, then kill."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+
+class Bench:
+    """Owns the child processes of one run and measures rows with them."""
+
+    def __init__(self, libs: list[str], settings: dict, logdir: str) -> None:
+        self.libs = libs
+        self.settings = settings
+        self.logdir = logdir
+        self.servers: dict[tuple[str, str], tuple[Child, str]] = {}
+        self.workers: dict[str, list[Child]] = {lib: [] for lib in libs}
+        self.versions: dict[str, str] = {}
+        self.broken: dict[str, str] = {}  # library -> why it cannot run at all
+
+    def server_uri(self, lib: str, servertype: str) -> str:
+        key = (lib, servertype)
+        if key not in self.servers:
+            child = Child(["_server.py", lib, servertype, json.dumps(self.settings)],
+                          f"server {lib} {servertype}", self.logdir)
+            self.servers[key] = (child, "")
+            line = child.read_line(START_TIMEOUT).strip()
+            if not line.startswith("URI "):
+                raise ChildError(f"{child.label}: unexpected output {line!r}; {child.log_tail()}")
+            self.servers[key] = (child, line[4:])
+        child, uri = self.servers[key]
+        if not uri or child.proc.poll() is not None:
+            raise ChildError(f"{child.label} is not running; {child.log_tail()}")
+        return uri
+
+    def worker_pool(self, lib: str, count: int) -> list[Child]:
+        pool = self.workers[lib]
+        new = []
+        while len(pool) < count:
+            child = Child(["_worker.py", lib, json.dumps(self.settings)],
+                          f"client {lib} {len(pool)}", self.logdir)
+            pool.append(child)
+            new.append(child)
+        for child in new:
+            self.versions[lib] = child.answer(START_TIMEOUT).get("version", "?")
+        return pool[:count]
+
+    def measure(self, row: Row, lib: str, duration: float) -> float:
+        """One timed run of ``row`` for ``lib``: its throughput in the row's unit."""
+        uri = self.server_uri(lib, row.servertype)
+        clients = self.worker_pool(lib, row.clients)
+        prepare = {"cmd": "prepare", "workload": row.workload, "uri": uri,
+                   "serializer": row.serializer, "size": row.size}
+        for child in clients:
+            child.send(prepare)
+        for child in clients:
+            child.answer(PREPARE_TIMEOUT)
+        # A common start time (CLOCK_MONOTONIC is shared by every process of the host)
+        # lets concurrent clients run in the same window.
+        start = time.monotonic() + 0.05 + 0.01 * len(clients)
+        for child in clients:
+            child.send({"cmd": "go", "start": start, "duration": duration})
+        results = [child.answer(duration + RUN_SLACK) for child in clients]
+        elapsed = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+        units = sum(r["units"] for r in results)
+        rate = units / elapsed
+        return rate / MB if row.workload == "echo" else rate
+
+    def close(self) -> None:
+        for pool in self.workers.values():
+            for child in pool:
+                try:
+                    child.send({"cmd": "quit"})
+                except ChildError:
+                    pass
+        for pool in self.workers.values():
+            for child in pool:
+                child.stop(grace=10)
+        for child, _ in self.servers.values():
+            child.stop(grace=15)
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "error"
+    if unit == "MB/s":
+        return f"{value:,.0f} MB/s" if value >= 100 else f"{value:,.1f} MB/s"
+    return f"{value:,.0f} {unit}"
+
+
+def run(args: argparse.Namespace) -> dict:
+    rows = ROWS
+    if args.rows:
+        wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+        known = {r.name: r for r in ROWS}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            sys.exit(f"unknown rows: {', '.join(unknown)}; known: {', '.join(known)}")
+        rows = [known[w] for w in wanted]
+    libs = [lib.strip() for lib in args.libs.split(",")]
+    for lib in libs:
+        if lib not in LIBRARIES:
+            sys.exit(f"unknown library {lib!r}; choose from {', '.join(LIBRARIES)}")
+    rounds = args.rounds or (1 if args.quick else 5)
+    base = args.duration or (0.25 if args.quick else 1.0)
+    settings = shared_settings(args.commtimeout)
+    results: dict = {"python": platform.python_version(), "machine": platform.machine(),
+                     "cpus": os.cpu_count(), "rounds": rounds, "duration": base,
+                     "settings": settings, "rows": []}
+    print(f"# pyrite vs Pyro5 ({rounds} rounds of {base:g} s per row and library, median shown; "
+          f"Python {platform.python_version()}, {os.cpu_count()} CPUs)", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="pyrite-bench-") as logdir:
+        bench = Bench(libs, settings, logdir)
+        try:
+            for row in rows:
+                samples: dict[str, list[float]] = {lib: [] for lib in libs}
+                errors: dict[str, str] = {}
+                for rnd in range(rounds):
+                    order = libs if rnd % 2 == 0 else list(reversed(libs))
+                    for lib in order:
+                        if lib in errors:
+                            continue
+                        try:
+                            samples[lib].append(bench.measure(row, lib, base * row.time_factor))
+                        except ChildError as exc:
+                            errors[lib] = str(exc)
+                            print(f"  {row.name} [{lib}] failed: {exc}", file=sys.stderr)
+                entry = {"row": row.name, "title": row.title, "unit": row.unit,
+                         "servertype": row.servertype, "serializer": row.serializer,
+                         "clients": row.clients}
+                for lib in libs:
+                    entry[lib] = {"samples": samples[lib],
+                                  "median": statistics.median(samples[lib]) if samples[lib] else None,
+                                  "best": max(samples[lib]) if samples[lib] else None,
+                                  "error": errors.get(lib)}
+                results["rows"].append(entry)
+                line = "  ".join(f"{lib}={fmt(entry[lib]['median'], row.unit)}" for lib in libs)
+                print(f"  {row.name}: {line}", file=sys.stderr)
+        finally:
+            bench.close()
+        results["versions"] = bench.versions
+    return results
+
+
+def table(results: dict) -> str:
+    versions = results.get("versions", {})
+    libs = [lib for lib in LIBRARIES if any(lib in r for r in results["rows"])]
+    head = [f"{LABELS[lib]} {versions.get(lib, '')}".strip() for lib in libs]
+    lines = ["| row | " + " | ".join(head) + (" | ratio (pyrite/Pyro5) |" if len(libs) == 2 else " |"),
+             "|---|" + "---:|" * len(libs) + ("---:|" if len(libs) == 2 else "")]
+    for r in results["rows"]:
+        cells = [fmt(r[lib]["median"], r["unit"]) for lib in libs]
+        ratio = ""
+        if len(libs) == 2:
+            a, b = r["pyro5"]["median"], r["pyrite"]["median"]
+            ratio = f" {b / a:.2f} |" if a and b else " n/a |"
+        lines.append(f"| {r['title']} | " + " | ".join(cells) + " |" + ratio)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one short round per row (smoke test)")
+    parser.add_argument("--rows", help="comma-separated row names: " + ",".join(r.name for r in ROWS))
+    parser.add_argument("--libs", default="pyro5,pyrite", help="which libraries (default: both)")
+    parser.add_argument("--rounds", type=int, help="rounds per row (default 5, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per timed run (default 1.0, quick 0.25)")
+    parser.add_argument("--commtimeout", type=float, default=0.0,
+                        help="COMMTIMEOUT for both libraries (default 0.0, the libraries' default)")
+    parser.add_argument("--json", metavar="PATH", help="also write all samples to this JSON file")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = run(args)
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    print(table(results))
+    print(f"\nratio > 1: pyrite faster. {results['rounds']} rounds, median; "
+          f"wall time {results['wall_seconds']} s.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
