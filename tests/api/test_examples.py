@@ -1,0 +1,159 @@
+"""Every example runs, in one process, to completion on loopback, and prints what it should."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
+
+# example folder -> patterns its `python run.py` output must contain
+EXPECTED = {
+    "greeting": [
+        r"Server ready at PYRO:example\.greeting@127\.0\.0\.1:\d+",
+        r"Hello, Alice\. Here is your fortune message",
+        r"The server refused: ValueError\('a fortune needs a name'\); remote traceback has [1-9]\d* lines",
+    ],
+    "nameserver": [
+        r"Name server running at PYRO:Pyro\.NameServer@127\.0\.0\.1:\d+",
+        r"names under 'example\.': example\.thermometer\.attic, example\.thermometer\.kitchen",
+        r"attic metadata: class:thermometer, room:attic",
+        r"thermometers by metadata: 2",
+        r"by name: kitchen: 21\.5 C",
+        r"by metadata: attic: 14\.0 C",
+    ],
+    "callbacks": [
+        r"\[callback\] backup: step 1/3",
+        r"\[callback\] backup: step 3/3",
+        r"\[callback\] backup: finished",
+        r"backup: 3 steps done",
+        r"the listener raised ZeroDivisionError",
+    ],
+    "streaming": [
+        r"countdown: 5 4 3 2 1",
+        r"first squares of an endless stream: \[1, 4, 9, 16, 25, 36\]",
+        r"line: first line\nline: second line\nline: third line",
+    ],
+    "batch": [
+        r"batch results: \[7, 14, 21, 28, 35, 10\]",
+        r"first result: 0\.25",
+        r"second result raised: ZeroDivisionError\(",
+        r"oneway batch returns: None",
+        r"total after the oneway batch: 15",
+    ],
+    "custom-serialization": [
+        rf"{name} +scale -> Rectangle\(width=20, height=30\) \(Rectangle\), total area 601"
+        for name in ("serpent", "json", "msgpack")
+    ],
+    "unix-socket": [
+        r"Server ready at PYRO:example\.unixsocket@\./u:\S+example\.sock",
+        r"echo from process \d+: hello over a unix socket",
+        r"socket file removed: True",
+    ],
+    "third-party-serializer": [
+        r"example-repr +id \d+ +from pyrite-example-serializer",
+        r"the client speaks: example-repr",
+        r"the server saw serializer id (\d+), which is example-repr",
+        r"result: \{'answer': 42, 'items': \(1, 2, 3\)\}",
+    ],
+}
+
+
+def run_example(folder: str, script: str = "run.py", *args: str, timeout: float = 45) -> str:
+    proc = subprocess.run([sys.executable, script, *args], cwd=EXAMPLES / folder,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{folder}/{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_every_example_folder_is_tested() -> None:
+    folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    # the plugin is a distribution, not a runnable example; third-party-serializer runs it
+    assert folders - {"plugin-serializer"} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("folder", sorted(EXPECTED))
+def test_example_has_readme_and_scripts(folder: str) -> None:
+    base = EXAMPLES / folder
+    assert (base / "README.md").read_text().startswith(f"# {folder}")
+    for script in ("server.py", "client.py", "run.py"):
+        assert (base / script).is_file(), script
+
+
+@pytest.mark.parametrize("folder", sorted(EXPECTED))
+def test_example_runs_in_one_process(folder: str) -> None:
+    out = run_example(folder)
+    for pattern in EXPECTED[folder]:
+        assert re.search(pattern, out), f"{pattern!r} not in output of {folder}:\n{out}"
+    assert out.rstrip().endswith("Done.")
+
+
+class _Server:
+    """An example's server.py in a subprocess; its URI is read from its first output line."""
+
+    def __init__(self, folder: str, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-u", "server.py", *args], cwd=EXAMPLES / folder,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("Ready."):
+                self._ready.set()
+        self._ready.set()
+
+    def uri(self) -> str:
+        assert self._ready.wait(30), "server did not get ready in time"
+        match = re.search(r"Object uri = (\S+)", "".join(self.lines))
+        assert match, f"no uri in server output: {self.lines}"
+        return match.group(1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.mark.parametrize("folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization"])
+def test_server_and_client_as_separate_processes(folder: str) -> None:
+    server = _Server(folder)
+    try:
+        uri = server.uri()
+        assert uri.startswith("PYRO:example.")
+        out = run_example(folder, "client.py", uri)
+    finally:
+        server.stop()
+    client_patterns = [p for p in EXPECTED[folder] if "Server ready" not in p]
+    for pattern in client_patterns:
+        assert re.search(pattern, out), f"{pattern!r} not in client output:\n{out}"
+
+
+def test_unix_socket_server_and_client_as_separate_processes(tmp_path: Path) -> None:
+    path = tmp_path / "example.sock"
+    server = _Server("unix-socket", str(path))
+    try:
+        uri = server.uri()
+        assert uri == f"PYRO:example.unixsocket@./u:{path}"
+        out = run_example("unix-socket", "client.py", uri)
+        assert re.search(rf"echo from process {server.proc.pid}: hello over a unix socket", out)
+    finally:
+        server.stop()
+
+
+def test_client_without_arguments_prints_usage() -> None:
+    proc = subprocess.run([sys.executable, "client.py"], cwd=EXAMPLES / "greeting",
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "usage: python client.py" in proc.stderr
+
