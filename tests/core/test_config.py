@@ -1,0 +1,124 @@
+"""pyrite.core.config: Pyro5's items and defaults, PYRITE_* environment variables."""
+
+from __future__ import annotations
+
+import Pyro5
+import pytest
+
+from pyrite.core.config import ENV_PREFIX, Configuration, config
+
+
+def test_same_items_as_pyro5():
+    ours = config.as_dict()
+    theirs = Pyro5.config.as_dict()
+    assert set(theirs) <= set(ours)
+    assert set(ours) - set(theirs) == {"ONEWAY_THREADS"}
+
+
+def test_defaults_match_pyro5():
+    fresh = Configuration()
+    fresh.reset(use_environment=False)
+    pyro5_defaults = type(Pyro5.config)()
+    pyro5_defaults.reset(use_environment=False)
+    for item, value in pyro5_defaults.as_dict().items():
+        if item == "LOGFILE":
+            assert fresh.LOGFILE is None   # pyrite leaves log set-up to the application
+            continue
+        assert getattr(fresh, item) == value, item
+
+
+def test_unknown_attribute_is_refused():
+    with pytest.raises(AttributeError):
+        config.NO_SUCH_ITEM = 1
+    with pytest.raises(AttributeError):
+        config.NO_SUCH_ITEM  # noqa: B018
+
+
+@pytest.mark.parametrize("item, text, expected", [
+    ("NS_PORT", "1234", 1234),
+    ("COMMTIMEOUT", "2.5", 2.5),
+    ("NS_AUTOCLEAN", "3", 3.0),
+    ("COMPRESSION", "yes", True),
+    ("COMPRESSION", "ON", True),
+    ("COMPRESSION", "1", True),
+    ("SOCK_REUSE", "false", False),
+    ("SOCK_REUSE", "0", False),
+    ("SOCK_REUSE", " No ", False),
+    ("BROADCAST_ADDRS", "10.0.0.255, <broadcast> ,", ["10.0.0.255", "<broadcast>"]),
+    ("SERIALIZER", "json", "json"),
+    ("NATHOST", "nat.example", "nat.example"),
+    ("LOGFILE", "x.log", "x.log"),
+])
+def test_environment_overrides_with_types(monkeypatch, item, text, expected):
+    monkeypatch.setenv(ENV_PREFIX + item, text)
+    config.reset()
+    value = getattr(config, item)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_environment_ignored_when_asked(monkeypatch):
+    monkeypatch.setenv("PYRITE_NS_PORT", "1234")
+    config.reset(use_environment=False)
+    assert config.NS_PORT == 9090
+    config.reset()
+    assert config.NS_PORT == 1234
+
+
+def test_broadcast_pinned_to_loopback_for_tests():
+    # tests/conftest.py pins it through the environment; this proves env lists work end to end
+    assert config.BROADCAST_ADDRS == ["127.255.255.255"]
+
+
+def test_pyro_variables_are_left_alone(monkeypatch):
+    monkeypatch.setenv("PYRO_NS_PORT", "1111")
+    monkeypatch.setenv("PYRO_TOTALLY_UNKNOWN", "x")
+    config.reset()
+    assert config.NS_PORT == 9090
+
+
+def test_unknown_pyrite_variable_is_an_error(monkeypatch):
+    monkeypatch.setenv("PYRITE_NO_SUCH_ITEM", "1")
+    with pytest.raises(ValueError, match="PYRITE_NO_SUCH_ITEM"):
+        config.reset()
+    monkeypatch.delenv("PYRITE_NO_SUCH_ITEM")
+    config.reset()
+
+
+@pytest.mark.parametrize("item, text", [("NS_PORT", "ninety"), ("COMMTIMEOUT", "soon"),
+                                        ("COMPRESSION", "maybe"), ("THREADPOOL_SIZE", "1.5")])
+def test_unconvertible_value_is_an_error(monkeypatch, item, text):
+    monkeypatch.setenv(ENV_PREFIX + item, text)
+    with pytest.raises(ValueError, match=ENV_PREFIX + item):
+        config.reset()
+    monkeypatch.delenv(ENV_PREFIX + item)
+    config.reset()
+
+
+def test_reset_restores_defaults_and_lists_are_not_shared():
+    config.NS_PORT = 1
+    config.BROADCAST_ADDRS.append("1.2.3.4")
+    config.reset(use_environment=False)
+    assert config.NS_PORT == 9090
+    assert config.BROADCAST_ADDRS == ["<broadcast>", "0.0.0.0"]
+    other = Configuration()
+    other.reset(use_environment=False)
+    other.BROADCAST_ADDRS.append("x")
+    assert config.BROADCAST_ADDRS == ["<broadcast>", "0.0.0.0"]
+
+
+def test_copy_is_independent():
+    snapshot = config.copy()
+    config.NS_PORT = 4321
+    config.BROADCAST_ADDRS.append("5.6.7.8")
+    assert snapshot.NS_PORT == 9090
+    assert "5.6.7.8" not in snapshot.BROADCAST_ADDRS
+
+
+def test_as_dict_and_dump():
+    data = config.as_dict()
+    assert data["SERIALIZER"] == "serpent" and data["NS_PORT"] == 9090
+    text = config.dump()
+    assert "Protocol version: 502" in text
+    assert "NS_PORT = 9090" in text
+    assert "pyrite version" in text
