@@ -1,3 +1,44 @@
-"""The pyrite name server, its storage backends and command-line tools."""
+"""The pyrite name server: a registry of names -> URIs (with metadata tags), its storage
+backends, the UDP broadcast responder, and the ``pyrite-ns`` / ``pyrite-nsc`` tools.
+
+Names are imported on first use, so ``import pyrite.nameserver.storage`` (or
+the registry) does not load the daemon machinery::
+
+    from pyrite.nameserver import start_ns, start_ns_loop, NameServer
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from ._version import __version__
+
+_EXPORTS = {
+    "NameServer": "registry",
+    "NameServerDaemon": "server",
+    "start_ns": "server",
+    "start_ns_loop": "server",
+    "BroadcastServer": "broadcast",
+    "AutoCleaner": "autoclean",
+    "MemoryStorage": "storage",
+    "SqlStorage": "storage",
+    "lookup": "waiting",
+    "yplookup": "waiting",
+    "main": "cli",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

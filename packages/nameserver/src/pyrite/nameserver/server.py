@@ -1,0 +1,192 @@
+"""Running a name server: ``NameServerDaemon``, ``start_ns`` and ``start_ns_loop``.
+
+``start_ns`` gives you the pieces to drive yourself::
+
+    from pyrite.nameserver import start_ns
+    uri, daemon, bcserver = start_ns(host="127.0.0.1", port=0)
+    daemon.requestLoop()          # in some thread; daemon.shutdown() ends it
+
+``start_ns_loop`` runs a name server (and its broadcast responder) until the
+loop condition says stop, printing where it listens, as ``pyrite-ns`` does.
+
+As in Pyro5, no broadcast responder starts when the name server listens on
+a Unix socket, on IPv6, or on a loopback address.  pyrite adds one case:
+on a loopback address, giving an explicit ``bchost`` does start it (so the
+discovery works on one machine, e.g. with ``bchost="127.255.255.255"``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from typing import Any, Callable
+
+from pyrite.core.config import config
+from pyrite.core.daemon import Daemon
+from pyrite.core.errors import PyroError
+from pyrite.core.uri import NAMESERVER_NAME, URI
+
+from .autoclean import AutoCleaner
+from .broadcast import BroadcastServer
+from .registry import NameServer
+from .storage import make_storage
+
+__all__ = ["NameServerDaemon", "start_ns", "start_ns_loop", "NAMESERVER_METADATA"]
+
+log = logging.getLogger("pyrite.nameserver")
+
+# Pyro5's tag for the name server's own registration; clients may search for it.
+NAMESERVER_METADATA = frozenset({"class:Pyro5.nameserver.NameServer"})
+
+
+class NameServerDaemon(Daemon):
+    """A daemon that serves a ``NameServer`` as ``Pyro.NameServer``.
+
+    ``storage`` is ``"memory"`` (default), ``"sql:path/to/file.sqlite"``, or a
+    storage object (see ``pyrite.nameserver.storage``).  Host, port and NAT
+    settings default to ``config.HOST``, ``config.NS_PORT``, ``config.NATHOST``
+    and ``config.NATPORT``.  With ``config.NS_AUTOCLEAN`` > 0 an ``AutoCleaner``
+    thread runs too (``cleaner_thread``).
+    """
+
+    def __init__(self, host: Any = None, port: int | None = None, unixsocket: str | None = None,
+                 nathost: Any = None, natport: int | None = None, storage: Any = None) -> None:
+        if host is None:
+            host = config.HOST
+        elif not isinstance(host, str):
+            host = str(host)   # an ipaddress object
+        if port is None:
+            port = config.NS_PORT
+        if nathost is None:
+            nathost = config.NATHOST
+        elif not isinstance(nathost, str):
+            nathost = str(nathost)
+        if natport is None:
+            natport = config.NATPORT or None
+        provider = make_storage(storage) if storage is None or isinstance(storage, str) else storage
+        self.nameserver: NameServer | None = NameServer(provider)
+        self.cleaner_thread: AutoCleaner | None = None
+        existing = len(provider)
+        if existing:
+            log.debug("storage holds %d registrations", existing)
+        try:
+            super().__init__(host, port, unixsocket, nathost=nathost, natport=natport)
+        except BaseException:
+            provider.close()
+            raise
+        try:
+            self.register(self.nameserver, NAMESERVER_NAME)
+            self.nameserver.register(NAMESERVER_NAME, self.uriFor(self.nameserver), metadata=NAMESERVER_METADATA)
+            if config.NS_AUTOCLEAN > 0:
+                self.cleaner_thread = AutoCleaner(self.nameserver)
+                self.cleaner_thread.start()
+        except BaseException:
+            self.close()
+            raise
+        log.info("name server daemon created on %s", self.locationStr)
+
+    def _release_nameserver(self) -> None:
+        cleaner, self.cleaner_thread = self.cleaner_thread, None
+        if cleaner is not None:
+            cleaner.stop = True
+            if cleaner is not threading.current_thread():
+                cleaner.join(timeout=max(5.0, cleaner.timeout + 1.0))
+        nameserver, self.nameserver = self.nameserver, None
+        if nameserver is not None:
+            nameserver.storage.close()
+
+    def close(self) -> None:
+        """Stop serving, stop the autocleaner and close the storage."""
+        super().close()
+        self._release_nameserver()
+
+    def __enter__(self) -> "NameServerDaemon":
+        if self.nameserver is None:
+            raise PyroError("cannot reuse this object")
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        self._release_nameserver()
+        return super().__exit__(exc_type, exc_value, traceback)
+
+
+def _listen_host(daemon: NameServerDaemon) -> str | None:
+    """The host the daemon listens on (None for a Unix socket)."""
+    return URI(daemon.uriFor(NAMESERVER_NAME, nat=False)).host
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("localhost", "::1")
+
+
+def _broadcast_server(daemon: NameServerDaemon, unixsocket: str | None, enableBroadcast: bool,
+                      bchost: Any, bcport: int | None, say: Callable[[str], None] | None) -> BroadcastServer | None:
+    """A broadcast responder for the daemon, or None where Pyro5 would not start one."""
+    if unixsocket or not enableBroadcast:
+        return None
+    host = _listen_host(daemon) or ""
+    if ":" in host:
+        if say:
+            say("Not starting broadcast server for IPv6.")
+        return None
+    if _is_loopback(host) and bchost is None:
+        if say:
+            say("Not starting broadcast server for localhost.")
+        return None
+    # the internal URI: a client that can hear the broadcast is on our side of any NAT
+    internal = URI(daemon.uriFor(NAMESERVER_NAME, nat=False))
+    return BroadcastServer(internal, bchost, bcport)
+
+
+def start_ns(host: Any = None, port: int | None = None, enableBroadcast: bool = True, bchost: Any = None,
+             bcport: int | None = None, unixsocket: str | None = None, nathost: Any = None,
+             natport: int | None = None, storage: Any = None) -> tuple[URI, NameServerDaemon, BroadcastServer | None]:
+    """Create a name server daemon (and a broadcast responder where it makes sense) without
+    running them.  Returns ``(nsUri, daemon, broadcastServer or None)``; run
+    ``daemon.requestLoop()`` and ``broadcastServer.runInThread()`` (or ``daemon.combine``) yourself."""
+    daemon = NameServerDaemon(host, port, unixsocket, nathost=nathost, natport=natport, storage=storage)
+    try:
+        bcserver = _broadcast_server(daemon, unixsocket, enableBroadcast, bchost, bcport, None)
+    except BaseException:
+        daemon.close()
+        raise
+    return URI(daemon.uriFor(NAMESERVER_NAME)), daemon, bcserver
+
+
+def start_ns_loop(host: Any = None, port: int | None = None, enableBroadcast: bool = True, bchost: Any = None,
+                  bcport: int | None = None, unixsocket: str | None = None, nathost: Any = None,
+                  natport: int | None = None, storage: Any = None,
+                  loopCondition: Callable[[], bool] = lambda: True) -> None:
+    """Run a name server until ``loopCondition()`` is false or the daemon is shut down,
+    printing where it listens."""
+    def say(text: str) -> None:
+        print(text)
+
+    daemon = NameServerDaemon(host, port, unixsocket, nathost=nathost, natport=natport, storage=storage)
+    bcserver = None
+    try:
+        ns_uri = URI(daemon.uriFor(NAMESERVER_NAME))
+        internal_uri = URI(daemon.uriFor(NAMESERVER_NAME, nat=False))
+        hostip = "Unix domain socket" if unixsocket else (internal_uri.host or "")
+        bcserver = _broadcast_server(daemon, unixsocket, enableBroadcast, bchost, bcport, say)
+        if bcserver is not None:
+            say(f"Broadcast server running on {bcserver.locationStr}")
+            bcserver.runInThread()
+        assert daemon.nameserver is not None
+        existing = daemon.nameserver.count()
+        if existing > 1:   # the name server's own entry does not count
+            say(f"Persistent store contains {existing} existing registrations.")
+        say(f"NS running on {daemon.locationStr} ({hostip})")
+        if getattr(daemon, "natLocationStr", None):
+            say(f"internal URI = {internal_uri}")
+            say(f"external URI = {ns_uri}")
+        else:
+            say(f"URI = {ns_uri}")
+        sys.stdout.flush()
+        daemon.requestLoop(loopCondition=loopCondition)
+    finally:
+        daemon.close()
+        if bcserver is not None:
+            bcserver.close()
+    say("NS shut down.")
