@@ -102,6 +102,11 @@ def _load_serializers() -> _Serializers:
             hint = SERIALIZER_HINTS.get(name, f"reinstall the distribution {dist!r}")
             reg.broken[name] = f"it could not be imported ({exc}); {hint}"
             continue
+        except Exception as exc:
+            # one broken third-party plugin must not make every other serializer unusable
+            reg.broken[name] = (f"loading {ep.value} from distribution {dist!r} failed "
+                                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}")
+            continue
         sid = getattr(cls, "serializer_id", None)
         if not isinstance(sid, int) or not 0 < sid < 256:
             raise PluginError(f"serializer plugin {name!r} from {dist!r} has no valid one-byte serializer_id")
@@ -110,7 +115,12 @@ def _load_serializers() -> _Serializers:
             raise PluginConflictError(
                 f"serializer id {sid} is claimed by {other.name!r} from distribution {reg.dist[other.name]!r} "
                 f"and by {name!r} from distribution {dist!r}; a serializer id must be unique")
-        instance = cls()
+        try:
+            instance = cls()
+        except Exception as exc:
+            reg.broken[name] = (f"creating {ep.value} from distribution {dist!r} failed "
+                                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}")
+            continue
         if getattr(instance, "name", None) != name:
             instance.name = name
         reg.by_name[name] = instance
@@ -172,6 +182,9 @@ def _load_transports() -> _Transports:
             cls = ep.load()
         except ImportError as exc:
             reg.broken[name] = f"{exc} (reinstall {_dist_name(ep)!r})"
+            continue
+        except Exception as exc:
+            reg.broken[name] = f"{type(exc).__name__}: {exc} (fix or uninstall {_dist_name(ep)!r})"
             continue
         reg.classes.append((cls, _dist_name(ep)))
     reg.classes.sort(key=lambda pair: -getattr(pair[0], "priority", 0))

@@ -1,0 +1,97 @@
+"""The JSON serializer (wire id 3), byte-compatible with Pyro5's.
+
+A call is the object ``{"object": id, "method": name, "params": [...],
+"kwargs": {...}}``, UTF-8 encoded without ASCII escaping.  Types JSON lacks
+are written as Pyro5 writes them: sets and tuples as arrays, ``uuid.UUID`` and
+``decimal.Decimal`` as strings, ``datetime``/``date`` as ISO 8601 strings,
+``array.array`` as a list (or a string for typecode ``'u'``), everything else
+as a class dict.  pyrite also writes ``frozenset`` as an array (Pyro5 cannot).
+``bytes`` and ``complex`` have no JSON form: writing them raises
+``SerializeError``.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import decimal
+import json
+import uuid
+from typing import Any, Callable
+
+from pyrite.core.errors import SerializeError
+
+from .base import SerializerBase
+
+
+def _array(obj: array.array) -> Any:
+    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+
+
+def _no_json(obj: Any) -> Any:
+    raise SerializeError(f"the json serializer cannot write {type(obj).__name__} values")
+
+
+class JsonSerializer(SerializerBase):
+    """JSON, as Pyro5 writes and reads it."""
+
+    name = "json"
+    serializer_id = 3
+    _native_types = frozenset({str, int, float, bool, type(None), list, tuple, dict})
+
+    def __init__(self) -> None:
+        super().__init__()
+        # one encoder/decoder pair, reused: both keep no state between calls.
+        self._encoder = json.JSONEncoder(ensure_ascii=False, default=self._default)
+        self._decode = json.JSONDecoder().decode
+
+    def _default(self, obj: Any) -> Any:
+        return self._converter_for(type(obj))(obj)
+
+    def _builtin_converter(self, t: type) -> Callable[[Any], Any] | None:
+        if issubclass(t, (set, frozenset)):
+            return tuple
+        if issubclass(t, (uuid.UUID, decimal.Decimal)):
+            return str
+        if issubclass(t, datetime.date):     # datetime.datetime is a date too
+            return t.isoformat
+        if issubclass(t, array.array):
+            return _array
+        if issubclass(t, (bytes, bytearray, memoryview, complex)):
+            return _no_json
+        return None
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        return self._encoder.encode({"object": obj, "method": method, "params": vargs,
+                                     "kwargs": kwargs}).encode("utf-8")
+
+    def dumps(self, data: Any) -> bytes:
+        return self._encoder.encode(data).encode("utf-8")
+
+    def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
+        try:
+            text = str(data, "utf-8")
+            call = self._decode(text)
+            if type(call) is not dict:
+                raise SerializeError("invalid call request: not a JSON object")
+            vargs = call["params"]
+            kwargs = call["kwargs"]
+            if type(kwargs) is not dict:
+                raise SerializeError("invalid call request: kwargs is not an object")
+            if "__class__" in text:
+                vargs = self._recreate(vargs)
+                kwargs = self._recreate(kwargs)
+            return call["object"], call["method"], vargs, kwargs
+        except Exception as x:
+            raise self._load_error(x) from x
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        try:
+            text = str(data, "utf-8")
+            value = self._decode(text)
+            # A class dict needs the literal key; an escaped spelling only yields a plain dict.
+            if "__class__" in text:
+                value = self._recreate(value)
+            return value
+        except Exception as x:
+            raise self._load_error(x) from x

@@ -1,0 +1,156 @@
+"""The marshal serializer (wire id 2), compatible with Pyro5's.
+
+A call is the tuple ``(object id, method, [vargs...], {kwargs})``.  marshal
+writes ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
+``bytes``/``bytearray``, ``tuple``, ``list``, ``dict``, ``set`` and
+``frozenset`` (exact types).  Anything else is converted first, at any depth
+(Pyro5 converts only the top level): ``uuid.UUID`` and ``decimal.Decimal`` to
+strings, ``datetime``/``date`` to ISO 8601 strings, ``array.array`` to a list
+(a string for typecode ``'u'``), subclasses of the basic types to the basic
+type, other objects to class dicts.  As with Pyro5, an ``array.array`` nested
+inside a container that marshal could already write is sent as its raw bytes.
+
+marshal can also load code objects and a few other non-data values; pyrite
+refuses them (``SerializeError``): loaded data may only hold the types above.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import decimal
+import marshal
+import uuid
+from typing import Any, Callable
+
+from pyrite.core.errors import SerializeError
+
+from .base import SerializerBase, has_classkey
+
+_SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
+_BASICS = (str, int, float, complex, bytes)   # their subclasses become the base type
+
+
+def _array(obj: array.array) -> Any:
+    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+
+
+def _isoformat(obj: datetime.date) -> str:
+    return obj.isoformat()
+
+
+class MarshalSerializer(SerializerBase):
+    """marshal, as Pyro5 writes and reads it, with a check that loaded data is plain data."""
+
+    name = "marshal"
+    serializer_id = 2
+    _native_types = _SCALARS | {tuple, list, dict, set, frozenset, bytearray}
+
+    def _builtin_converter(self, t: type) -> Callable[[Any], Any] | None:
+        if issubclass(t, (uuid.UUID, decimal.Decimal)):
+            return str
+        if issubclass(t, datetime.date):
+            return _isoformat
+        if issubclass(t, array.array):
+            return _array
+        for basic in _BASICS:
+            if issubclass(t, basic) and not issubclass(t, BaseException):
+                return basic
+        if issubclass(t, (memoryview, bytearray)):
+            return bytes
+        return None
+
+    @classmethod
+    def class_to_dict(cls, obj: Any) -> Any:
+        """As ``SerializerBase.class_to_dict``, but a ``uuid.UUID`` becomes its string (as Pyro5)."""
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
+        return super().class_to_dict(obj)
+
+    def _marshallable(self, obj: Any) -> Any:
+        """A copy of ``obj`` that marshal can write (the slow path, after marshal refused)."""
+        t = type(obj)
+        if t in _SCALARS:
+            return obj
+        convert = self._marshallable
+        if t is list:
+            return [convert(item) for item in obj]
+        if t is tuple:
+            return tuple(convert(item) for item in obj)
+        if t is dict:
+            return {convert(key): convert(value) for key, value in obj.items()}
+        if t is set or t is frozenset:
+            return t(convert(item) for item in obj)
+        if t is bytearray:
+            return obj
+        converted = self._converter_for(t)(obj)
+        if type(converted) is t:
+            raise SerializeError(f"the marshal serializer cannot write {t.__name__} values")
+        return convert(converted)
+
+    @staticmethod
+    def _vargs_list(vargs: Any) -> Any:
+        # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
+        t = type(vargs)
+        if t is list:
+            return vargs
+        if t is tuple:
+            return list(vargs)
+        return vargs
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        call = (obj, method, self._vargs_list(vargs), kwargs)
+        try:
+            return marshal.dumps(call)
+        except ValueError:
+            return marshal.dumps(self._marshallable(call))
+
+    def dumps(self, data: Any) -> bytes:
+        if type(data) is array.array:
+            data = _array(data)      # as Pyro5: a top-level array travels as a list
+        try:
+            return marshal.dumps(data)
+        except ValueError:
+            return marshal.dumps(self._marshallable(data))
+
+    def _check(self, value: Any) -> None:
+        """Refuse anything in loaded data that is not plain data (code objects, Ellipsis, ...)."""
+        t = type(value)
+        if t is list or t is tuple or t is set or t is frozenset:
+            check = self._check
+            for item in value:
+                if type(item) not in _SCALARS:
+                    check(item)
+        elif t is dict:
+            check = self._check
+            for key, item in value.items():
+                if type(key) not in _SCALARS:
+                    check(key)
+                if type(item) not in _SCALARS:
+                    check(item)
+        elif t not in _SCALARS:
+            raise SerializeError(f"refused to load a {t.__name__} from marshal data")
+
+    def _load(self, data: bytes | bytearray | memoryview) -> Any:
+        value = marshal.loads(data)
+        self._check(value)
+        return value
+
+    def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
+        try:
+            obj, method, vargs, kwargs = self._call_tuple(self._load(data))
+            if has_classkey(data):
+                vargs = self._recreate(vargs)
+                kwargs = self._recreate(kwargs)
+            return obj, method, vargs, kwargs
+        except Exception as x:
+            raise self._load_error(x) from x
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        try:
+            value = self._load(data)
+            if has_classkey(data):
+                value = self._recreate(value)
+            return value
+        except Exception as x:
+            raise self._load_error(x) from x

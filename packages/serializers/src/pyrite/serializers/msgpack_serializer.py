@@ -1,0 +1,148 @@
+"""The msgpack serializer (wire id 4), compatible with Pyro5's.  Needs the ``msgpack`` extra.
+
+A call is the array ``[object id, method, vargs, kwargs]``; strings are
+msgpack str, bytes are bin (``use_bin_type``).  Types msgpack lacks are written
+as Pyro5 writes them: sets and tuples as arrays, ``uuid.UUID`` and
+``decimal.Decimal`` as strings, ``array.array`` as a list (or a string for
+typecode ``'u'``), and these extension types:
+
+=====  ==================================  =====================================
+code   type                                payload
+=====  ==================================  =====================================
+0x30   ``complex``                         ``struct.pack("dd", real, imag)``
+0x31   ``int`` beyond 64 bits              its decimal digits, ASCII
+0x32   naive ``datetime.datetime``         ``struct.pack("d", obj.timestamp())``
+0x33   ``datetime.date``                   ``struct.pack("l", obj.toordinal())``
+=====  ==================================  =====================================
+
+A timezone-aware datetime raises ``SerializeError``, as in Pyro5.  As in
+Pyro5, map keys must be strings or bytes when loading (msgpack's
+``strict_map_key``, which also guards against hash-flooding with int keys).
+Subclasses may override ``default``, ``ext_hook`` and ``object_hook``.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import decimal
+import struct
+import uuid
+from typing import Any, Callable
+
+import msgpack  # a missing library is an ImportError: the plugin registry turns it into the pip hint
+
+from pyrite.core.errors import SerializeError
+
+from .base import SerializerBase, has_classkey
+
+EXT_COMPLEX = 0x30
+EXT_BIGINT = 0x31
+EXT_DATETIME = 0x32
+EXT_DATE = 0x33
+
+_complex = struct.Struct("dd")
+_double = struct.Struct("d")
+_long = struct.Struct("l")
+
+
+def _array(obj: array.array) -> Any:
+    return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+
+
+def _ext_complex(obj: complex) -> msgpack.ExtType:
+    return msgpack.ExtType(EXT_COMPLEX, _complex.pack(obj.real, obj.imag))
+
+
+def _ext_datetime(obj: datetime.datetime) -> msgpack.ExtType:
+    if obj.tzinfo is not None:
+        raise SerializeError("msgpack cannot serialize datetime with timezone info")
+    return msgpack.ExtType(EXT_DATETIME, _double.pack(obj.timestamp()))
+
+
+def _ext_date(obj: datetime.date) -> msgpack.ExtType:
+    return msgpack.ExtType(EXT_DATE, _long.pack(obj.toordinal()))
+
+
+def _ext_bigint(obj: int) -> msgpack.ExtType:
+    return msgpack.ExtType(EXT_BIGINT, str(int(obj)).encode("ascii"))
+
+
+class MsgpackSerializer(SerializerBase):
+    """msgpack, as Pyro5 writes and reads it."""
+
+    name = "msgpack"
+    serializer_id = 4
+    _native_types = frozenset({str, int, float, bool, type(None), list, tuple, dict, bytes, bytearray, memoryview})
+
+    def __init__(self) -> None:
+        super().__init__()
+        # bound once; a subclass' overrides of default/ext_hook/object_hook are still the ones bound
+        self._pack_default = self.default
+        self._ext_hook = self.ext_hook
+        self._object_hook = self.object_hook
+        # without a literal "__class__" in the data there is nothing for our object_hook to do
+        self._hook_always = type(self).object_hook is not MsgpackSerializer.object_hook
+
+    def default(self, obj: Any) -> Any:
+        """Called by msgpack for a value it cannot pack: returns something it can."""
+        return self._converter_for(type(obj))(obj)
+
+    def _builtin_converter(self, t: type) -> Callable[[Any], Any] | None:
+        if issubclass(t, (set, frozenset)):
+            return tuple
+        if issubclass(t, (uuid.UUID, decimal.Decimal)):
+            return str
+        if issubclass(t, complex):
+            return _ext_complex
+        if issubclass(t, datetime.datetime):
+            return _ext_datetime
+        if issubclass(t, datetime.date):
+            return _ext_date
+        if issubclass(t, int):            # only too large ints reach default
+            return _ext_bigint
+        if issubclass(t, array.array):
+            return _array
+        return None
+
+    def ext_hook(self, code: int, data: bytes) -> Any:
+        """Rebuild one of the extension types listed in the module docstring."""
+        if code == EXT_COMPLEX:
+            real, imag = _complex.unpack(data)
+            return complex(real, imag)
+        if code == EXT_BIGINT:
+            return int(data)
+        if code == EXT_DATETIME:
+            return datetime.datetime.fromtimestamp(_double.unpack(data)[0])
+        if code == EXT_DATE:
+            return datetime.date.fromordinal(_long.unpack(data)[0])
+        raise SerializeError(f"invalid ext code for msgpack: {code}")
+
+    def object_hook(self, obj: dict) -> Any:
+        """Rebuild class dicts (bottom-up, as msgpack calls it for every map)."""
+        if "__class__" in obj:
+            return self.dict_to_class(obj)
+        return obj
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        return msgpack.packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
+
+    def dumps(self, data: Any) -> bytes:
+        return msgpack.packb(data, use_bin_type=True, default=self._pack_default)
+
+    def _unpack(self, data: bytes | bytearray | memoryview) -> Any:
+        if self._hook_always or has_classkey(data):
+            return msgpack.unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
+        return msgpack.unpackb(data, raw=False, ext_hook=self._ext_hook)
+
+    def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
+        try:
+            return self._call_tuple(self._unpack(data))
+        except Exception as x:
+            raise self._load_error(x) from x
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        try:
+            return self._unpack(data)
+        except Exception as x:
+            raise self._load_error(x) from x

@@ -1,0 +1,203 @@
+"""The serpent serializer (wire id 1, pyrite's default), compatible with Pyro5's.
+
+Serpent writes Python literal syntax that ``ast.literal_eval`` reads back, so
+loading never runs code.  A call is the tuple ``(object id, method, vargs,
+kwargs)``.  Output is what ``serpent.dumps(..., module_in_classname=True)``
+writes, with pyrite's protocol classes under their Pyro5 names.
+
+Bytes: by default serpent writes ``bytes``/``bytearray``/``memoryview`` as
+``{"data": <base64 text>, "encoding": "base64"}``, and, exactly as in Pyro5,
+the receiver gets that dict (``serpent.tobytes(value)`` turns it back into
+bytes, and passes real bytes through).  With ``config.SERPENT_BYTES_REPR``
+true on the *sending* side, bytes are written as ``b'...'`` literals and arrive
+as ``bytes``.
+
+Other types follow serpent: ``uuid.UUID``, ``decimal.Decimal``, ``datetime``
+values and ``datetime.time`` as strings, ``timedelta`` as seconds, sets and
+frozensets as set literals (an empty one as ``()``), ``array.array`` as a
+list, enums as their value, float NaN as ``{"__class__": "float", "value":
+"nan"}`` (rebuilt on loading, as is serpent's complex-with-NaN dict).
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+from typing import Any, Callable
+
+import serpent
+
+from pyrite.core.config import config
+from pyrite.core.errors import SerializeError
+
+from . import converters
+from .base import SerializerBase
+
+HEADER = "# serpent utf-8 python3.2\n"
+
+_REPR_TYPES = frozenset({str, int, bool, type(None)})
+_BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
+_CONTAINERS = {t: serpent.Serializer.dispatch[t] for t in (float, complex, tuple, list, dict, set, frozenset)}
+_translate_bytes = serpent._translate_byte_type
+
+Hook = Callable[[serpent.Serializer, Any, list, int], None]
+
+
+class _Writer(serpent.Serializer):
+    """One serialization run.  Basic types are written here directly; pyrite's hooks come
+    next; anything else goes through serpent's own rules (incl. ``serpent.register_class``)."""
+
+    def __init__(self, hook_for: Callable[[type], Hook | None], bytes_repr: bool) -> None:
+        # serpent's __init__ is skipped on purpose: it has nothing we need per call
+        self.indent = False
+        self.module_in_classname = True
+        self.bytes_repr = bytes_repr
+        self.serialized_obj_ids = set()
+        self.special_classes_registry_copy = None
+        self.maximum_level = _MAX_LEVEL
+        self._hook_for = hook_for
+
+    def serialize(self, obj: Any) -> bytes:
+        out = [HEADER]
+        self._serialize(obj, out, 0)
+        return "".join(out).encode("utf-8")
+
+    def _serialize(self, obj: Any, out: list, level: int) -> None:
+        t = type(obj)
+        if t in _REPR_TYPES:
+            out.append(repr(obj))
+            return
+        container = _CONTAINERS.get(t)
+        if container is not None:
+            if level > self.maximum_level:
+                raise ValueError("Object graph nesting too deep.")
+            container(self, obj, out, level)
+            return
+        if t in _BYTES_TYPES:
+            out.append(_translate_bytes(t, obj, self.bytes_repr))
+            return
+        hook = self._hook_for(t)
+        if hook is not None:
+            if level > self.maximum_level:
+                raise ValueError("Object graph nesting too deep.")
+            hook(self, obj, out, level)
+            return
+        if self.special_classes_registry_copy is None:
+            # serpent's own class registry, copied as serpent does, for thread safety
+            self.special_classes_registry_copy = serpent._special_classes_registry.copy()
+        serpent.Serializer._serialize(self, obj, out, level)
+
+
+def _dict_hook(converter: Callable[[Any], dict]) -> Hook:
+    def write(writer: serpent.Serializer, obj: Any, out: list, level: int) -> None:
+        writer.ser_builtins_dict(converter(obj), out, level)
+    return write
+
+
+def _replacement_hook(replace: Callable[[Any], Any], same: Hook | None) -> Hook:
+    def write(writer: serpent.Serializer, obj: Any, out: list, level: int) -> None:
+        new = replace(obj)
+        if new is not obj:
+            writer._serialize(new, out, level)
+        elif same is not None:
+            same(writer, obj, out, level)
+        else:
+            writer.ser_default_class(obj, out, level)
+    return write
+
+
+class SerpentSerializer(SerializerBase):
+    """serpent, as Pyro5 writes and reads it."""
+
+    name = "serpent"
+    serializer_id = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hooks: dict[type, Hook | None] = {}
+        self._hooks_generation = -1
+
+    def _hook_for(self, t: type) -> Hook | None:
+        """pyrite's writer for a type serpent does not handle itself (cached per type)."""
+        hooks = self._hooks
+        if self._hooks_generation != converters.generation:
+            hooks = self._hooks = {}
+            self._hooks_generation = converters.generation
+        try:
+            return hooks[t]
+        except KeyError:
+            hook = hooks[t] = self._resolve_hook(t)
+            return hook
+
+    def _resolve_hook(self, t: type) -> Hook | None:
+        converter = converters.custom_class_to_dict(t, serpent=True) or converters.protocol_class_to_dict(t)
+        plain = _dict_hook(converter) if converter is not None else None
+        replace = self._replacement_for(t)
+        if replace is not None:
+            return _replacement_hook(replace, plain)
+        return plain
+
+    def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        return _Writer(self._hook_for, config.SERPENT_BYTES_REPR).serialize((obj, method, vargs, kwargs))
+
+    def dumps(self, data: Any) -> bytes:
+        return _Writer(self._hook_for, config.SERPENT_BYTES_REPR).serialize(data)
+
+    @staticmethod
+    def _parse(text: str) -> Any:
+        if "\x00" in text:
+            raise SerializeError("serpent data contains 0-bytes")
+        # the parser makes many short-lived objects; pausing the collector (as serpent
+        # does) makes loading much faster.  Leave it alone if the application turned it off.
+        if gc.isenabled():
+            gc.disable()
+            try:
+                return ast.literal_eval(text)
+            finally:
+                gc.enable()
+        return ast.literal_eval(text)
+
+    def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
+        try:
+            text = str(data, "utf-8")
+            obj, method, vargs, kwargs = self._call_tuple(self._parse(text))
+            if "__class__" in text:
+                vargs = self._recreate(vargs)
+                kwargs = self._recreate(kwargs)
+            return obj, method, vargs, kwargs
+        except Exception as x:
+            raise self._load_error(x) from x
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        try:
+            text = str(data, "utf-8")
+            value = self._parse(text)
+            if "__class__" in text:
+                value = self._recreate(value)
+            return value
+        except Exception as x:
+            raise self._load_error(x) from x
+
+    @classmethod
+    def dict_to_class(cls, data: dict) -> Any:
+        """Also rebuilds serpent's own NaN forms of float and complex."""
+        classname = data.get("__class__")
+        if classname == "float":
+            value = data.get("value")
+            if not isinstance(value, str):
+                raise SerializeError("invalid serpent float")
+            return float(value)
+        if classname == "complex":
+            return complex(_float_part(data.get("real")), _float_part(data.get("imag")))
+        return super().dict_to_class(data)
+
+
+def _float_part(value: Any) -> float:
+    if type(value) is dict and value.get("__class__") == "float" and isinstance(value.get("value"), str):
+        return float(value["value"])
+    if type(value) in (int, float):
+        return float(value)
+    raise SerializeError("invalid serpent complex")
+
+
+_MAX_LEVEL = serpent.Serializer().maximum_level
