@@ -106,6 +106,10 @@ class BroadcastServer:
         """Handle the pending requests (for an external event loop)."""
         self.transportServer.events(eventobjects)
 
+    def _engine(self) -> _EventAdapter:
+        # what pyrite's Daemon.combine() asks of the server it merges
+        return self.transportServer
+
     def fileno(self) -> int:
         """The UDP socket's descriptor."""
         return self.sock.fileno()
