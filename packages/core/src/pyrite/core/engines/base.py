@@ -1,0 +1,565 @@
+"""What both server engines share: the frame reader, the per-client record and the selector loop.
+
+An engine owns a transport ``Listener`` and the client connections it
+accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
+``loop()``, or the caller of ``events()``) watches the listener, the idle
+clients and a wakeup socket with a ``selectors`` selector.  Reads there are
+non-blocking: a ``FrameReader`` per client turns whatever bytes have arrived
+into complete messages, so a slow or half-sent message never holds up
+anyone.  What happens to a complete message is the engine's business: the
+multiplex engine handles it in place, the thread pool engine hands it to a
+worker.
+
+The daemon side of the seam (see packages/core/README.md, "Seams")::
+
+    daemon._handshake(conn, msg) -> bool     # first message of a connection
+    daemon._handle_message(conn, msg)        # every later message; replies itself
+    daemon._client_disconnected(conn)        # once, for a client that got past the handshake
+    daemon._housekeeping()                   # about every config.POLLTIMEOUT seconds
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from .. import protocol
+from ..config import config
+from ..connection import ClientConnection
+from ..errors import (ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError,
+                      TimeoutError as PyroTimeoutError)
+
+log = logging.getLogger("pyrite.core.engines")
+
+READ_SIZE = 64 * 1024            # one read while no payload size is known yet
+BIG_READ_SIZE = 1024 * 1024      # largest single read while a big payload streams in
+SHUTDOWN_WAIT = 2.0              # how long shutdown()/close() wait for a running loop to notice
+DEFAULT_POLL = 2.0               # select timeout when config.POLLTIMEOUT is unset
+
+Frame = tuple[protocol.ReceivingMessage, bytes]
+
+_LISTENER = "listener"
+_WAKE = "wake"
+
+
+class FrameReader:
+    """Turns the bytes of one connection, as they arrive, into complete messages.
+
+    ``feed(data)`` returns the ``(message, payload)`` pairs completed by
+    ``data``; the message has its header parsed and checked (tag, version,
+    magic, and the declared size against ``config.MAX_MESSAGE_SIZE``) but
+    not yet its payload: call ``message.add_payload(payload)``, which parses
+    annotations and decompresses (bounded), where the work may be done.
+    Garbage raises ``ProtocolError`` as soon as its first 4 (or 6, or 40)
+    bytes are in; an oversized declaration raises ``MessageTooLargeError``
+    before any payload is read.  Payload bytes are collected as they come,
+    never reserved up front.
+
+    Example::
+
+        reader = FrameReader()
+        for msg, payload in reader.feed(conn.recv_some(reader.want()) or b""):
+            msg.add_payload(payload)
+    """
+
+    __slots__ = ("_head", "_msg", "_chunks", "_have", "_need")
+
+    def __init__(self) -> None:
+        self._head = b""
+        self._msg: protocol.ReceivingMessage | None = None
+        self._chunks: list[bytes] = []
+        self._have = 0
+        self._need = 0
+
+    @property
+    def partial(self) -> bool:
+        """True while part of a message has arrived and the rest has not."""
+        return bool(self._head) or self._msg is not None
+
+    def want(self) -> int:
+        """A good size for the next read."""
+        if self._msg is None:
+            return READ_SIZE
+        return max(READ_SIZE, min(self._need - self._have, BIG_READ_SIZE))
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Take in the next bytes of the stream; return the messages they complete, in order."""
+        frames: list[Frame] = []
+        pos = 0
+        end = len(data)
+        while pos < end:
+            if self._msg is None:
+                if self._head:
+                    take = min(protocol.HEADER_SIZE - len(self._head), end - pos)
+                    head = self._head + data[pos:pos + take]
+                    pos += take
+                elif end - pos >= protocol.HEADER_SIZE:
+                    head = data[pos:pos + protocol.HEADER_SIZE]
+                    pos += protocol.HEADER_SIZE
+                else:
+                    head = data[pos:]
+                    pos = end
+                if len(head) < protocol.HEADER_SIZE:
+                    if len(head) >= 4:
+                        # refuse garbage now rather than after waiting for 40 bytes that may never come
+                        protocol.validate_header_start(head)
+                    self._head = head
+                    break
+                self._head = b""
+                msg = protocol.ReceivingMessage(head)
+                need = msg.data_size + msg.annotations_size
+                if need == 0:
+                    frames.append((msg, b""))
+                    continue
+                self._msg = msg
+                self._need = need
+                self._have = 0
+                self._chunks = []
+            take = min(self._need - self._have, end - pos)
+            self._chunks.append(data if (pos == 0 and take == end) else data[pos:pos + take])
+            self._have += take
+            pos += take
+            if self._have == self._need:
+                chunks = self._chunks
+                frames.append((self._msg, chunks[0] if len(chunks) == 1 else b"".join(chunks)))
+                self._msg = None
+                self._chunks = []
+        return frames
+
+
+class Client:
+    """An engine's record of one accepted connection.
+
+    ``busy`` is set while the client is out of the selector being served (by
+    a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
+    """
+
+    __slots__ = ("conn", "raw", "reader", "fd", "registered", "busy", "gone")
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.raw = conn.conn
+        self.reader = FrameReader()
+        self.fd = self.raw.fileno()
+        self.registered = False
+        self.busy = False
+        self.gone = False
+
+    def __repr__(self) -> str:
+        return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
+
+
+def describe_peer(conn: Any) -> str:
+    """The peer address of a connection as text, or '?' when it is gone."""
+    try:
+        return str(conn.peer_address)
+    except Exception:
+        return "?"
+
+
+if hasattr(select, "poll"):
+    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+
+    def wait_readable(fd: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
+        poller = select.poll()
+        poller.register(fd, _POLL_READ)
+        return bool(poller.poll(timeout * 1000.0))
+else:  # pragma: no cover - Windows
+    def wait_readable(fd: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
+        readable, _, broken = select.select([fd], [], [fd], timeout)
+        return bool(readable or broken)
+
+
+def _poll_interval() -> float:
+    value = config.POLLTIMEOUT
+    return max(float(value), 0.01) if value else DEFAULT_POLL
+
+
+class SelectorEngine:
+    """The common part of the server engines: accept, read, hand over, drop, loop.
+
+    Subclasses implement ``_on_readable(client)`` (what to do when an idle
+    client has data), ``_housekeep()`` and may extend ``_after_wake()`` and
+    ``_close_workers()``.  Construct as ``Engine(daemon, listener)``.
+    """
+
+    servertype = "?"
+
+    def __init__(self, daemon: Any, listener: Any) -> None:
+        self.daemon = daemon
+        self._listener = listener
+        self._location = listener.location
+        self._lock = threading.Lock()
+        self._clients: set[Client] = set()
+        self._closed = False
+        self._shutting_down = False
+        self._loop_thread: int | None = None
+        self._loop_exited = threading.Event()
+        self._loop_exited.set()
+        self._children: list[SelectorEngine] = []
+        self._parent: SelectorEngine | None = None
+        self._next_housekeeping = time.monotonic() + _poll_interval()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector: selectors.BaseSelector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, (self, _LISTENER))
+        self._selector.register(self._wake_r, selectors.EVENT_READ, (self, _WAKE))
+
+    # ----- what the daemon uses
+
+    @property
+    def location(self) -> str:
+        """Where clients connect: ``host:port``, ``[ipv6]:port`` or ``./u:path``."""
+        return self._location
+
+    @property
+    def listener(self) -> Any:
+        """The transport listener this engine accepts clients on."""
+        return self._listener
+
+    @property
+    def selector(self) -> selectors.BaseSelector:
+        """The selector the loop waits on (shared with engines combined into this one)."""
+        return self._selector
+
+    @property
+    def sockets(self) -> list[Any]:
+        """What an external event loop should wait on for reading, then pass to ``events()``:
+        the listener, the engine's wakeup socket and the idle client connections (also those
+        of engines combined into this one)."""
+        for _ in range(5):
+            try:
+                mapping = self._selector.get_map()
+                if mapping is None:
+                    return []
+                return [key.fileobj for key in list(mapping.values())]
+            except RuntimeError:  # changed size during iteration: another thread registered; retry
+                continue
+        return []
+
+    @property
+    def clients(self) -> list[ClientConnection]:
+        """The connections currently open to this engine."""
+        with self._lock:
+            return [client.conn for client in self._clients]
+
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        """Serve until ``loopCondition()`` is false or ``shutdown()`` is called.
+
+        The condition is checked at least every ``config.POLLTIMEOUT`` seconds.
+        """
+        if self._closed:
+            return
+        self._loop_thread = threading.get_ident()
+        self._loop_exited.clear()
+        log.debug("%s entering request loop", self)
+        try:
+            while not self._shutting_down and loopCondition():
+                try:
+                    ready = self._selector.select(self._select_timeout())
+                except (OSError, ValueError, RuntimeError, KeyError) as exc:
+                    if self._shutting_down or self._closed:
+                        break
+                    log.warning("selector failed: %s", exc)
+                    time.sleep(0.01)
+                    continue
+                for key, _ in ready:
+                    if self._shutting_down:
+                        break
+                    owner, item = key.data
+                    owner._on_ready(item)
+                self._tick()
+        except KeyboardInterrupt:
+            log.debug("stopping on break signal")
+        finally:
+            self._loop_thread = None
+            self._loop_exited.set()
+            log.debug("%s left request loop", self)
+
+    def events(self, eventsockets: Iterable[Any]) -> None:
+        """Handle what an external event loop found readable among ``sockets``."""
+        for sock in eventsockets:
+            if self._shutting_down:
+                return
+            try:
+                key = self._selector.get_key(sock)
+            except (KeyError, ValueError, RuntimeError):
+                continue  # not ours (any more)
+            owner, item = key.data
+            owner._on_ready(item)
+        self._tick()
+
+    def combine_loop(self, other: "SelectorEngine") -> None:
+        """Serve ``other`` (another engine) from this engine's loop too."""
+        if not isinstance(other, SelectorEngine):
+            raise TypeError(f"can only combine with another pyrite engine, not {type(other).__name__}")
+        if other is self or other in self._children:
+            raise ValueError("engine is already served by this loop")
+        if other._closed or self._closed:
+            raise ValueError("cannot combine a closed engine")
+        old = other._selector
+        for key in list(old.get_map().values()):
+            old.unregister(key.fileobj)
+            self._selector.register(key.fileobj, selectors.EVENT_READ, key.data)
+        old.close()
+        for engine in (other, *other._children):
+            engine._selector = self._selector
+            engine._parent = self
+            self._children.append(engine)
+        other._children = []
+        self.wakeup()
+
+    def wakeup(self) -> None:
+        """Make a loop waiting in ``select`` look up now."""
+        try:
+            self._wake_w.send(b"!")
+        except OSError:
+            pass  # buffer full (a wakeup is pending anyway) or closed
+
+    def shutdown(self) -> None:
+        """Stop the loop (waiting a bounded time for it to leave) and close everything.
+
+        Safe from another thread and from inside a call being served.
+        """
+        self._shutting_down = True
+        self.wakeup()
+        self._await_loop_exit()
+        self.close()
+
+    def close(self) -> None:
+        """Release the listener, the wakeup socket, the workers and every idle connection.
+
+        A connection being served right now is closed by its server as soon as the
+        current call has replied.  Idempotent.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._shutting_down = True
+        self.wakeup()
+        self._await_loop_exit()
+        self._unregister_fileobj(self._listener)
+        try:
+            self._listener.close()
+        except Exception as exc:
+            log.debug("error closing listener: %s", exc)
+        with self._lock:
+            idle = [client for client in self._clients if not client.busy]
+        for client in idle:
+            self._drop(client)
+        self._close_workers()
+        self._unregister_fileobj(self._wake_r)
+        self._wake_r.close()
+        self._wake_w.close()
+        if self._parent is None:
+            self._selector.close()
+        log.debug("%s closed", self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {self._location}; {len(self._clients)} connections>"
+
+    # ----- the loop's work
+
+    def _await_loop_exit(self) -> None:
+        running = self._loop_thread
+        if running is not None and running != threading.get_ident():
+            if not self._loop_exited.wait(SHUTDOWN_WAIT):
+                log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
+
+    def _select_timeout(self) -> float:
+        due = min(engine._next_housekeeping for engine in (self, *self._children))
+        return min(max(due - time.monotonic(), 0.0), _poll_interval())
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for engine in (self, *self._children):
+            if now >= engine._next_housekeeping and not engine._shutting_down:
+                engine._next_housekeeping = now + _poll_interval()
+                engine._housekeep()
+
+    def _on_ready(self, item: Any) -> None:
+        try:
+            if item is _LISTENER:
+                self._accept()
+            elif item is _WAKE:
+                self._drain_wake()
+                self._after_wake()
+            elif not item.gone and item.registered:
+                self._on_readable(item)
+        except Exception:  # a bug here must not end the loop serving everyone else
+            log.exception("%s: unexpected error handling %r", self, item)
+
+    def _accept(self) -> None:
+        if self._closed:
+            return
+        try:
+            raw = self._listener.accept()
+        except OSError as exc:
+            log.warning("%s: accept failed: %s", self, exc)
+            time.sleep(0.01)  # e.g. out of file descriptors: don't spin
+            return
+        except Exception as exc:
+            log.warning("%s: accept failed: %s", self, exc)
+            return
+        if raw is None:
+            return
+        try:
+            client = Client(ClientConnection(raw))
+        except Exception as exc:
+            log.warning("%s: cannot set up accepted connection: %s", self, exc)
+            raw.close()
+            return
+        self._prepare(client)
+        with self._lock:
+            if self._closed:
+                raw.close()
+                return
+            self._clients.add(client)
+        log.debug("%s: connected %s", self, describe_peer(raw))
+        self._register(client)
+
+    def _prepare(self, client: Client) -> None:
+        """Hook: adjust a freshly accepted client."""
+
+    def _register(self, client: Client) -> None:
+        try:
+            self._selector.register(client.conn, selectors.EVENT_READ, (self, client))
+            client.registered = True
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            if not client.gone:
+                log.debug("%s: cannot watch %r: %s", self, client, exc)
+            self._drop(client)
+
+    def _unregister(self, client: Client) -> None:
+        if client.registered:
+            client.registered = False
+            self._unregister_fileobj(client.conn)
+
+    def _unregister_fileobj(self, fileobj: Any) -> None:
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError, OSError, RuntimeError, AttributeError):
+            pass
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass  # BlockingIOError: drained
+
+    def _after_wake(self) -> None:
+        """Hook: the wakeup socket fired (workers may have handed clients back)."""
+
+    def _close_workers(self) -> None:
+        """Hook: stop worker threads, dropping the clients they had not started on."""
+
+    def _housekeep(self) -> None:
+        raise NotImplementedError
+
+    def _on_readable(self, client: Client) -> None:
+        raise NotImplementedError
+
+    def _run_housekeeping(self) -> None:
+        try:
+            self.daemon._housekeeping()
+        except Exception:
+            log.exception("%s: error in daemon housekeeping", self)
+
+    # ----- reading, dispatching, dropping
+
+    def _read_frames(self, client: Client) -> list[Frame]:
+        """Read what has arrived on an idle client without blocking; return completed messages.
+
+        Raises ConnectionClosedError at end of stream and ProtocolError for garbage.
+        """
+        raw = client.raw
+        reader = client.reader
+        frames: list[Frame] = []
+        while True:
+            data = raw.recv_some(reader.want())
+            if data is None:
+                break
+            if not data:
+                raise ConnectionClosedError("client closed the connection" +
+                                            (" in the middle of a message" if reader.partial else ""))
+            frames += reader.feed(data)
+            if not raw.pending():  # TLS may hold decrypted bytes the selector can't see
+                break
+        return frames
+
+    def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
+        """Give one complete message to the daemon.  False if the client was dropped."""
+        conn = client.conn
+        try:
+            msg.add_payload(payload)
+            del payload
+            if conn.handshaked:
+                self.daemon._handle_message(conn, msg)
+                return True
+            if self.daemon._handshake(conn, msg):
+                conn.handshaked = True
+                return True
+            log.debug("%s: handshake refused for %s", self, describe_peer(conn))
+        except Exception as exc:
+            self._log_failure(client, exc)
+        self._drop(client)
+        return False
+
+    def _log_failure(self, client: Client, exc: BaseException) -> None:
+        peer = describe_peer(client.conn)
+        if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError)):
+            log.debug("%s: client %s disconnected: %s", self, peer, exc)
+        elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
+            log.warning("%s: closing connection from %s after bad message: %s", self, peer, exc)
+        elif isinstance(exc, SecurityError):
+            log.warning("%s: closing connection from %s after security error: %s", self, peer, exc)
+        elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
+            log.warning("%s: closing connection from %s after timeout: %s", self, peer, exc)
+        elif isinstance(exc, OSError):
+            log.debug("%s: connection from %s failed: %s", self, peer, exc)
+        else:
+            log.warning("%s: closing connection from %s after error: %s", self, peer, exc,
+                        exc_info=(type(exc), exc, exc.__traceback__))
+
+    def _drop(self, client: Client) -> None:
+        """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
+        with self._lock:
+            if client.gone:
+                return
+            client.gone = True
+            self._clients.discard(client)
+        self._unregister(client)
+        if client.conn.handshaked:
+            try:
+                self.daemon._client_disconnected(client.conn)
+            except Exception:
+                log.exception("%s: error in client disconnect handling", self)
+        try:
+            client.conn.close()
+        except Exception:
+            pass
+        log.debug("%s: dropped %r", self, client)
+
+    def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
+        """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
+        log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
+        try:
+            from .. import plugins
+            serializer = plugins.get_serializer_by_id(msg.serializer_id)
+            reply = protocol.SendingMessage(protocol.MSG_CONNECTFAIL, 0, msg.seq, msg.serializer_id,
+                                            serializer.dumps(reason), compress=False,
+                                            corr_id=msg.correlation_id)
+            client.conn.send(reply.data)
+        except Exception as exc:
+            log.debug("%s: could not send refusal: %s", self, exc)
+        self._drop(client)

@@ -1,0 +1,297 @@
+"""The thread pool engine (``config.SERVERTYPE = "thread"``, the default).
+
+One selector thread (the one running ``loop()``) accepts clients and watches
+the idle ones.  When an idle client has sent a complete message, the client
+goes to a worker of a pool of at most ``config.THREADPOOL_SIZE`` threads
+(``THREADPOOL_SIZE_MIN`` kept alive), which handles it and then keeps
+serving that client while it stays busy: it waits a short while
+(``LINGER`` seconds) for the next request right on the socket, which is as
+quick as a thread per connection.  A client that goes quiet, or whose next
+message trickles in, is handed back to the selector, so idle and half-sent
+connections never tie up a worker; and a lingering worker gives its client
+back at once when other work is waiting.
+
+Calls of one client run one after another on one worker at a time, so
+session-scoped objects and a ``ClientConnection`` are never used by two
+threads at once.  When every worker is busy, work waits in a queue.  A new
+client arriving while ``THREADPOOL_SIZE`` new clients already wait is refused
+with Pyro5's message ("no free workers, increase server threadpool size");
+requests of connected clients are never refused (each client has at most
+one request batch queued, so that queue is bounded by the connections
+admitted).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from ..config import config
+from ..errors import ConnectionClosedError
+from .base import Client, Frame, SelectorEngine, log, wait_readable
+
+LINGER = 0.1          # seconds a worker waits for a client's next request before handing it back
+LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
+IDLE_WORKER_TIMEOUT = 30.0  # seconds an extra worker (above THREADPOOL_SIZE_MIN) waits for work
+REFUSAL = "no free workers, increase server threadpool size"
+
+
+class WorkerPool:
+    """Worker threads taking ``(function, args)`` jobs from a queue.
+
+    Grows from ``min_size`` to ``size`` threads as work arrives; threads
+    above ``min_size`` leave after ``IDLE_WORKER_TIMEOUT`` idle seconds.
+
+    Example::
+
+        pool = WorkerPool(size=8, min_size=2)
+        pool.submit(print, ("hello",))
+        pool.close()
+    """
+
+    def __init__(self, size: int, min_size: int, queue_limit: int | None = None, name: str = "pyrite-worker") -> None:
+        if size < 1 or min_size < 1:
+            raise ValueError("threadpool sizes must be greater than zero")
+        if min_size > size:
+            raise ValueError("minimum threadpool size must be less than or equal to max size")
+        self.size = size
+        self.min_size = min_size
+        self.queue_limit = size if queue_limit is None else queue_limit
+        self._name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._waiting = 0          # workers blocked waiting for work (including ones notified, not yet running)
+        self._workers: set[threading.Thread] = set()
+        self._closed = False
+        self._counter = 0
+        with self._cond:
+            for _ in range(min_size):
+                self._spawn()
+
+    @property
+    def num_workers(self) -> int:
+        """How many worker threads exist now."""
+        return len(self._workers)
+
+    @property
+    def queued(self) -> int:
+        """How many jobs wait for a worker."""
+        return len(self._queue)
+
+    def backlog(self) -> bool:
+        """True if a job waits that no idle worker is about to take (cheap, approximate)."""
+        return len(self._queue) > self._waiting
+
+    def submit(self, func: Callable[..., Any], args: tuple[Any, ...] = (), refusable: bool = False) -> bool:
+        """Queue a job.  Returns False (and queues nothing) if the pool is closed, or if
+        ``refusable`` and every worker is busy while ``queue_limit`` jobs already wait."""
+        with self._cond:
+            if self._closed:
+                return False
+            if self._waiting <= len(self._queue):  # no idle worker left unclaimed
+                if len(self._workers) < self.size:
+                    self._spawn()
+                elif refusable and len(self._queue) >= self.queue_limit:
+                    return False
+            self._queue.append((func, args))
+            self._cond.notify()
+            return True
+
+    def close(self, timeout: float = 1.0) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
+        """Stop the workers (waiting at most ``timeout`` in all for idle ones to leave).
+
+        Returns the jobs that never started.  Workers busy in a job finish it first.
+        """
+        with self._cond:
+            self._closed = True
+            leftover = list(self._queue)
+            self._queue.clear()
+            workers = list(self._workers)
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        for worker in workers:
+            if worker is not current:
+                worker.join(max(0.0, deadline - time.monotonic()))
+        return leftover
+
+    def _spawn(self) -> None:
+        # caller holds the lock
+        self._counter += 1
+        worker = threading.Thread(target=self._work, name=f"{self._name}-{self._counter}", daemon=True)
+        self._workers.add(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        cond = self._cond
+        queue = self._queue
+        while True:
+            with cond:
+                while not queue:
+                    if self._closed:
+                        self._workers.discard(me)
+                        return
+                    self._waiting += 1
+                    try:
+                        notified = cond.wait(IDLE_WORKER_TIMEOUT)
+                    finally:
+                        self._waiting -= 1
+                    if not notified and not queue and len(self._workers) > self.min_size:
+                        self._workers.discard(me)
+                        return
+                func, args = queue.popleft()
+            try:
+                func(*args)
+            except Exception:
+                log.exception("unhandled error in worker thread %s", me.name)
+            del func, args
+
+    def __repr__(self) -> str:
+        return f"<WorkerPool {len(self._workers)} workers, {self._waiting} idle, {len(self._queue)} queued>"
+
+
+class ThreadPoolEngine(SelectorEngine):
+    """Server engine for SERVERTYPE "thread": a selector thread plus a bounded worker pool.
+
+    Construct as ``ThreadPoolEngine(daemon, listener)``; see the module docstring.
+    """
+
+    servertype = "thread"
+
+    def __init__(self, daemon: Any, listener: Any) -> None:
+        super().__init__(daemon, listener)
+        self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN))
+        self._returned: deque[Client] = deque()
+        self._wake_pending = False
+        self._housekeeping_queued = False
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool."""
+        return self._pool
+
+    def __repr__(self) -> str:
+        return (f"<ThreadPoolEngine on {self.location}; {len(self._clients)} connections, "
+                f"{self._pool.num_workers} workers>")
+
+    # ----- selector thread
+
+    def _on_readable(self, client: Client) -> None:
+        try:
+            frames = self._read_frames(client)
+        except Exception as exc:
+            self._log_failure(client, exc)
+            self._drop(client)
+            return
+        if not frames:
+            return  # only part of a message so far: keep watching
+        self._unregister(client)
+        client.busy = True
+        if not self._pool.submit(self._serve, (client, frames), refusable=not client.conn.handshaked):
+            if self._closed:
+                self._drop(client)
+            else:
+                self._send_refusal(client, frames[0][0], REFUSAL)
+
+    def _after_wake(self) -> None:
+        # clients that workers handed back go back under watch
+        with self._lock:
+            returned = list(self._returned)
+            self._returned.clear()
+            self._wake_pending = False
+            closed = self._closed
+            if not closed:
+                for client in returned:
+                    client.busy = False
+        for client in returned:
+            if closed:
+                self._drop(client)
+            elif not client.gone:
+                self._register(client)
+
+    def _housekeep(self) -> None:
+        if self._housekeeping_queued:
+            return  # the last round is still running
+        self._housekeeping_queued = True
+        if not self._pool.submit(self._housekeeping_job):
+            self._housekeeping_queued = False
+
+    def _housekeeping_job(self) -> None:
+        try:
+            self._run_housekeeping()
+        finally:
+            self._housekeeping_queued = False
+
+    def _close_workers(self) -> None:
+        for func, args in self._pool.close():
+            if func == self._serve:
+                self._drop(args[0])
+        with self._lock:
+            returned = list(self._returned)
+            self._returned.clear()
+        for client in returned:
+            self._drop(client)
+
+    # ----- workers
+
+    def _serve(self, client: Client, frames: list[Frame]) -> None:
+        """Handle a client's messages, and keep handling it while its requests keep coming."""
+        while True:
+            for msg, payload in frames:
+                if not self._dispatch(client, msg, payload):
+                    return
+            del frames, msg, payload  # don't keep a big request alive while waiting for the next
+            if self._closed:
+                self._drop(client)
+                return
+            try:
+                next_frames = self._next_frames(client)
+            except Exception as exc:
+                self._log_failure(client, exc)
+                self._drop(client)
+                return
+            if next_frames is None:
+                self._hand_back(client)
+                return
+            frames = next_frames
+
+    def _next_frames(self, client: Client) -> list[Frame] | None:
+        """Wait (briefly) for the client's next complete request.  None: hand it back."""
+        raw = client.raw
+        reader = client.reader
+        pool = self._pool
+        deadline = time.monotonic() + LINGER
+        while True:
+            if not raw.pending():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._shutting_down or pool.backlog():
+                    return None
+                if not wait_readable(client.fd, remaining if remaining < LINGER_SLICE else LINGER_SLICE):
+                    continue
+            data = raw.recv_some(reader.want())
+            if data is None:
+                continue
+            if not data:
+                raise ConnectionClosedError("client closed the connection" +
+                                            (" in the middle of a message" if reader.partial else ""))
+            frames = reader.feed(data)
+            if frames:
+                return frames
+
+    def _hand_back(self, client: Client) -> None:
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._returned.append(client)
+                wake = not self._wake_pending
+                self._wake_pending = True
+        if closed:
+            self._drop(client)
+        elif wake:
+            self.wakeup()
+
+
+Engine = ThreadPoolEngine
