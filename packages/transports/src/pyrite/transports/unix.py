@@ -8,7 +8,8 @@ Entry point ``unix`` in group ``pyrite.transports``::
 
 ``listen`` replaces a stale socket file (one nobody listens on any more), but
 refuses with ``OSError`` (EADDRINUSE) while a server still listens there, and
-never removes anything that is not a socket.  ``close`` removes the socket
+never removes anything that is not a socket.  (To tell the two apart it
+connects once: a live server sees that connection open and close at once.)  ``close`` removes the socket
 file, unless another listener has replaced it meanwhile.
 
 On Linux a path that starts with a NUL character (``"./u:\\0name"``) is a name
