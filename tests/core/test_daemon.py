@@ -20,7 +20,6 @@ import Pyro5.client
 import Pyro5.errors
 from Pyro5 import config as pyro5_config
 
-from pyrite.core import daemon as daemon_module
 from pyrite.core import plugins
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
@@ -36,87 +35,9 @@ JOIN = 10.0  # seconds any thread join may take at most
 
 # -- running daemons ---------------------------------------------------------------------
 
-def _engine_available(servertype: str) -> bool:
-    try:
-        daemon_module._engine_class(servertype)
-        return True
-    except ImportError:
-        return False
-
-
-class StandInEngine:
-    """TEMPORARY: a thread-per-connection engine used only while pyrite.core.engines
-    is not there yet.  It follows the seam in daemon.py's docstring."""
-
-    def __init__(self, daemon, listener):
-        from pyrite.core.errors import ConnectionClosedError
-        self._closed_error = ConnectionClosedError
-        self.daemon = daemon
-        self.listener = listener
-        self.location = listener.location
-        listener.timeout = 0.05
-        self.conns = set()
-        self.closed = False
-
-    @property
-    def sockets(self):
-        return [self.listener]
-
-    @property
-    def selector(self):
-        raise TypeError("no selector")
-
-    def loop(self, condition):
-        while not self.closed and condition():
-            try:
-                conn = self.listener.accept()
-            except Exception:
-                break
-            if conn is None:
-                self.daemon._housekeeping()
-                continue
-            threading.Thread(target=self._serve, args=(ClientConnection(conn),), daemon=True).start()
-
-    def _serve(self, conn):
-        from pyrite.core.protocol import recv_message
-        self.conns.add(conn)
-        try:
-            if not self.daemon._handshake(conn, recv_message(conn)):
-                return
-            while not self.closed:
-                self.daemon._handle_message(conn, recv_message(conn))
-        except Exception:
-            pass
-        finally:
-            self.conns.discard(conn)
-            self.daemon._client_disconnected(conn)
-            conn.close()
-
-    def events(self, ready):
-        raise TypeError("no events")
-
-    def combine_loop(self, other):
-        raise TypeError("cannot combine")
-
-    def wakeup(self):
-        pass
-
-    def shutdown(self):
-        self.closed = True
-
-    def close(self):
-        self.closed = True
-        self.listener.close()
-        for conn in list(self.conns):
-            conn.close()
-
-
 @pytest.fixture(params=["thread", "multiplex"])
-def servertype(request, monkeypatch):
+def servertype(request):
     config.SERVERTYPE = request.param
-    if not _engine_available(request.param):
-        # TEMPORARY until pyrite.core.engines lands
-        monkeypatch.setattr(daemon_module, "_engine_class", lambda servertype: StandInEngine)
     return request.param
 
 
@@ -805,6 +726,52 @@ def test_hostile_bytes_cost_only_their_connection(servertype):
             with pyro5_proxy(uri) as fresh:
                 assert fresh.add(3, 3) == 6
             good._pyroRelease()
+
+
+def test_sockets_and_events_in_an_external_loop(servertype):
+    import selectors
+    with Daemon(host=HOST) as d:
+        assert d.sock in d.sockets
+        uri = d.register(Service(), "svc")
+        stop = threading.Event()
+
+        def external_loop():
+            with selectors.DefaultSelector() as sel:
+                while not stop.is_set():
+                    socks = d.sockets
+                    for s in socks:
+                        with contextlib.suppress(Exception):
+                            sel.register(s, selectors.EVENT_READ)
+                    ready = [key.fileobj for key, _ in sel.select(0.05)]
+                    for s in socks:
+                        with contextlib.suppress(Exception):
+                            sel.unregister(s)
+                    if ready:
+                        d.events(ready)
+
+        thread = threading.Thread(target=external_loop, daemon=True)
+        thread.start()
+        try:
+            with pyro5_proxy(uri) as p:
+                assert p.add(4, 5) == 9
+                assert p.echo("external") == "external"
+        finally:
+            stop.set()
+            thread.join(JOIN)
+        assert not thread.is_alive()
+
+
+def test_combine_multiplex():
+    config.SERVERTYPE = "multiplex"
+    with Daemon(host=HOST) as d1, Daemon(host=HOST) as d2:
+        uri1 = d1.register(Service(), "one")
+        uri2 = d2.register(Counter, "two")
+        d1.combine(d2)
+        assert d2.sock in d1.sockets and d1.sock in d1.sockets
+        with running(d1):
+            with pyro5_proxy(uri1) as p1, pyro5_proxy(uri2) as p2:
+                assert p1.add(1, 2) == 3
+                assert p2.increment() == 1
 
 
 # -- connected socket -----------------------------------------------------------------------------
