@@ -708,7 +708,10 @@ class BatchProxy:
 
 
 class _SocketConnection:
-    """Just enough of a pyrite Connection around a connected ``socket.socket`` (``connected_socket``)."""
+    """Just enough of a pyrite Connection around a connected ``socket.socket`` (``connected_socket``).
+
+    The socket belongs to the caller: ``close()`` leaves it open, so another proxy
+    can use it after this one is released (as Pyro5 does)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -749,8 +752,7 @@ class _SocketConnection:
         return self.sock.fileno()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
+        pass
 
     @property
     def local_address(self) -> Any:
