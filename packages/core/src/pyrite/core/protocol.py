@@ -31,6 +31,7 @@ import zlib
 from typing import Any, Iterable, Mapping
 
 from .callcontext import current_context
+from .config import config
 from .errors import MessageTooLargeError, ProtocolError
 
 MSG_CONNECT = 1
@@ -56,6 +57,7 @@ _header = struct.Struct(HEADER_FORMAT)
 _chunk_header = struct.Struct("!4sI")
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
 _VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")
+_VALID_START = b"PYRO" + _VERSION_BYTES  # the first 6 bytes of every valid message
 EMPTY_CORRELATION_ID = b"\0" * 16
 COMPRESSION_THRESHOLD = 100  # payloads this small are never worth compressing
 
@@ -66,7 +68,6 @@ def next_seq(seq: int) -> int:
 
 
 def _max_size() -> int:
-    from .config import config
     return int(config.MAX_MESSAGE_SIZE)
 
 
@@ -87,8 +88,7 @@ class SendingMessage:
                  compress: bool | None = None, corr_id: uuid.UUID | bytes | None = None) -> None:
         flags &= ~FLAGS_COMPRESSED
         if compress is None:
-            from .config import config
-            compress = bool(config.COMPRESSION)
+            compress = config.COMPRESSION
         if compress and len(payload) > COMPRESSION_THRESHOLD:
             payload = zlib.compress(payload, 4)
             flags |= FLAGS_COMPRESSED
@@ -108,8 +108,9 @@ class SendingMessage:
                 parts.append(value)
                 ann_size += 8 + len(value)
         total = len(payload) + ann_size
-        if total > _max_size():
-            raise MessageTooLargeError(f"message too large ({total}, max={_max_size()})")
+        max_size = config.MAX_MESSAGE_SIZE
+        if total > max_size:
+            raise MessageTooLargeError(f"message too large ({total}, max={max_size})")
         if corr_id is None:
             corr_id = current_context.correlation_id
         if corr_id is not None:
@@ -125,7 +126,7 @@ class SendingMessage:
         header = _header.pack(b"PYRO", PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
                               len(payload), ann_size, raw_corr, 0, MAGIC)
         self.payload_offset = HEADER_SIZE + ann_size
-        self.data = b"".join([header, *parts, payload])
+        self.data = b"".join([header, *parts, payload]) if parts else header + payload
 
     @property
     def payload(self) -> memoryview:
@@ -162,10 +163,11 @@ class ReceivingMessage:
     def __init__(self, header: bytes, payload: bytes | None = None, max_size: int | None = None) -> None:
         if len(header) != HEADER_SIZE:
             raise ProtocolError(f"header must be {HEADER_SIZE} bytes, got {len(header)}")
-        validate_header_start(header)
+        if header[:6] != _VALID_START or header[38:40] != _MAGIC_BYTES:
+            validate_header_start(header)
         (_, _, self.type, self.serializer_id, self.flags, self.seq, self.data_size,
          self.annotations_size, self.corr_id, _, _) = _header.unpack(header)
-        self.max_size = _max_size() if max_size is None else max_size
+        self.max_size = config.MAX_MESSAGE_SIZE if max_size is None else max_size
         if self.data_size + self.annotations_size > self.max_size:
             raise MessageTooLargeError(f"message too large ({self.data_size + self.annotations_size}, "
                                        f"max={self.max_size})")
@@ -235,7 +237,8 @@ def recv_message(connection: Any, accepted_types: Iterable[int] | None = None,
     reading the payload if the declared sizes exceed ``max_size``.
     """
     head = connection.recv(6)
-    validate_header_start(head)
+    if head != _VALID_START:
+        validate_header_start(head)
     header = head + connection.recv(HEADER_SIZE - 6)
     msg = ReceivingMessage(header, max_size=max_size)
     if accepted_types is not None and msg.type not in accepted_types:
