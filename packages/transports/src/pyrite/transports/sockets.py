@@ -32,6 +32,7 @@ import errno
 import os
 import socket
 import ssl
+import sys
 import threading
 from typing import Any, Callable
 
@@ -48,8 +49,10 @@ READAHEAD_SIZE = 16 * 1024
 CHUNK_SIZE = 1024 * 1024
 """Larger reads are received in pieces of at most this size (the most memory reserved ahead of data)."""
 
-_WAITALL = getattr(socket, "MSG_WAITALL", 0)
+# MSG_WAITALL lets one recv wait for a whole chunk; it is unreliable on Windows (Pyro5 avoids it too).
+_WAITALL = getattr(socket, "MSG_WAITALL", 0) if sys.platform != "win32" else 0
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_POSIX = os.name == "posix"
 
 # accept() failures that concern one incoming connection only (it died before we took it).
 _ACCEPT_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EAGAIN, errno.EWOULDBLOCK,
@@ -162,8 +165,14 @@ class SocketConnection:
         try:
             if self._tls:
                 return self._recv_some_tls(max_size)
-            if self._timeout is None and _DONTWAIT:
-                return sock.recv(max_size, _DONTWAIT)
+            if self._timeout is None:
+                if _DONTWAIT:
+                    return sock.recv(max_size, _DONTWAIT)
+            elif _POSIX:
+                # A socket with a timeout is non-blocking at the OS level (documented for the
+                # socket module), so a plain read(2) cannot block, and costs one syscall where
+                # switching the timeout off and on again would cost three.
+                return os.read(sock.fileno(), max_size)
             sock.settimeout(0.0)
             try:
                 return sock.recv(max_size)
