@@ -26,7 +26,7 @@ from pyrite.core.config import config
 from pyrite.core.connection import ClientConnection
 from pyrite.core.daemon import Daemon, DaemonObject, serve
 from pyrite.core.errors import DaemonError, PyroError
-from pyrite.core.exposure import behavior, callback, expose, oneway
+from pyrite.core.exposure import behavior, expose, oneway
 from pyrite.core.uri import DAEMON_NAME, URI
 
 HOST = "127.0.0.1"
@@ -103,6 +103,7 @@ class Service:
         self.value = 1
         self.oneway_calls = []
         self.oneway_done = threading.Event()
+        self.release = threading.Event()
 
     def add(self, a, b):
         return a + b
@@ -126,7 +127,7 @@ class Service:
 
     @oneway
     def fire(self, x):
-        time.sleep(0.2)
+        self.release.wait(JOIN)
         self.oneway_calls.append(x)
         self.oneway_done.set()
 
@@ -465,10 +466,10 @@ def test_oneway_does_not_block(servertype, make_proxy):
         svc = Service()
         uri = d.register(svc, "svc")
         with running(d), make_proxy(uri) as p:
-            start = time.monotonic()
             assert p.fire("x") is None
-            assert p.add(1, 2) == 3  # answered while the oneway still sleeps
-            assert time.monotonic() - start < 0.2 or not svc.oneway_calls
+            assert p.add(1, 2) == 3          # answered while the oneway call still waits
+            assert not svc.oneway_done.is_set()
+            svc.release.set()
             assert svc.oneway_done.wait(5) and svc.oneway_calls == ["x"]
 
 

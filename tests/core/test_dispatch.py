@@ -16,13 +16,11 @@ import uuid
 import pytest
 
 from pyrite.core import dispatch, plugins
-from pyrite.core.blob import SerializedBlob
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
 from pyrite.core.connection import ClientConnection
 from pyrite.core.daemon import Daemon
-from pyrite.core.errors import (CommunicationError, DaemonError, ExceptionWrapper, ProtocolError, PyroError,
-                                SecurityError)
+from pyrite.core.errors import CommunicationError, DaemonError, ExceptionWrapper, ProtocolError, SecurityError
 from pyrite.core.exposure import behavior, callback, expose, oneway
 from pyrite.core.protocol import (FLAGS_BATCH, FLAGS_CORR_ID, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
                                   FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK,
