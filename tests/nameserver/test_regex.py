@@ -81,3 +81,13 @@ def test_no_sandbox_means_refusal(monkeypatch):
     with pytest.raises(NamingError, match="too complex"):
         regexmatch.filter_names(r"(a+)+$", ["aaa"])
     assert regexmatch.filter_names(r"a.*", ["abc", "x"]) == (["abc"], False)   # linear ones still work
+
+
+def test_a_dead_idle_worker_is_replaced():
+    assert regexmatch.filter_names(r"a.*b.*c", ["abc"]) == (["abc"], False)     # starts a worker
+    idle = list(regexmatch._pool._idle)
+    assert idle
+    for worker in idle:
+        worker.proc.kill()
+        worker.proc.wait(timeout=5)
+    assert regexmatch.filter_names(r"a.*b.*c", ["abc", "xbc"]) == (["abc"], False)

@@ -28,6 +28,7 @@ start only), which is what the name server's remove-all guard needs to know.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import queue
 import re
@@ -108,6 +109,7 @@ def _linear(items: Any, budget: list[int]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def is_linear(regex: str, flags: int = 0) -> bool:
     """True if matching ``regex`` is linear in the length of the name (safe to run in-process)."""
     try:
@@ -201,24 +203,30 @@ class _Pool:
         if not self._slots.acquire(timeout=timeout):
             raise NamingError("the name server is busy with other regex queries; try again")
         try:
-            with self._lock:
-                worker = self._idle.pop() if self._idle else None
-            if worker is None:
+            for attempt in (1, 2):   # an idle worker may have died meanwhile: then once more with a new one
+                with self._lock:
+                    worker = self._idle.pop() if self._idle else None
+                if worker is None:
+                    try:
+                        worker = _Worker()
+                    except (OSError, ValueError) as exc:
+                        raise NamingError(f"regex {pattern!r} needs a matcher process, which cannot start: "
+                                          f"{exc}") from None
                 try:
-                    worker = _Worker()
-                except (OSError, ValueError) as exc:
-                    raise NamingError(f"regex {pattern!r} needs a matcher process, which cannot start: {exc}") from None
-            try:
-                result = worker.match(pattern, names, timeout)
-            except queue.Empty:
-                worker.kill()
-                raise NamingError(f"regex {pattern!r} took longer than {timeout:g} s to match; refused") from None
-            except (OSError, ValueError, EOFError) as exc:
-                worker.kill()
-                raise NamingError(f"regex matching failed: {exc}") from None
-            with self._lock:
-                self._idle.append(worker)
-            return result
+                    result = worker.match(pattern, names, timeout)
+                except queue.Empty:
+                    worker.kill()
+                    raise NamingError(f"regex {pattern!r} took longer than {timeout:g} s to match; "
+                                      f"refused") from None
+                except (OSError, ValueError, EOFError) as exc:
+                    worker.kill()
+                    if attempt == 2:
+                        raise NamingError(f"regex matching failed: {exc}") from None
+                    continue
+                with self._lock:
+                    self._idle.append(worker)
+                return result
+            raise AssertionError("unreachable")
         finally:
             self._slots.release()
 

@@ -33,8 +33,6 @@ from pyrite.core.errors import NamingError
 
 __all__ = ["MemoryStorage", "SqlStorage", "make_storage"]
 
-Entry = tuple[str, "set[str] | frozenset[str]"]
-
 
 class MemoryStorage(dict):
     """Registrations in a plain dict: fast, and gone when the name server stops.
