@@ -260,6 +260,7 @@ _find_classkey = re.compile(rb"__class__").search
 
 def has_classkey(data: bytes | bytearray | memoryview) -> bool:
     """True if ``__class__`` occurs in the raw data: without it no class dict can be in there."""
-    if type(data) is bytes or type(data) is bytearray:
-        return b"__class__" in data
+    t = type(data)
+    if t is bytes or t is bytearray:
+        return data.find(b"__class__") >= 0    # find() is much quicker than the "in" operator here
     return _find_classkey(data) is not None    # searches a memoryview without copying it

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from pyrite.core.errors import SerializeError
 
-from .base import SerializerBase, has_classkey
+from .base import SerializerBase
 
 _SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
 _BASICS = (str, int, float, complex, bytes)   # their subclasses become the base type
@@ -131,26 +131,64 @@ class MarshalSerializer(SerializerBase):
         elif t not in _SCALARS:
             raise SerializeError(f"refused to load a {t.__name__} from marshal data")
 
-    def _load(self, data: bytes | bytearray | memoryview) -> Any:
-        value = marshal.loads(data)
+    def _walk(self, value: Any) -> Any:
+        """Check loaded data (see ``_check``) and rebuild its class dicts top-down, in one pass."""
+        t = type(value)
+        walk = self._walk
+        if t is list:
+            for index, item in enumerate(value):
+                if type(item) not in _SCALARS:
+                    new = walk(item)
+                    if new is not item:
+                        value[index] = new
+            return value
+        if t is dict:
+            if "__class__" in value:
+                self._check(value)
+                return self.dict_to_class(value)
+            for key, item in value.items():
+                if type(key) not in _SCALARS:
+                    self._check(key)
+                if type(item) not in _SCALARS:
+                    new = walk(item)
+                    if new is not item:
+                        value[key] = new
+            return value
+        if t is tuple:
+            items: list[Any] | None = None
+            for index, item in enumerate(value):
+                if type(item) not in _SCALARS:
+                    new = walk(item)
+                    if new is not item:
+                        if items is None:
+                            items = list(value)
+                        items[index] = new
+            return value if items is None else tuple(items)
         self._check(value)
         return value
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            obj, method, vargs, kwargs = self._call_tuple(self._load(data))
-            if has_classkey(data):
-                vargs = self._recreate(vargs)
-                kwargs = self._recreate(kwargs)
+            call = marshal.loads(data)
+            if type(call) is not tuple or len(call) != 4:
+                raise SerializeError("invalid call request: not a 4-item sequence")
+            obj, method, vargs, kwargs = call
+            if type(obj) is not str or type(method) is not str:
+                self._check(obj)
+                self._check(method)
+            if type(vargs) not in _SCALARS:
+                vargs = self._walk(vargs)
+            if type(kwargs) is not dict:
+                raise SerializeError("invalid call request: kwargs is not a dict")
+            if kwargs:
+                kwargs = self._walk(kwargs)
             return obj, method, vargs, kwargs
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            value = self._load(data)
-            if has_classkey(data):
-                value = self._recreate(value)
-            return value
+            value = marshal.loads(data)
+            return value if type(value) in _SCALARS else self._walk(value)
         except Exception as x:
             raise self._load_error(x) from x

@@ -36,6 +36,9 @@ from pyrite.core.errors import SerializeError
 
 from .base import SerializerBase, has_classkey
 
+_unpackb = msgpack.unpackb
+_packb = msgpack.packb
+
 EXT_COMPLEX = 0x30
 EXT_BIGINT = 0x31
 EXT_DATETIME = 0x32
@@ -125,24 +128,31 @@ class MsgpackSerializer(SerializerBase):
         return obj
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        return msgpack.packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
+        return _packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
 
     def dumps(self, data: Any) -> bytes:
-        return msgpack.packb(data, use_bin_type=True, default=self._pack_default)
+        return _packb(data, use_bin_type=True, default=self._pack_default)
 
-    def _unpack(self, data: bytes | bytearray | memoryview) -> Any:
-        if self._hook_always or has_classkey(data):
-            return msgpack.unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
-        return msgpack.unpackb(data, raw=False, ext_hook=self._ext_hook)
+    # Below this size the object hook costs less than looking for "__class__" first.
+    _SCAN_FROM = 4096
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            return self._call_tuple(self._unpack(data))
+            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+                call = _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
+            else:
+                call = _unpackb(data, raw=False, ext_hook=self._ext_hook)
+            # msgpack gives a list; like Pyro5, hand it back as it is once it has the call's shape
+            if type(call) is list and len(call) == 4 and type(call[3]) is dict:
+                return call  # type: ignore[return-value]
+            return self._call_tuple(call)
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            return self._unpack(data)
+            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+                return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
+            return _unpackb(data, raw=False, ext_hook=self._ext_hook)
         except Exception as x:
             raise self._load_error(x) from x

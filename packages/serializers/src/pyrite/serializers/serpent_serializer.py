@@ -143,8 +143,8 @@ class SerpentSerializer(SerializerBase):
     def dumps(self, data: Any) -> bytes:
         return _Writer(self._hook_for, config.SERPENT_BYTES_REPR).serialize(data)
 
-    @staticmethod
-    def _parse(text: str) -> Any:
+    def _parse(self, data: bytes | bytearray | memoryview) -> Any:
+        text = str(data, "utf-8")
         if "\x00" in text:
             raise SerializeError("serpent data contains 0-bytes")
         # the parser makes many short-lived objects; pausing the collector (as serpent
@@ -152,29 +152,22 @@ class SerpentSerializer(SerializerBase):
         if gc.isenabled():
             gc.disable()
             try:
-                return ast.literal_eval(text)
+                tree = _compile(text.lstrip(" \t"), "<serpent>", "eval", _ONLY_AST)
             finally:
                 gc.enable()
-        return ast.literal_eval(text)
+        else:
+            tree = _compile(text.lstrip(" \t"), "<serpent>", "eval", _ONLY_AST)
+        return _Reader(self.dict_to_class).value(tree.body, True)
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            text = str(data, "utf-8")
-            obj, method, vargs, kwargs = self._call_tuple(self._parse(text))
-            if "__class__" in text:
-                vargs = self._recreate(vargs)
-                kwargs = self._recreate(kwargs)
-            return obj, method, vargs, kwargs
+            return self._call_tuple(self._parse(data))
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            text = str(data, "utf-8")
-            value = self._parse(text)
-            if "__class__" in text:
-                value = self._recreate(value)
-            return value
+            return self._parse(data)
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -201,3 +194,59 @@ def _float_part(value: Any) -> float:
 
 
 _MAX_LEVEL = serpent.Serializer().maximum_level
+
+_compile = compile
+_ONLY_AST = ast.PyCF_ONLY_AST
+_Constant = ast.Constant
+_Tuple = ast.Tuple
+_List = ast.List
+_Dict = ast.Dict
+_Set = ast.Set
+_NUMBERS = (int, float, complex)
+
+
+class _Reader:
+    """Turns the syntax tree of a Python literal into its value, exactly what
+    ``ast.literal_eval`` accepts, and rebuilds class dicts top-down in the same pass
+    (the contents of a class dict are handed to its converter as plain data, as Pyro5 does)."""
+
+    __slots__ = ("to_object",)
+
+    def __init__(self, to_object: Callable[[dict], Any]) -> None:
+        self.to_object = to_object
+
+    def value(self, node: ast.AST, recreate: bool) -> Any:
+        t = type(node)
+        if t is _Constant:
+            return node.value
+        value = self.value
+        if t is _Tuple or t is _List:
+            items = [n.value if type(n) is _Constant else value(n, recreate) for n in node.elts]
+            return tuple(items) if t is _Tuple else items
+        if t is _Dict:
+            keys = node.keys
+            is_class = recreate and any(type(k) is _Constant and k.value == "__class__" for k in keys)
+            inner = recreate and not is_class
+            result = {}
+            for k, v in zip(keys, node.values):
+                if k is None:
+                    raise ValueError("malformed serpent data: dict unpacking")
+                result[k.value if type(k) is _Constant else value(k, False)] = (
+                    v.value if type(v) is _Constant else value(v, inner))
+            return self.to_object(result) if is_class else result
+        if t is _Set:
+            return {n.value if type(n) is _Constant else value(n, False) for n in node.elts}
+        if t is ast.UnaryOp and type(node.op) in (ast.USub, ast.UAdd):
+            operand = node.operand
+            if type(operand) is _Constant and type(operand.value) in _NUMBERS:
+                return -operand.value if type(node.op) is ast.USub else +operand.value
+        elif t is ast.BinOp and type(node.op) in (ast.Add, ast.Sub):
+            left = value(node.left, False)
+            right = node.right
+            if (type(left) in (int, float) and not isinstance(node.left, ast.BinOp)
+                    and type(right) is _Constant and type(right.value) is complex):
+                return left + right.value if type(node.op) is ast.Add else left - right.value
+        elif (t is ast.Call and type(node.func) is ast.Name and node.func.id == "set"
+              and not node.args and not node.keywords):
+            return set()
+        raise ValueError(f"malformed serpent data: {type(node).__name__} is not a literal")
