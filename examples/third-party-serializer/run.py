@@ -1,0 +1,25 @@
+"""Run the serializer plugin example in one process: server in a thread, then the client."""
+
+from __future__ import annotations
+
+import threading
+
+import client
+import server
+
+
+def main() -> None:
+    daemon, uri = server.make_daemon()
+    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
+    thread.start()
+    try:
+        client.run(str(uri))
+    finally:
+        daemon.shutdown()
+        thread.join(10)
+        daemon.close()
+    print("Done.")
+
+
+if __name__ == "__main__":
+    main()
