@@ -93,29 +93,34 @@ def test_example_runs_in_one_process(folder: str) -> None:
     assert out.rstrip().endswith("Done.")
 
 
-class _Server:
-    """An example's server.py in a subprocess; its URI is read from its first output line."""
+class _Process:
+    """A long-running example process (a server, a name server); its output is read in a thread."""
 
-    def __init__(self, folder: str, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-u", "server.py", *args], cwd=EXAMPLES / folder,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._ready = threading.Event()
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-u", *args], cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.output = ""
+        self._changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith("Ready."):
-                self._ready.set()
-        self._ready.set()
+            with self._changed:
+                self.output += line
+                self._changed.notify_all()
+        with self._changed:
+            self.output += "<exited>"
+            self._changed.notify_all()
 
-    def uri(self) -> str:
-        assert self._ready.wait(30), "server did not get ready in time"
-        match = re.search(r"Object uri = (\S+)", "".join(self.lines))
-        assert match, f"no uri in server output: {self.lines}"
-        return match.group(1)
+    def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """The first match of pattern in the output, waiting for it at most timeout seconds."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: re.search(pattern, self.output) or "<exited>" in self.output,
+                                           timeout)
+            match = re.search(pattern, self.output)
+        assert found and match, f"{pattern!r} not in output:\n{self.output}"
+        return match
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -126,11 +131,16 @@ class _Server:
             self.proc.wait(10)
 
 
-@pytest.mark.parametrize("folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization"])
+def _server(folder: str, *args: str) -> _Process:
+    return _Process(["server.py", *args], EXAMPLES / folder)
+
+
+@pytest.mark.parametrize("folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization",
+                                    "third-party-serializer"])
 def test_server_and_client_as_separate_processes(folder: str) -> None:
-    server = _Server(folder)
+    server = _server(folder)
     try:
-        uri = server.uri()
+        uri = server.wait_for(r"Object uri = (\S+)").group(1)
         assert uri.startswith("PYRO:example.")
         out = run_example(folder, "client.py", uri)
     finally:
@@ -142,14 +152,31 @@ def test_server_and_client_as_separate_processes(folder: str) -> None:
 
 def test_unix_socket_server_and_client_as_separate_processes(tmp_path: Path) -> None:
     path = tmp_path / "example.sock"
-    server = _Server("unix-socket", str(path))
+    server = _server("unix-socket", str(path))
     try:
-        uri = server.uri()
+        uri = server.wait_for(r"Object uri = (\S+)").group(1)
         assert uri == f"PYRO:example.unixsocket@./u:{path}"
         out = run_example("unix-socket", "client.py", uri)
         assert re.search(rf"echo from process {server.proc.pid}: hello over a unix socket", out)
     finally:
         server.stop()
+
+
+def test_nameserver_example_with_the_pyrite_ns_command() -> None:
+    # the README's three terminals: the name server command, the server, the client
+    ns = _Process(["-m", "pyrite.nameserver", "-n", "127.0.0.1", "-p", "0", "-x"], EXAMPLES / "nameserver")
+    try:
+        port = ns.wait_for(r"URI = PYRO:Pyro\.NameServer@127\.0\.0\.1:(\d+)").group(1)
+        server = _server("nameserver", "127.0.0.1", port)
+        try:
+            server.wait_for(r"Ready\.")
+            out = run_example("nameserver", "client.py", "127.0.0.1", port)
+        finally:
+            server.stop()
+    finally:
+        ns.stop()
+    for pattern in EXPECTED["nameserver"][1:]:
+        assert re.search(pattern, out), f"{pattern!r} not in client output:\n{out}"
 
 
 def test_client_without_arguments_prints_usage() -> None:
