@@ -89,9 +89,14 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Take in the next bytes of the stream; return the messages they complete, in order."""
+        end = len(data)
+        if self._msg is None and not self._head and end > protocol.HEADER_SIZE:
+            # the usual case: one whole message arrived in one read
+            msg = protocol.ReceivingMessage(data[:protocol.HEADER_SIZE])
+            if protocol.HEADER_SIZE + msg.data_size + msg.annotations_size == end:
+                return [(msg, data[protocol.HEADER_SIZE:])]
         frames: list[Frame] = []
         pos = 0
-        end = len(data)
         while pos < end:
             if self._msg is None:
                 if self._head:
@@ -209,6 +214,11 @@ class SelectorEngine:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        # accept() is only called when the selector says a client waits, but that client may be gone
+        # by then: a non-blocking listener returns None instead of stalling the loop
+        setblocking = getattr(listener, "setblocking", None)
+        if setblocking is not None:
+            setblocking(False)
         self._selector: selectors.BaseSelector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ, (self, _LISTENER))
         self._selector.register(self._wake_r, selectors.EVENT_READ, (self, _WAKE))
@@ -403,12 +413,12 @@ class SelectorEngine:
             return
         try:
             raw = self._listener.accept()
-        except OSError as exc:
-            log.warning("%s: accept failed: %s", self, exc)
-            time.sleep(0.01)  # e.g. out of file descriptors: don't spin
+        except ConnectionClosedError:
+            self._unregister_fileobj(self._listener)  # closed under us: stop watching it
             return
         except Exception as exc:
             log.warning("%s: accept failed: %s", self, exc)
+            time.sleep(0.01)  # e.g. out of file descriptors: don't spin on a listener that stays readable
             return
         if raw is None:
             return
@@ -553,6 +563,13 @@ class SelectorEngine:
     def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
         """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
         log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
+        try:
+            # the daemon's own handshake reply carries its annotations; fall back to a bare one
+            self.daemon._handshake(client.conn, msg, denied_reason=reason)
+            self._drop(client)
+            return
+        except Exception as exc:
+            log.debug("%s: daemon could not refuse: %s", self, exc)
         try:
             from .. import plugins
             serializer = plugins.get_serializer_by_id(msg.serializer_id)

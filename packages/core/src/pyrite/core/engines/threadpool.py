@@ -61,7 +61,8 @@ class WorkerPool:
         self.queue_limit = size if queue_limit is None else queue_limit
         self._name = name
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...], bool]] = deque()
+        self._refusable_queued = 0  # queued jobs that count against queue_limit
         self._waiting = 0          # workers blocked waiting for work (including ones notified, not yet running)
         self._workers: set[threading.Thread] = set()
         self._closed = False
@@ -86,16 +87,18 @@ class WorkerPool:
 
     def submit(self, func: Callable[..., Any], args: tuple[Any, ...] = (), refusable: bool = False) -> bool:
         """Queue a job.  Returns False (and queues nothing) if the pool is closed, or if
-        ``refusable`` and every worker is busy while ``queue_limit`` jobs already wait."""
+        ``refusable`` and every worker is busy while ``queue_limit`` refusable jobs already wait."""
         with self._cond:
             if self._closed:
                 return False
             if self._waiting <= len(self._queue):  # no idle worker left unclaimed
                 if len(self._workers) < self.size:
                     self._spawn()
-                elif refusable and len(self._queue) >= self.queue_limit:
+                elif refusable and self._refusable_queued >= self.queue_limit:
                     return False
-            self._queue.append((func, args))
+            if refusable:
+                self._refusable_queued += 1
+            self._queue.append((func, args, refusable))
             self._cond.notify()
             return True
 
@@ -106,8 +109,9 @@ class WorkerPool:
         """
         with self._cond:
             self._closed = True
-            leftover = list(self._queue)
+            leftover = [(func, args) for func, args, _ in self._queue]
             self._queue.clear()
+            self._refusable_queued = 0
             workers = list(self._workers)
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
@@ -142,7 +146,9 @@ class WorkerPool:
                     if not notified and not queue and len(self._workers) > self.min_size:
                         self._workers.discard(me)
                         return
-                func, args = queue.popleft()
+                func, args, refusable = queue.popleft()
+                if refusable:
+                    self._refusable_queued -= 1
             try:
                 func(*args)
             except Exception:
