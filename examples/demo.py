@@ -80,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else (DEFAULT_NS_PORT if port_is_free(DEFAULT_NS_PORT) else 0)
     print(f"pyrite {api.__version__} demo")
     print(f"[1/5] starting a name server on {HOST}:{port or '<free port>'} (broadcast off)")
-    ns_uri, ns_daemon, _ = api.start_ns(host=HOST, port=port, enableBroadcast=False)
+    try:
+        ns_uri, ns_daemon, _ = api.start_ns(host=HOST, port=port, enableBroadcast=False)
+    except (OSError, api.errors.PyroError) as exc:
+        if args.port is not None:
+            raise
+        # 9090 was taken between the check and the bind: any free port will do
+        print(f"       port {port} is busy ({exc}); using a free port")
+        ns_uri, ns_daemon, _ = api.start_ns(host=HOST, port=0, enableBroadcast=False)
     ns_thread = start_in_thread(ns_daemon, "name server")
     print(f"       name server: {ns_uri}")
     # the client below finds the name server through config, as a deployed client would
