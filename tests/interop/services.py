@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+JOIN = 10.0  # seconds any daemon thread gets to finish
+
 # Every wait inside a service is bounded, so a broken test never hangs a daemon thread forever.
 SERVICE_WAIT = 10.0
 
@@ -186,3 +188,24 @@ def build(lib: Lib) -> SimpleNamespace:
             return {"welcome": data["user"]}
 
     return SimpleNamespace(Service=Service, Child=Child, Listener=Listener, HandshakeDaemon=HandshakeDaemon)
+
+
+class Served:
+    """A daemon running its request loop in a thread."""
+
+    def __init__(self, daemon: Any, name: str) -> None:
+        self.daemon = daemon
+        self.thread = threading.Thread(target=daemon.requestLoop, name=name, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.daemon.shutdown()
+        self.thread.join(JOIN)
+        alive = self.thread.is_alive()
+        self.daemon.close()
+        assert not alive, f"{self.thread.name} did not stop"
+
+
+def serve(daemon: Any, name: str) -> Served:
+    """Run ``daemon.requestLoop()`` in a thread named ``name``; call ``.stop()`` when done."""
+    return Served(daemon, name)

@@ -21,7 +21,7 @@ import pytest
 from pyrite.core.config import config as pyrite_config
 
 from . import services
-from .conftest import Served, serve
+from .services import Served, serve
 
 TIMEOUT = 10.0  # every proxy gets this, so no call in these tests can hang
 
