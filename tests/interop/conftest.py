@@ -8,6 +8,7 @@ serializer for both and gets both configs back as they were.
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import Pyro5.api
 import pytest
 
