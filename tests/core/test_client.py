@@ -270,8 +270,13 @@ def test_serializer_from_config(server: Served):
 
 def test_unknown_serializer_is_refused_at_creation():
     config.SERIALIZER = "no-such-serializer"
-    with pytest.raises(PyroError, match="no-such-serializer"):
+    with pytest.raises(ValueError, match="unknown serializer configured.*no-such-serializer"):
         Proxy("PYRO:thing@127.0.0.1:1")
+    config.SERIALIZER = "serpent"
+    p = Proxy("PYRO:thing@127.0.0.1:1")
+    p._pyroSerializer = "msgpack-typo"
+    with pytest.raises(LookupError, match="msgpack-typo"):   # an override is checked when used
+        p._pyroBind()
 
 
 def test_lazy_connect_and_bind(server: Served):

@@ -114,8 +114,11 @@ class Proxy:
         d["_Proxy__objectId"] = uri.object
         d["_Proxy__serializer"] = None
         d["_Proxy__serializerName"] = None
-        # an unknown serializer is a configuration error: say so now, not at first call
-        plugins.get_serializer(config.SERIALIZER)
+        # an unknown serializer is a configuration error: say so now (as Pyro5, a ValueError)
+        try:
+            plugins.get_serializer(config.SERIALIZER)
+        except plugins.UnknownPluginError as exc:
+            raise ValueError(f"unknown serializer configured: {exc}") from exc
         current_context.response_annotations = {}
         if connected_socket is not None:
             self.__attach(connected_socket)
@@ -129,11 +132,13 @@ class Proxy:
     # ------------------------------------------------------------------ attribute access
 
     def __getattr__(self, name: str) -> Any:
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
-            raise AttributeError(name)
-        methods = self._pyroMethods
-        if name in methods:
+        # the common case first: a known remote method (this runs for every call)
+        methods = self.__dict__.get("_pyroMethods")
+        if methods is not None and name in methods:
             return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+        if methods is None or name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
+            # proxy-local names (and anything on a half-built proxy) never go remote
+            raise AttributeError(name)
         if not methods and not self._pyroAttrs:
             self._pyroGetMetadata()
         if name in self._pyroAttrs:
