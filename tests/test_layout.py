@@ -114,6 +114,8 @@ def test_distribution_has_the_four_parts(folder: str) -> None:
         assert part.is_file(), part
     readme = (base / "README.md").read_text()
     assert readme.startswith(f"# {DISTRIBUTIONS[folder]}\n")
+    # each README says how to install just that distribution
+    assert re.search(rf"pip install [^\n]*\b{re.escape(DISTRIBUTIONS[folder])}\b(?!-)", readme), folder
 
 
 @pytest.mark.parametrize("folder", DISTRIBUTIONS)
