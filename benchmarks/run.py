@@ -91,6 +91,19 @@ def shared_settings(commtimeout: float) -> dict:
     }
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process ``pid`` used so far; -inf where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return float("-inf")
+
+
 class ChildError(RuntimeError):
     """A child process failed, answered an error, or did not answer in time."""
 
@@ -198,9 +211,15 @@ class Bench:
             self.versions[lib] = child.answer(START_TIMEOUT).get("version", "?")
         return pool[:count]
 
-    def measure(self, row: Row, lib: str, duration: float) -> float:
-        """One timed run of ``row`` for ``lib``: its throughput in the row's unit."""
+    def measure(self, row: Row, lib: str, duration: float) -> dict:
+        """One timed run of ``row`` for ``lib``: throughput in the row's unit, and CPU per call.
+
+        CPU is in microseconds per call (per 10 MB call for echo rows, per
+        connection for ``connect``), for the client processes and the server
+        process; less sensitive to a busy machine than the throughput.
+        """
         uri = self.server_uri(lib, row.servertype)
+        server = self.servers[(lib, row.servertype)][0]
         clients = self.worker_pool(lib, row.clients)
         prepare = {"cmd": "prepare", "workload": row.workload, "uri": uri,
                    "serializer": row.serializer, "size": row.size}
@@ -211,13 +230,18 @@ class Bench:
         # A common start time (CLOCK_MONOTONIC is shared by every process of the host)
         # lets concurrent clients run in the same window.
         start = time.monotonic() + 0.05 + 0.01 * len(clients)
+        server_cpu0 = process_cpu(server.proc.pid)
         for child in clients:
             child.send({"cmd": "go", "start": start, "duration": duration})
         results = [child.answer(duration + RUN_SLACK) for child in clients]
+        server_cpu = process_cpu(server.proc.pid) - server_cpu0
         elapsed = max(r["t1"] for r in results) - min(r["t0"] for r in results)
         units = sum(r["units"] for r in results)
+        calls = sum(r["ops"] for r in results) if row.workload == "echo" else units
         rate = units / elapsed
-        return rate / MB if row.workload == "echo" else rate
+        return {"rate": rate / MB if row.workload == "echo" else rate,
+                "client_cpu_us": 1e6 * sum(r["cpu"] for r in results) / calls,
+                "server_cpu_us": 1e6 * server_cpu / calls if server_cpu >= 0 else None}
 
     def close(self) -> None:
         for pool in self.workers.values():
@@ -241,32 +265,55 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value:,.0f} {unit}"
 
 
+def fmt_cpu(client: float | None, server: float | None) -> str:
+    if client is None or server is None:
+        return "error"
+    if client >= 10_000:  # the echo rows: milliseconds read better
+        return f"{client / 1000:,.1f} + {server / 1000:,.1f} ms"
+    return f"{client:,.0f} + {server:,.0f} µs"
+
+
+def summarize(samples: list[dict]) -> dict:
+    """Median and best of the rounds' throughput; median CPU per call."""
+    if not samples:
+        return {"median": None, "best": None, "client_cpu_us": None, "server_cpu_us": None}
+    rates = [s["rate"] for s in samples]
+    server = [s["server_cpu_us"] for s in samples if s["server_cpu_us"] is not None]
+    return {"median": statistics.median(rates), "best": max(rates),
+            "client_cpu_us": statistics.median(s["client_cpu_us"] for s in samples),
+            "server_cpu_us": statistics.median(server) if server else None}
+
+
+def select_rows(names: str | None) -> list[Row]:
+    if not names:
+        return ROWS
+    wanted = [r.strip() for r in names.split(",") if r.strip()]
+    known = {r.name: r for r in ROWS}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        sys.exit(f"unknown rows: {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[w] for w in wanted]
+
+
 def run(args: argparse.Namespace) -> dict:
-    rows = ROWS
-    if args.rows:
-        wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
-        known = {r.name: r for r in ROWS}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            sys.exit(f"unknown rows: {', '.join(unknown)}; known: {', '.join(known)}")
-        rows = [known[w] for w in wanted]
+    rows = select_rows(args.rows)
     libs = [lib.strip() for lib in args.libs.split(",")]
     for lib in libs:
         if lib not in LIBRARIES:
             sys.exit(f"unknown library {lib!r}; choose from {', '.join(LIBRARIES)}")
     rounds = args.rounds or (1 if args.quick else 5)
-    base = args.duration or (0.25 if args.quick else 1.0)
+    base = args.duration or (0.25 if args.quick else 0.8)
     settings = shared_settings(args.commtimeout)
     results: dict = {"python": platform.python_version(), "machine": platform.machine(),
-                     "cpus": os.cpu_count(), "rounds": rounds, "duration": base,
+                     "cpus": os.cpu_count(), "rounds": rounds, "duration": base, "stat": args.stat,
                      "settings": settings, "rows": []}
-    print(f"# pyrite vs Pyro5 ({rounds} rounds of {base:g} s per row and library, median shown; "
-          f"Python {platform.python_version()}, {os.cpu_count()} CPUs)", file=sys.stderr)
+    print(f"# pyrite vs Pyro5: {rounds} rounds of {base:g} s per row and library; "
+          f"Python {platform.python_version()}, {os.cpu_count()} CPUs", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="pyrite-bench-") as logdir:
         bench = Bench(libs, settings, logdir)
         try:
             for row in rows:
-                samples: dict[str, list[float]] = {lib: [] for lib in libs}
+                samples: dict[str, list[dict]] = {lib: [] for lib in libs}
                 errors: dict[str, str] = {}
                 for rnd in range(rounds):
                     order = libs if rnd % 2 == 0 else list(reversed(libs))
@@ -282,12 +329,9 @@ def run(args: argparse.Namespace) -> dict:
                          "servertype": row.servertype, "serializer": row.serializer,
                          "clients": row.clients}
                 for lib in libs:
-                    entry[lib] = {"samples": samples[lib],
-                                  "median": statistics.median(samples[lib]) if samples[lib] else None,
-                                  "best": max(samples[lib]) if samples[lib] else None,
-                                  "error": errors.get(lib)}
+                    entry[lib] = {"samples": samples[lib], **summarize(samples[lib]), "error": errors.get(lib)}
                 results["rows"].append(entry)
-                line = "  ".join(f"{lib}={fmt(entry[lib]['median'], row.unit)}" for lib in libs)
+                line = "  ".join(f"{lib}={fmt(entry[lib][args.stat], row.unit)}" for lib in libs)
                 print(f"  {row.name}: {line}", file=sys.stderr)
         finally:
             bench.close()
@@ -295,19 +339,26 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def table(results: dict) -> str:
+def table(results: dict, cpu: bool = False) -> str:
+    """The results as a markdown table (``cpu``: add CPU-per-call columns)."""
+    stat = results.get("stat", "median")
     versions = results.get("versions", {})
     libs = [lib for lib in LIBRARIES if any(lib in r for r in results["rows"])]
-    head = [f"{LABELS[lib]} {versions.get(lib, '')}".strip() for lib in libs]
-    lines = ["| row | " + " | ".join(head) + (" | ratio (pyrite/Pyro5) |" if len(libs) == 2 else " |"),
-             "|---|" + "---:|" * len(libs) + ("---:|" if len(libs) == 2 else "")]
+    both = len(libs) == 2
+    head = ["row"] + [f"{LABELS[lib]} {versions.get(lib, '')}".strip() for lib in libs]
+    if both:
+        head.append("ratio")
+    if cpu:
+        head += [f"{LABELS[lib]} CPU/call (client + server)" for lib in libs]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in results["rows"]:
-        cells = [fmt(r[lib]["median"], r["unit"]) for lib in libs]
-        ratio = ""
-        if len(libs) == 2:
-            a, b = r["pyro5"]["median"], r["pyrite"]["median"]
-            ratio = f" {b / a:.2f} |" if a and b else " n/a |"
-        lines.append(f"| {r['title']} | " + " | ".join(cells) + " |" + ratio)
+        cells = [r["title"]] + [fmt(r[lib][stat], r["unit"]) for lib in libs]
+        if both:
+            a, b = r["pyro5"][stat], r["pyrite"][stat]
+            cells.append(f"{b / a:.2f}" if a and b else "n/a")
+        if cpu:
+            cells += [fmt_cpu(r[lib]["client_cpu_us"], r[lib]["server_cpu_us"]) for lib in libs]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -317,7 +368,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", help="comma-separated row names: " + ",".join(r.name for r in ROWS))
     parser.add_argument("--libs", default="pyro5,pyrite", help="which libraries (default: both)")
     parser.add_argument("--rounds", type=int, help="rounds per row (default 5, quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per timed run (default 1.0, quick 0.25)")
+    parser.add_argument("--duration", type=float, help="seconds per timed run (default 0.8, quick 0.25)")
+    parser.add_argument("--stat", choices=("median", "best"), default="median",
+                        help="which of the rounds' throughputs the table shows (default median)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="add CPU time per call (client + server processes, median of rounds)")
     parser.add_argument("--commtimeout", type=float, default=0.0,
                         help="COMMTIMEOUT for both libraries (default 0.0, the libraries' default)")
     parser.add_argument("--json", metavar="PATH", help="also write all samples to this JSON file")
@@ -325,9 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     results = run(args)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
-    print(table(results))
-    print(f"\nratio > 1: pyrite faster. {results['rounds']} rounds, median; "
-          f"wall time {results['wall_seconds']} s.")
+    print(table(results, args.cpu))
+    print(f"\nratio = pyrite / Pyro5 throughput (> 1: pyrite faster); {args.stat} of {results['rounds']} "
+          f"rounds; wall time {results['wall_seconds']} s.")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
