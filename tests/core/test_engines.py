@@ -528,6 +528,39 @@ def test_combine_serves_two_daemons_in_one_loop(first, second, make_proxy):
     other.close()
 
 
+class UdpEcho:
+    """A non-engine server with Pyro5's ``sockets``/``events`` shape (like a broadcast responder)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.sock.settimeout(1.0)
+
+    @property
+    def sockets(self):
+        return [self.sock]
+
+    def events(self, ready):
+        for sock in ready:
+            data, addr = sock.recvfrom(100)
+            sock.sendto(data.upper(), addr)
+
+
+def test_combine_with_a_foreign_server(servertype):
+    daemon, _, uri = make_daemon()
+    echo = UdpEcho()
+    daemon.transportServer.combine_loop(echo)
+    with running(daemon), pyrite_proxy(uri) as proxy, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5.0)
+        client.sendto(b"hello", echo.sock.getsockname())
+        assert client.recvfrom(100)[0] == b"HELLO"
+        assert proxy.add(1, 2) == 3
+    echo.sock.close()
+    with make_daemon()[0] as other, pytest.raises(TypeError):
+        other.transportServer.combine_loop(object())
+
+
 # -- TLS -----------------------------------------------------------------------------------
 
 def test_tls(servertype):

@@ -182,6 +182,21 @@ else:  # pragma: no cover - Windows
         return bool(readable or broken)
 
 
+class _ForeignServer:
+    """Lets a loop dispatch readiness of a combined non-engine server to its ``events()``."""
+
+    __slots__ = ("server",)
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def _on_ready(self, sock: Any) -> None:
+        try:
+            self.server.events([sock])
+        except Exception:  # its failure must not end the loop serving everyone else
+            log.exception("error in combined server %r", self.server)
+
+
 def _poll_interval() -> float:
     value = config.POLLTIMEOUT
     return max(float(value), 0.01) if value else DEFAULT_POLL
@@ -307,10 +322,18 @@ class SelectorEngine:
             owner._on_ready(item)
         self._tick()
 
-    def combine_loop(self, other: "SelectorEngine") -> None:
-        """Serve ``other`` (another engine) from this engine's loop too."""
+    def combine_loop(self, other: Any) -> None:
+        """Serve ``other`` from this engine's loop too: another engine, or any server with
+        ``sockets`` (things with ``fileno()``) and ``events(ready)``, such as a name server's
+        broadcast responder."""
         if not isinstance(other, SelectorEngine):
-            raise TypeError(f"can only combine with another pyrite engine, not {type(other).__name__}")
+            if not (hasattr(other, "sockets") and callable(getattr(other, "events", None))):
+                raise TypeError(f"cannot combine with {type(other).__name__}: it has no sockets and events()")
+            adapter = _ForeignServer(other)
+            for sock in list(other.sockets):
+                self._selector.register(sock, selectors.EVENT_READ, (adapter, sock))
+            self.wakeup()
+            return
         if other is self or other in self._children:
             raise ValueError("engine is already served by this loop")
         if other._closed or self._closed:
