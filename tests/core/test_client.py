@@ -602,6 +602,13 @@ def test_client_refuses_handshake(server: Served):
     assert p._pyroConnection is None
     assert server.disconnected.wait(WAIT)   # and the daemon saw the connection go
 
+    class PickyProxy(Proxy):
+        def _pyroValidateHandshake(self, response: Any) -> None:
+            raise KeyError("custom refusal")   # any exception of the hook reaches the caller as is
+
+    with pytest.raises(KeyError, match="custom refusal"):
+        PickyProxy(server.uri)._pyroBind()
+
 
 # ---------------------------------------------------------------------------------------- lifecycle
 

@@ -407,6 +407,7 @@ class Proxy:
             if isinstance(exc, PyroError) or not isinstance(exc, Exception):
                 raise
             raise CommunicationError(f"cannot connect to {location}: {exc}") from exc
+        user_code = False   # exceptions from the overridable hooks pass through unchanged
         try:
             response: Any = "?"
             if reply.data:
@@ -423,21 +424,23 @@ class Proxy:
                 d["_pyroLocalSocket"] = conn.local_address
             except Exception:
                 d["_pyroLocalSocket"] = None
-            if replace_uri:
-                d["_pyroUri"] = uri
+            handshake = response["handshake"]
+            user_code = True
             if reply.annotations:
                 current_context.response_annotations = reply.annotations
                 self._pyroResponseAnnotations(reply.annotations, reply.type)
-            self._pyroValidateHandshake(response["handshake"])
+            self._pyroValidateHandshake(handshake)
         except BaseException as exc:
             # a refused or unusable handshake leaves no half-open connection behind
             if self._pyroConnection is conn:
                 self.__dict__["_pyroConnection"] = None
                 self.__dict__["_pyroLocalSocket"] = None
             conn.close()
-            if isinstance(exc, PyroError) or not isinstance(exc, Exception):
+            if user_code or isinstance(exc, PyroError) or not isinstance(exc, Exception):
                 raise
             raise ProtocolError(f"invalid handshake response from {location}: {exc!r}") from exc
+        if replace_uri:
+            self.__dict__["_pyroUri"] = uri
         log.debug("connected to %s", uri)
 
     # ------------------------------------------------------------------ calls
