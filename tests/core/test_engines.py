@@ -660,12 +660,13 @@ def test_worker_pool_sizes_are_checked():
 def test_worker_pool_grows_to_its_size_queues_then_refuses():
     pool = WorkerPool(size=3, min_size=1, queue_limit=2, name="pyrite-worker-test")
     gate = threading.Event()
-    done = []
+    done, started = [], []
     try:
         assert pool.num_workers == 1
         for i in range(3):
-            assert pool.submit(lambda i=i: (gate.wait(5), done.append(i)), refusable=True)
+            assert pool.submit(lambda i=i: (started.append(i), gate.wait(5), done.append(i)), refusable=True)
         assert pool.num_workers == 3
+        assert wait_for(lambda: len(started) == 3)
         assert pool.submit(lambda: done.append("q1"), refusable=True)
         assert pool.submit(lambda: done.append("q2"), refusable=True)
         assert not pool.submit(lambda: done.append("refused"), refusable=True)

@@ -64,6 +64,7 @@ class WorkerPool:
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...], bool]] = deque()
         self._refusable_queued = 0  # queued jobs that count against queue_limit
         self._waiting = 0          # workers blocked waiting for work (including ones notified, not yet running)
+        self._starting = 0         # workers started that have not looked at the queue yet
         self._workers: set[threading.Thread] = set()
         self._closed = False
         self._counter = 0
@@ -83,7 +84,7 @@ class WorkerPool:
 
     def backlog(self) -> bool:
         """True if a job waits that no idle worker is about to take (cheap, approximate)."""
-        return len(self._queue) > self._waiting
+        return len(self._queue) > self._waiting + self._starting
 
     def submit(self, func: Callable[..., Any], args: tuple[Any, ...] = (), refusable: bool = False) -> bool:
         """Queue a job.  Returns False (and queues nothing) if the pool is closed, or if
@@ -91,10 +92,11 @@ class WorkerPool:
         with self._cond:
             if self._closed:
                 return False
-            if self._waiting <= len(self._queue):  # no idle worker left unclaimed
+            unclaimed = len(self._queue) - self._waiting - self._starting  # jobs no worker is about to take
+            if unclaimed >= 0:
                 if len(self._workers) < self.size:
                     self._spawn()
-                elif refusable and self._refusable_queued >= self.queue_limit:
+                elif refusable and min(unclaimed, self._refusable_queued) >= self.queue_limit:
                     return False
             if refusable:
                 self._refusable_queued += 1
@@ -124,6 +126,7 @@ class WorkerPool:
     def _spawn(self) -> None:
         # caller holds the lock
         self._counter += 1
+        self._starting += 1
         worker = threading.Thread(target=self._work, name=f"{self._name}-{self._counter}", daemon=True)
         self._workers.add(worker)
         worker.start()
@@ -132,6 +135,8 @@ class WorkerPool:
         me = threading.current_thread()
         cond = self._cond
         queue = self._queue
+        with cond:
+            self._starting -= 1
         while True:
             with cond:
                 while not queue:
