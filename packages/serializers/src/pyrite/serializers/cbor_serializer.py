@@ -87,7 +87,12 @@ def _decode_timedelta(value: Any, immutable: bool) -> datetime.timedelta:
     return datetime.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
 
 
-_ENCODERS = {datetime.datetime: _encode_datetime}
+def _encode_array(encoder: Any, obj: array.array) -> None:
+    encoder.encode(_array(obj))
+
+
+# cbor2 writes these by itself, but not the way pyrite wants: these take precedence
+_ENCODERS = {datetime.datetime: _encode_datetime, array.array: _encode_array}
 _SEMANTIC_DECODERS = {
     28: _refuse(28), 29: _refuse(29), 35: _refuse(35), 36: _refuse(36),
     TAG_NAIVE_DATETIME: _decode_naive_datetime,
@@ -133,10 +138,18 @@ class CborSerializer(SerializerBase):
         return obj
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        return cbor2.dumps((obj, method, vargs, kwargs), default=self._default, encoders=_ENCODERS)
+        return self.dumps((obj, method, vargs, kwargs))
 
     def dumps(self, data: Any) -> bytes:
-        return cbor2.dumps(data, default=self._default, encoders=_ENCODERS)
+        try:
+            return cbor2.dumps(data, default=self._default, encoders=_ENCODERS)
+        except cbor2.CBOREncodeError as x:
+            cause = x.__cause__
+            while cause is not None:
+                if isinstance(cause, PyroError):
+                    raise cause from None
+                cause = cause.__cause__
+            raise SerializeError(f"cbor2 cannot write this value: {x}") from x
 
     def _decode(self, data: bytes | bytearray | memoryview) -> Any:
         try:

@@ -317,6 +317,8 @@ def proxy_from_dict(classname: str, data: dict) -> Any:
     state = data.get("state")
     if not isinstance(state, (list, tuple)) or len(state) != 6 or not isinstance(state[0], str):
         raise SerializeError("invalid serialized proxy state")
+    if not (state[5] is None or isinstance(state[5], str)):
+        raise SerializeError("invalid serialized proxy state")
     for names in state[1:4]:
         if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
             raise SerializeError("invalid serialized proxy state")

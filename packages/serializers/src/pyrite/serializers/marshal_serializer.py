@@ -12,6 +12,8 @@ inside a container that marshal could already write is sent as its raw bytes.
 
 marshal can also load code objects and a few other non-data values; pyrite
 refuses them (``SerializeError``): loaded data may only hold the types above.
+Before loading, ``marshal_guard`` refuses data whose container headers declare
+more items than the data could hold (marshal would reserve that memory first).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Callable
 
 from pyrite.core.errors import SerializeError
 
+from . import marshal_guard
 from .base import SerializerBase
 
 _SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
@@ -169,6 +172,7 @@ class MarshalSerializer(SerializerBase):
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
+            marshal_guard.check(data)
             call = marshal.loads(data)
             if type(call) is not tuple or len(call) != 4:
                 raise SerializeError("invalid call request: not a 4-item sequence")
@@ -188,6 +192,7 @@ class MarshalSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
+            marshal_guard.check(data)
             value = marshal.loads(data)
             return value if type(value) in _SCALARS else self._walk(value)
         except Exception as x:
