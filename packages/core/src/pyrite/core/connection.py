@@ -46,8 +46,9 @@ class ClientConnection:
 
     @property
     def sock(self) -> Any:
-        """The underlying transport connection (Pyro5 code reads ``conn.sock``)."""
-        return self.conn
+        """The OS socket under the transport connection, if it has one (Pyro5 code reads
+        ``conn.sock.getpeername()``); otherwise the transport connection itself."""
+        return getattr(self.conn, "socket", self.conn)
 
     def getpeercert(self) -> dict[str, Any] | None:
         return self.conn.getpeercert()
