@@ -21,7 +21,7 @@ import Pyro5.client
 import Pyro5.errors
 from Pyro5 import config as pyro5_config
 
-from pyrite.core import protocol
+from pyrite.core import plugins, protocol
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
@@ -163,6 +163,15 @@ def test_daemon_uses_the_configured_engine(servertype):
         assert repr(daemon.transportServer).startswith(f"<{type(daemon.transportServer).__name__} on {HOST}:")
 
 
+def test_bad_pool_sizes_are_refused_before_listening():
+    config.SERVERTYPE = "thread"
+    config.THREADPOOL_SIZE, config.THREADPOOL_SIZE_MIN = 2, 5
+    before = len(worker_threads())
+    with pytest.raises(ValueError, match="threadpool size"):
+        Daemon(host=HOST)
+    assert len(worker_threads()) == before
+
+
 # -- calls -----------------------------------------------------------------------------------
 
 def test_calls_small_and_large(servertype, make_proxy):
@@ -233,6 +242,48 @@ def test_pipelined_oneway_messages_in_one_read(servertype):
             proxy.put(i)
         assert wait_for(lambda: len(received) == 30)
         assert sorted(received) == list(range(30))
+
+
+def test_requests_just_before_a_hang_up_are_served(servertype):
+    """Oneway calls sent right before the client closes still run (end of stream comes after them)."""
+    daemon, _, uri = make_daemon()
+    received = []
+
+    @expose
+    class Sink:
+        def put(self, value):
+            received.append(value)
+
+    daemon.register(Sink(), "sink")
+    serpent = plugins.get_serializer("serpent")
+    with running(daemon):
+        sock = socket.create_connection((HOST, uri.port), timeout=5)
+        with sock:
+            sock.sendall(protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 1,
+                                                 serpent.dumps({"handshake": "hi", "object": "sink"})).data)
+            reply = protocol.recv_message(_SocketReader(sock))
+            assert reply.type == protocol.MSG_CONNECTOK
+            calls = b"".join(protocol.SendingMessage(protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, seq, 1,
+                                                     serpent.dumpsCall("sink", "put", (seq,), {})).data
+                             for seq in range(1, 6))
+            sock.sendall(calls)
+            sock.shutdown(socket.SHUT_WR)
+        assert wait_for(lambda: len(received) == 5)
+        assert sorted(received) == [1, 2, 3, 4, 5]
+
+
+class _SocketReader:
+    def __init__(self, sock):
+        self.sock = sock
+
+    def recv(self, size):
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
 
 
 # -- the thread pool engine --------------------------------------------------------------------
@@ -570,11 +621,18 @@ def test_tls(servertype):
     config.SSL_CACERTS = str(CERTS / "ca.crt")
     daemon, _, uri = make_daemon()
     big = "tls" * 300_000   # many TLS records: decrypted bytes wait in the TLS buffer
-    with running(daemon), pyrite_proxy(uri) as proxy:
-        assert proxy.add(1, 2) == 3
-        assert proxy.echo(big) == big
-        time.sleep(LINGER * 2)
-        assert proxy.add(2, 3) == 5
+    saved = (pyro5_config.SSL, pyro5_config.SSL_CACERTS)
+    pyro5_config.SSL, pyro5_config.SSL_CACERTS = True, str(CERTS / "ca.crt")
+    try:
+        with running(daemon), pyrite_proxy(uri) as proxy, pyro5_proxy(uri) as proxy5:
+            assert proxy.add(1, 2) == 3
+            assert proxy.echo(big) == big
+            assert proxy5.echo(big) == big
+            time.sleep(LINGER * 2)
+            assert proxy.add(2, 3) == 5
+            assert proxy5.add(3, 3) == 6
+    finally:
+        pyro5_config.SSL, pyro5_config.SSL_CACERTS = saved
 
 
 # -- the frame reader ----------------------------------------------------------------------

@@ -226,17 +226,23 @@ class SelectorEngine:
         self._children: list[SelectorEngine] = []
         self._parent: SelectorEngine | None = None
         self._next_housekeeping = time.monotonic() + _poll_interval()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         # accept() is only called when the selector says a client waits, but that client may be gone
         # by then: a non-blocking listener returns None instead of stalling the loop
         setblocking = getattr(listener, "setblocking", None)
         if setblocking is not None:
             setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
         self._selector: selectors.BaseSelector = selectors.DefaultSelector()
-        self._selector.register(listener, selectors.EVENT_READ, (self, _LISTENER))
-        self._selector.register(self._wake_r, selectors.EVENT_READ, (self, _WAKE))
+        try:
+            self._wake_r.setblocking(False)
+            self._wake_w.setblocking(False)
+            self._selector.register(listener, selectors.EVENT_READ, (self, _LISTENER))
+            self._selector.register(self._wake_r, selectors.EVENT_READ, (self, _WAKE))
+        except BaseException:
+            self._selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
 
     # ----- what the daemon uses
 
@@ -457,7 +463,8 @@ class SelectorEngine:
                 raw.close()
                 return
             self._clients.add(client)
-        log.debug("%s: connected %s", self, describe_peer(raw))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: connected %s", self, describe_peer(raw))
         self._register(client)
 
     def _prepare(self, client: Client) -> None:
@@ -523,6 +530,8 @@ class SelectorEngine:
             if data is None:
                 break
             if not data:
+                if frames:
+                    break  # serve what came before the end; the next read sees the end again
                 raise ConnectionClosedError("client closed the connection" +
                                             (" in the middle of a message" if reader.partial else ""))
             frames += reader.feed(data)

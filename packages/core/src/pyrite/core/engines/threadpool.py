@@ -173,8 +173,13 @@ class ThreadPoolEngine(SelectorEngine):
     servertype = "thread"
 
     def __init__(self, daemon: Any, listener: Any) -> None:
-        super().__init__(daemon, listener)
+        # the pool first: it checks the configured sizes before anything else is set up
         self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN))
+        try:
+            super().__init__(daemon, listener)
+        except BaseException:
+            self._pool.close()
+            raise
         self._returned: deque[Client] = deque()
         self._wake_pending = False
         self._housekeeping_queued = False
