@@ -137,3 +137,21 @@ class Configuration:
 
 config = Configuration()
 global_config = config  # Pyro5 spells it this way in Pyro5.configure
+
+
+def _configure_logging() -> None:
+    """Set up logging from PYRITE_LOGLEVEL / PYRITE_LOGFILE, as Pyro5 does from its PYRO_ ones,
+    but only if the program has not configured logging itself."""
+    import logging
+    if not config.LOGLEVEL or logging.root.handlers:
+        return
+    level = getattr(logging, str(config.LOGLEVEL).upper(), None)
+    if not isinstance(level, int):
+        raise ValueError(f"invalid value for {ENV_PREFIX}LOGLEVEL: {config.LOGLEVEL!r}")
+    logfile = config.LOGFILE or "pyrite.log"
+    logging.basicConfig(level=level, filename=None if logfile == "{stderr}" else logfile,
+                        format="[%(asctime)s.%(msecs)03d,%(name)s,%(levelname)s] %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+
+
+_configure_logging()

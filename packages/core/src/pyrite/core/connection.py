@@ -15,7 +15,8 @@ from typing import Any
 class ClientConnection:
     """Per-client state kept by a daemon; delegates I/O to the transport connection."""
 
-    __slots__ = ("conn", "pyroInstances", "tracked_resources", "keep_open", "handshaked", "__weakref__")
+    # No __slots__: Pyro5 servers set their own attributes on the connection
+    # (e.g. ``conn.user = ...`` in validateHandshake).
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
