@@ -192,6 +192,11 @@ def test_call_round_trip(ser):
     assert kwargs == {"x": {"y": 4}}
 
 
+def test_call_with_none_kwargs(ser):
+    # Pyro5 proxies send kwargs None for __getattr__, __setattr__ and batched calls; it loads as {}
+    assert ser.loadsCall(ser.dumpsCall("o", "__getattr__", ("attr",), None))[3] == {}
+
+
 def test_call_with_blob_data_as_vargs(ser):
     # a SerializedBlob sends its data in the vargs slot, as it is
     obj, method, vargs, kwargs = ser.loadsCall(ser.dumpsCall("o", "m", {"blob": [1, 2]}, {}))
@@ -458,7 +463,7 @@ def test_garbage_is_a_serialize_error(ser, data):
 
 
 def test_wrong_call_shapes_are_serialize_errors(ser):
-    for value in (1, "x", [1, 2, 3], {"a": 1}, ["o", "m", [], "notadict"]):
+    for value in (1, "x", [1, 2, 3], {"a": 1}, ["o", "m", [], "notadict"], ["o", "m", [], [1]]):
         data = ser.dumps(value)
         with pytest.raises(SerializeError):
             ser.loadsCall(data)

@@ -83,9 +83,10 @@ class ReprSerializer(SerializerBase):
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         """A call request back as ``(object id, method, vargs, kwargs)``."""
         call = self.loads(data)
-        if type(call) is not tuple or len(call) != 4 or type(call[3]) is not dict:
+        # kwargs may be None: Pyro5-style proxies send that for attribute access and batches
+        if type(call) is not tuple or len(call) != 4 or not (call[3] is None or type(call[3]) is dict):
             raise SerializeError("invalid example-repr call request")
-        return call
+        return call if call[3] is not None else (call[0], call[1], call[2], {})
 
     @classmethod
     def dict_to_class(cls, data: dict) -> Any:

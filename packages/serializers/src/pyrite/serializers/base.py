@@ -243,8 +243,8 @@ class SerializerBase:
             raise SerializeError("invalid call request: not a 4-item sequence")
         obj, method, vargs, kwargs = call
         if kwargs is None:
-            kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls
-        if type(kwargs) is not dict:
+            kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches
+        elif type(kwargs) is not dict:
             raise SerializeError("invalid call request: kwargs is not a dict")
         return obj, method, vargs, kwargs
 

@@ -83,11 +83,14 @@ class JsonSerializer(SerializerBase):
                 raise SerializeError("invalid call request: not a JSON object")
             vargs = call["params"]
             kwargs = call["kwargs"]
-            if type(kwargs) is not dict:
+            if kwargs is None:
+                kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches
+            elif type(kwargs) is not dict:
                 raise SerializeError("invalid call request: kwargs is not an object")
             if "__class__" in text:
                 vargs = self._recreate(vargs)
-                kwargs = self._recreate(kwargs)
+                if kwargs:
+                    kwargs = self._recreate(kwargs)
             return call["object"], call["method"], vargs, kwargs
         except Exception as x:
             raise self._load_error(x) from x

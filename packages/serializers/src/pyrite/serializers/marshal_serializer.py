@@ -182,7 +182,9 @@ class MarshalSerializer(SerializerBase):
                 self._check(method)
             if type(vargs) not in _SCALARS:
                 vargs = self._walk(vargs)
-            if type(kwargs) is not dict:
+            if kwargs is None:
+                kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches
+            elif type(kwargs) is not dict:
                 raise SerializeError("invalid call request: kwargs is not a dict")
             if kwargs:
                 kwargs = self._walk(kwargs)
