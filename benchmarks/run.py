@@ -268,20 +268,24 @@ def fmt(value: float | None, unit: str) -> str:
 def fmt_cpu(client: float | None, server: float | None) -> str:
     if client is None or server is None:
         return "error"
-    if client >= 10_000:  # the echo rows: milliseconds read better
+    if client >= 1_000:  # the echo rows: milliseconds read better
         return f"{client / 1000:,.1f} + {server / 1000:,.1f} ms"
     return f"{client:,.0f} + {server:,.0f} µs"
 
 
 def summarize(samples: list[dict]) -> dict:
-    """Median and best of the rounds' throughput; median CPU per call."""
+    """Median and best of the rounds: throughput, and CPU per call (best = least CPU)."""
     if not samples:
-        return {"median": None, "best": None, "client_cpu_us": None, "server_cpu_us": None}
+        return {"median": None, "best": None, "client_cpu_us": None, "server_cpu_us": None,
+                "best_client_cpu_us": None, "best_server_cpu_us": None}
     rates = [s["rate"] for s in samples]
+    client = [s["client_cpu_us"] for s in samples]
     server = [s["server_cpu_us"] for s in samples if s["server_cpu_us"] is not None]
     return {"median": statistics.median(rates), "best": max(rates),
-            "client_cpu_us": statistics.median(s["client_cpu_us"] for s in samples),
-            "server_cpu_us": statistics.median(server) if server else None}
+            "client_cpu_us": statistics.median(client),
+            "server_cpu_us": statistics.median(server) if server else None,
+            "best_client_cpu_us": min(client),
+            "best_server_cpu_us": min(server) if server else None}
 
 
 def select_rows(names: str | None) -> list[Row]:
@@ -301,8 +305,8 @@ def run(args: argparse.Namespace) -> dict:
     for lib in libs:
         if lib not in LIBRARIES:
             sys.exit(f"unknown library {lib!r}; choose from {', '.join(LIBRARIES)}")
-    rounds = args.rounds or (1 if args.quick else 5)
-    base = args.duration or (0.25 if args.quick else 0.8)
+    rounds = args.rounds or (1 if args.quick else 7)
+    base = args.duration or (0.25 if args.quick else 0.5)
     settings = shared_settings(args.commtimeout)
     results: dict = {"python": platform.python_version(), "machine": platform.machine(),
                      "cpus": os.cpu_count(), "rounds": rounds, "duration": base, "stat": args.stat,
@@ -357,7 +361,8 @@ def table(results: dict, cpu: bool = False) -> str:
             a, b = r["pyro5"][stat], r["pyrite"][stat]
             cells.append(f"{b / a:.2f}" if a and b else "n/a")
         if cpu:
-            cells += [fmt_cpu(r[lib]["client_cpu_us"], r[lib]["server_cpu_us"]) for lib in libs]
+            prefix = "best_" if stat == "best" else ""
+            cells += [fmt_cpu(r[lib][prefix + "client_cpu_us"], r[lib][prefix + "server_cpu_us"]) for lib in libs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -367,12 +372,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one short round per row (smoke test)")
     parser.add_argument("--rows", help="comma-separated row names: " + ",".join(r.name for r in ROWS))
     parser.add_argument("--libs", default="pyro5,pyrite", help="which libraries (default: both)")
-    parser.add_argument("--rounds", type=int, help="rounds per row (default 5, quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per timed run (default 0.8, quick 0.25)")
+    parser.add_argument("--rounds", type=int, help="rounds per row (default 7, quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per timed run (default 0.5, quick 0.25)")
     parser.add_argument("--stat", choices=("median", "best"), default="median",
                         help="which of the rounds' throughputs the table shows (default median)")
     parser.add_argument("--cpu", action="store_true",
-                        help="add CPU time per call (client + server processes, median of rounds)")
+                        help="add CPU time per call (client + server processes; median of the rounds, "
+                             "or the least with --stat best)")
     parser.add_argument("--commtimeout", type=float, default=0.0,
                         help="COMMTIMEOUT for both libraries (default 0.0, the libraries' default)")
     parser.add_argument("--json", metavar="PATH", help="also write all samples to this JSON file")
