@@ -38,6 +38,7 @@ log = logging.getLogger("pyrite.core.engines")
 
 READ_SIZE = 64 * 1024            # one read while no payload size is known yet
 BIG_READ_SIZE = 1024 * 1024      # largest single read while a big payload streams in
+MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0              # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0               # select timeout when config.POLLTIMEOUT is unset
 
@@ -525,6 +526,7 @@ class SelectorEngine:
         raw = client.raw
         reader = client.reader
         frames: list[Frame] = []
+        budget = MAX_READ_PER_TURN
         while True:
             data = raw.recv_some(reader.want())
             if data is None:
@@ -535,7 +537,10 @@ class SelectorEngine:
                 raise ConnectionClosedError("client closed the connection" +
                                             (" in the middle of a message" if reader.partial else ""))
             frames += reader.feed(data)
-            if not raw.pending():  # TLS may hold decrypted bytes the selector can't see
+            budget -= len(data)
+            # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
+            # a big message streams in, read on (up to a fair share) rather than select per piece.
+            if not raw.pending() and (frames or not reader.partial or budget <= 0):
                 break
         return frames
 

@@ -280,8 +280,9 @@ class ThreadPoolEngine(SelectorEngine):
         reader = client.reader
         pool = self._pool
         deadline = time.monotonic() + LINGER
+        flowing = False  # mid-message and the last read brought data: read again before waiting
         while True:
-            if not raw.pending():
+            if not flowing and not raw.pending():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutting_down or pool.backlog():
                     return None
@@ -289,6 +290,7 @@ class ThreadPoolEngine(SelectorEngine):
                     continue
             data = raw.recv_some(reader.want())
             if data is None:
+                flowing = False
                 continue
             if not data:
                 raise ConnectionClosedError("client closed the connection" +
@@ -296,6 +298,7 @@ class ThreadPoolEngine(SelectorEngine):
             frames = reader.feed(data)
             if frames:
                 return frames
+            flowing = reader.partial
 
     def _hand_back(self, client: Client) -> None:
         with self._lock:
