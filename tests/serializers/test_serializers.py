@@ -462,6 +462,34 @@ def test_garbage_is_a_serialize_error(ser, data):
         ser.loadsCall(data)
 
 
+@pytest.mark.parametrize("code", [b"l", b"\xec", b"(", b"[", b"\xa8", b"\xdb"])
+def test_marshal_refuses_huge_declared_sizes_within_the_memory_of_the_data(code):
+    # a long ('l') reserves two bytes per declared digit, a tuple or list eight per item;
+    # with the address space capped at 1 GiB, loading any of these unguarded would fail
+    # with MemoryError instead of the guard's SerializeError
+    import resource
+    ser = plugins.get_serializer("marshal")
+    limit = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 * 2,
+                                                1 << 30), limit[1]))
+    try:
+        for pad in (b"", b"s\x00\x00\x01\x00" + b"x" * 65536):   # short data, and data past the walk-first size
+            data = (b")\x02" + pad + code + (2**31 - 1).to_bytes(4, "little")) if pad else code + (2**31 - 1).to_bytes(4, "little")
+            with pytest.raises(SerializeError) as caught:
+                ser.loads(data)
+            assert "MemoryError" not in str(caught.value)   # refused by the guard, not by running out
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, limit)
+
+
+def test_marshal_guard_passes_big_plain_data_exactly():
+    import marshal
+    ser = plugins.get_serializer("marshal")
+    big = bytes(range(256)) * 8192 + b"(\xff\xff\xff\x7f" * 1000   # header-like bytes inside a bytes value
+    assert ser.loads(marshal.dumps([big, list(range(3000)), "l\xff\xff\xff\x7f"])) == \
+        [big, list(range(3000)), "l\xff\xff\xff\x7f"]
+
+
 def test_wrong_call_shapes_are_serialize_errors(ser):
     for value in (1, "x", [1, 2, 3], {"a": 1}, ["o", "m", [], "notadict"], ["o", "m", [], [1]]):
         data = ser.dumps(value)

@@ -26,19 +26,28 @@ import re
 
 from pyrite.core.errors import SerializeError
 
-_HEADER = rb"[(\[\xa8\xdb]"
+_HEADER = rb"[(\[l\xa8\xdb\xec]"
 _SUSPECT = re.compile(_HEADER + rb"[\x00-\xff]{3}[\x01-\xff]", re.S)
 
 # '(' and '[' become 0x01; 0xa8 ('(' | FLAG_REF, a UTF-8 continuation byte) becomes
 # 0x81 (another continuation byte); 0xdb ('[' | FLAG_REF, a UTF-8 lead byte of a
 # two-byte sequence) becomes 0xc2 (another).  0x01 and 0x42 are not marshal type codes.
-_SWAP = {0x28: 0x01, 0x5B: 0x01, 0xA8: 0x81, 0xDB: 0xC2}
+# 'l' (a long: its size says how many 15-bit digits marshal reserves) becomes 0x01 and
+# 0xec (its FLAG_REF form, a three-byte UTF-8 lead) becomes 0xe2 (another; 'b' is no type code).
+_SWAP = {0x28: 0x01, 0x5B: 0x01, 0x6C: 0x01, 0xA8: 0x81, 0xDB: 0xC2, 0xEC: 0xE2}
+
+# Large data is walked first, exactly, with a bound on the steps: a few big strings or
+# bytes (a file, an image) take a handful of steps, where the regex would read every byte.
+_WALK_FIRST = 64 * 1024
+_WALK_BUDGET = 2000
 
 
 def check(data: bytes | bytearray | memoryview) -> None:
     """Raise ``SerializeError`` if ``data`` holds a tuple or list header that declares far
     more items than the data could hold."""
     size = len(data)
+    if size >= _WALK_FIRST and _scan(data, size, _WALK_BUDGET):
+        return
     search = _SUSPECT.search
     match = search(data)
     if match is None:
@@ -65,9 +74,12 @@ _FLAG_REF = 0x80
 _MAX_DEPTH = 2000
 
 
-def _scan(data: bytes | bytearray | memoryview, size: int) -> None:
+def _scan(data: bytes | bytearray | memoryview, size: int, budget: int = -1) -> bool:
     """Walk the marshal stream without building anything; refuse a container that declares
-    more items than the bytes left, and any type code that is not plain data."""
+    more items than the bytes left, and any type code that is not plain data.
+
+    Returns True when the whole stream was walked; False if ``budget`` (when not
+    negative) ran out first, which decides nothing."""
     if isinstance(data, memoryview):
         data = data.cast("B")
     pos = 0
@@ -80,6 +92,9 @@ def _scan(data: bytes | bytearray | memoryview, size: int) -> None:
         return int.from_bytes(bytes(data[at:at + 4]), "little", signed=True)
 
     while stack:
+        if budget == 0:
+            return False
+        budget -= 1
         if stack[-1] == 0:
             stack.pop()
             continue
@@ -143,3 +158,4 @@ def _scan(data: bytes | bytearray | memoryview, size: int) -> None:
             raise SerializeError("truncated marshal data")
         if len(stack) > _MAX_DEPTH:
             raise SerializeError("marshal data nested too deeply")
+    return True
