@@ -320,9 +320,6 @@ def test_autoclean_in_the_daemon(monkeypatch):
     assert not cleaner.is_alive()
 
 
-@pytest.mark.xfail(reason="pyrite.core.engines: combine_loop() accepts only pyrite engines, not Pyro5's "
-                          "(sockets, events) adapter that Daemon.combine(bcserver) passes", raises=TypeError,
-                   strict=False)
 def test_multiplexed_with_the_broadcast_server_combined():
     config.SERVERTYPE = "multiplex"
     uri, daemon, bc = start_ns(host="127.0.0.1", port=0, bchost=BCHOST, bcport=0)
