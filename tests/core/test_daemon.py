@@ -28,9 +28,9 @@ from pyrite.core.daemon import Daemon, DaemonObject, serve
 from pyrite.core.errors import DaemonError, PyroError
 from pyrite.core.exposure import behavior, expose, oneway
 from pyrite.core.uri import DAEMON_NAME, URI
+from tests.support import JOIN, pyrite_proxy, pyro5_proxy, running, wait_for
 
 HOST = "127.0.0.1"
-JOIN = 10.0  # seconds any thread join may take at most
 
 
 # -- running daemons ---------------------------------------------------------------------
@@ -50,41 +50,6 @@ def _short_timeouts():
     pyro5_config.SERIALIZER = "serpent"
     yield
     pyro5_config.COMMTIMEOUT, pyro5_config.SERIALIZER = saved
-
-
-@contextlib.contextmanager
-def running(daemon):
-    """Run the daemon's request loop in a thread; shut it down (bounded) afterwards."""
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.shutdown()
-        thread.join(JOIN)
-        assert not thread.is_alive(), "request loop did not stop"
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-def pyro5_proxy(uri):
-    proxy = Pyro5.client.Proxy(str(uri))
-    proxy._pyroTimeout = 5.0
-    return proxy
-
-
-def pyrite_proxy(uri):
-    from pyrite.core.client import Proxy
-    proxy = Proxy(str(uri))
-    proxy._pyroTimeout = 5.0
-    return proxy
 
 
 PROXIES = {"pyro5": pyro5_proxy, "pyrite": pyrite_proxy}

@@ -31,9 +31,9 @@ from pyrite.core.engines.multiplex import MultiplexEngine
 from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine, WorkerPool
 from pyrite.core.errors import CommunicationError, MessageTooLargeError, ProtocolError, PyroError
 from pyrite.core.exposure import behavior, expose
+from tests.support import JOIN, pyrite_proxy, pyro5_proxy, running, wait_for
 
 HOST = "127.0.0.1"
-JOIN = 10.0       # the longest any thread join or wait in this module may take
 CERTS = Path(__file__).resolve().parent.parent / "transports" / "certs"
 
 
@@ -54,40 +54,6 @@ def _settings():
 def servertype(request):
     config.SERVERTYPE = request.param
     return request.param
-
-
-@contextlib.contextmanager
-def running(daemon):
-    """Run the daemon's request loop in a thread; shut it down (bounded) afterwards."""
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        daemon.shutdown()
-        thread.join(JOIN)
-        assert not thread.is_alive(), "request loop did not stop"
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-def pyrite_proxy(uri):
-    proxy = Proxy(str(uri))
-    proxy._pyroTimeout = 5.0
-    return proxy
-
-
-def pyro5_proxy(uri):
-    proxy = Pyro5.client.Proxy(str(uri))
-    proxy._pyroTimeout = 5.0
-    return proxy
 
 
 @pytest.fixture(params=["pyrite", "pyro5"])
