@@ -36,8 +36,8 @@ MB = 1_000_000
 ECHO_SIZE = 10 * MB
 
 START_TIMEOUT = 60.0     # a child process must be up and answering within this
-PREPARE_TIMEOUT = 60.0   # connect + check + warm-up of one workload
-RUN_SLACK = 60.0         # beyond the run's duration, how long we wait for its answer
+PREPARE_TIMEOUT = float(os.environ.get("BENCH_PREPARE_TIMEOUT", 60.0))   # connect + check + warm-up of one workload
+RUN_SLACK = float(os.environ.get("BENCH_RUN_SLACK", 60.0))         # beyond the run's duration, how long we wait for its answer
 
 
 @dataclass(frozen=True)
@@ -196,8 +196,17 @@ class Bench:
             self.servers[key] = (child, line[4:])
         child, uri = self.servers[key]
         if not uri or child.proc.poll() is not None:
+            del self.servers[key]  # the next row gets a fresh server
+            child.stop(grace=1)
             raise ChildError(f"{child.label} is not running; {child.log_tail()}")
         return uri
+
+    def discard_workers(self, lib: str) -> None:
+        """Stop a library's client processes after a failure (one may still owe an answer);
+        the next row starts new ones."""
+        for child in self.workers[lib]:
+            child.stop(grace=2)
+        self.workers[lib] = []
 
     def worker_pool(self, lib: str, count: int) -> list[Child]:
         pool = self.workers[lib]
@@ -328,6 +337,7 @@ def run(args: argparse.Namespace) -> dict:
                             samples[lib].append(bench.measure(row, lib, base * row.time_factor))
                         except ChildError as exc:
                             errors[lib] = str(exc)
+                            bench.discard_workers(lib)
                             print(f"  {row.name} [{lib}] failed: {exc}", file=sys.stderr)
                 entry = {"row": row.name, "title": row.title, "unit": row.unit,
                          "servertype": row.servertype, "serializer": row.serializer,
