@@ -337,3 +337,34 @@ def test_random_bytes_never_crash_the_parser(junk):
             protocol.recv_message(FakeConnection(data))
         except (ProtocolError, ConnectionClosedError):
             pass
+
+
+@pytest.mark.parametrize("size", [protocol.SCATTER_THRESHOLD - 1, protocol.SCATTER_THRESHOLD, 3 * 1024 * 1024])
+def test_large_payload_stays_a_separate_part_with_identical_bytes(size):
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    ours = protocol.SendingMessage(protocol.MSG_RESULT, 0, 7, 2, payload, {"XYZW": b"abc"})
+    theirs = Pyro5.protocol.SendingMessage(protocol.MSG_RESULT, 0, 7, 2, payload, {"XYZW": b"abc"})
+    assert len(ours.parts) == (2 if size >= protocol.SCATTER_THRESHOLD else 1)
+    assert b"".join(ours.parts) == ours.data == theirs.data
+    assert bytes(ours.payload) == payload
+
+
+class _Recorder:
+    def __init__(self, with_parts):
+        self.sent = []
+        if with_parts:
+            self.send_parts = lambda parts: self.sent.append(("parts", b"".join(parts)))
+
+    def send(self, data):
+        self.sent.append(("send", bytes(data)))
+
+
+@pytest.mark.parametrize("with_parts", [True, False])
+def test_send_message_gathers_parts_when_the_connection_can(with_parts):
+    msg = protocol.SendingMessage(protocol.MSG_RESULT, 0, 1, 2, b"y" * protocol.SCATTER_THRESHOLD)
+    conn = _Recorder(with_parts)
+    protocol.send_message(conn, msg)
+    assert conn.sent == [("parts" if with_parts else "send", msg.data)]
+    small = protocol.SendingMessage(protocol.MSG_RESULT, 0, 1, 2, b"y")
+    protocol.send_message(conn, small)
+    assert conn.sent[-1] == ("send", small.data)

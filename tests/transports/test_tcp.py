@@ -484,3 +484,29 @@ def test_pending_data_invisible_to_selector(pair):
         assert sel.select(0.1) == []              # why engines must check pending()
     assert server.pending() == 8
     assert server.recv(8) == b"+payload"
+
+
+def test_send_parts_and_large_recv_deliver_the_stream_intact(pair):
+    # 6 MiB through a socket buffer far smaller forces partial gathering writes, and the
+    # receiving side's large-read path (an anonymous map filled in place)
+    client, server = pair
+    header, payload = b"H" * 40, bytes(range(256)) * (6 * 4096)
+    sender = threading.Thread(target=client.send_parts, args=((header, payload, b"tail"),))
+    sender.start()
+    assert server.recv(40) == header
+    got = server.recv(len(payload))
+    assert len(got) > sockets.CHUNK_SIZE and bytes(got) == payload
+    assert server.recv(4) == b"tail"
+    sender.join(WAIT)
+    assert not sender.is_alive()
+
+
+def test_large_recv_keeps_partial_data_after_a_timeout(pair):
+    client, server = pair
+    server.timeout = 0.2
+    size = sockets.CHUNK_SIZE * 2
+    client.send(b"a" * 1000)
+    with pytest.raises(TimeoutError):
+        server.recv(size)
+    client.send(b"b" * (size - 1000))
+    assert bytes(server.recv(size)) == b"a" * 1000 + b"b" * (size - 1000)

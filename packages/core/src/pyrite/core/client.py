@@ -37,7 +37,7 @@ from .errors import (CommunicationError, ConnectionClosedError, ExceptionWrapper
                      SerializeError, TimeoutError)
 from .protocol import (FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY,
                        MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_RESULT, ReceivingMessage,
-                       SendingMessage, recv_message)
+                       SendingMessage, recv_message, send_message)
 from .uri import DAEMON_NAME, URI
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
@@ -395,7 +395,7 @@ class Proxy:
                                  annotations=self._pyroAnnotations())
             if config.LOGWIRE:
                 _log_wire("proxy connect sending", msg)
-            conn.send(msg.data)
+            send_message(conn, msg)
             reply = recv_message(conn, _CONNECT_REPLY_TYPES)
             if config.LOGWIRE:
                 _log_wire("proxy connect response received", reply)
@@ -477,7 +477,7 @@ class Proxy:
         if config.LOGWIRE:
             _log_wire("proxy wiredata sending", msg)
         try:
-            conn.send(msg.data)
+            send_message(conn, msg)
             del msg
             if flags & FLAGS_ONEWAY:
                 return None

@@ -28,6 +28,13 @@ class ClientConnection:
     def send(self, data: bytes | bytearray | memoryview) -> None:
         self.conn.send(data)
 
+    def send_parts(self, parts: Any) -> None:
+        send_parts = getattr(self.conn, "send_parts", None)
+        if send_parts is None:
+            self.conn.send(b"".join(parts))
+        else:
+            send_parts(parts)
+
     def recv(self, size: int) -> bytes:
         return self.conn.recv(size)
 

@@ -39,7 +39,7 @@ from .exposure import (METHOD_CALLBACK, _method_tables, get_exposed_property_val
                        set_exposed_property_value)
 from .protocol import (FLAGS_BATCH, FLAGS_CORR_ID, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_KEEPSERIALIZED,
                        FLAGS_ONEWAY, MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT,
-                       ReceivingMessage, SendingMessage)
+                       ReceivingMessage, SendingMessage, send_message)
 from .uri import DAEMON_NAME
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
             # the payload is ignored: a ping is answered without deserializing anything
             reply = SendingMessage(MSG_PING, 0, seq, serializer_id, b"pong",
                                    _response_annotations(daemon), corr_id=corr)
-            conn.send(reply.data)
+            send_message(conn, reply)
             return
         raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
     try:
@@ -221,7 +221,7 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
         reply = _exception_reply(daemon, serializer, seq, corr, exc)
     if ctx.response_annotations:
         ctx.response_annotations = {}
-    conn.send(reply.data)
+    send_message(conn, reply)
 
 
 def _exception_reply(daemon: Daemon, serializer: Any, seq: int, corr: Any, exc: BaseException) -> SendingMessage:
@@ -314,7 +314,7 @@ def handshake(daemon: Daemon, conn: Any, msg: ReceivingMessage, denied_reason: s
         reply = SendingMessage(msg_type, 0, seq, serializer_id, serializer.dumps(str(exc)), corr_id=corr)
     ctx.response_annotations = {}
     try:
-        conn.send(reply.data)
+        send_message(conn, reply)
     except CommunicationError:
         return False
     ok = msg_type == MSG_CONNECTOK

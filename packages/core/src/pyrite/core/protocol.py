@@ -60,6 +60,7 @@ _VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")
 _VALID_START = b"PYRO" + _VERSION_BYTES  # the first 6 bytes of every valid message
 EMPTY_CORRELATION_ID = b"\0" * 16
 COMPRESSION_THRESHOLD = 100  # payloads this small are never worth compressing
+SCATTER_THRESHOLD = 64 * 1024  # payloads this large are sent beside their header, not copied behind it
 
 
 def next_seq(seq: int) -> int:
@@ -72,7 +73,10 @@ def _max_size() -> int:
 
 
 class SendingMessage:
-    """The bytes of one outgoing message, in ``.data``.
+    """The bytes of one outgoing message: ``.parts`` to send in order, joined in ``.data``.
+
+    A large payload (SCATTER_THRESHOLD and up) stays a separate part, so sending it
+    with ``send_message`` costs no copy; ``.data`` joins the parts on first use.
 
     ``annotations`` maps 4-letter ids to bytes.  The payload is compressed when
     ``compress`` is true (default: ``config.COMPRESSION``) and longer than 100
@@ -81,7 +85,7 @@ class SendingMessage:
     if payload plus annotations exceed ``config.MAX_MESSAGE_SIZE``.
     """
 
-    __slots__ = ("type", "flags", "seq", "serializer_id", "corr_id", "data", "payload_offset")
+    __slots__ = ("type", "flags", "seq", "serializer_id", "corr_id", "parts", "_data", "payload_offset")
 
     def __init__(self, msgtype: int, flags: int, seq: int, serializer_id: int, payload: bytes | bytearray | memoryview,
                  annotations: Mapping[str, bytes | bytearray | memoryview] | None = None,
@@ -126,16 +130,30 @@ class SendingMessage:
         header = _header.pack(b"PYRO", PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
                               len(payload), ann_size, raw_corr, 0, MAGIC)
         self.payload_offset = HEADER_SIZE + ann_size
-        self.data = b"".join([header, *parts, payload]) if parts else header + payload
+        if len(payload) >= SCATTER_THRESHOLD:
+            self._data: bytes | None = None
+            self.parts: tuple[Any, ...] = (b"".join([header, *parts]) if parts else header, payload)
+        else:
+            self._data = b"".join([header, *parts, payload]) if parts else header + payload
+            self.parts = (self._data,)
+
+    @property
+    def data(self) -> bytes:
+        """The whole message as one bytes object."""
+        if self._data is None:
+            self._data = b"".join(self.parts)
+        return self._data
 
     @property
     def payload(self) -> memoryview:
         """The payload bytes as sent (compressed if the flag says so)."""
-        return memoryview(self.data)[self.payload_offset:]
+        if self._data is None:
+            return memoryview(self.parts[1])
+        return memoryview(self._data)[self.payload_offset:]
 
     def __repr__(self) -> str:
         return (f"<SendingMessage type={self.type} flags={self.flags} seq={self.seq} "
-                f"ser={self.serializer_id} size={len(self.data)}>")
+                f"ser={self.serializer_id} size={sum(len(p) for p in self.parts)}>")
 
 
 def validate_header_start(data: bytes) -> None:
@@ -251,5 +269,14 @@ def recv_message(connection: Any, accepted_types: Iterable[int] | None = None,
 
 
 def send_message(connection: Any, msg: SendingMessage) -> None:
-    """Write one message's bytes to ``connection``."""
-    connection.send(msg.data)
+    """Write one message to ``connection``: its parts with one gathering write if the
+    connection has ``send_parts``, else its joined bytes with ``send``."""
+    parts = msg.parts
+    if len(parts) == 1:
+        connection.send(parts[0])
+        return
+    send_parts = getattr(connection, "send_parts", None)
+    if send_parts is None:
+        connection.send(msg.data)
+    else:
+        send_parts(parts)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import socket
 import ssl
@@ -113,7 +114,10 @@ class SocketConnection:
         self._peer: Any = None
         self._close_lock = threading.Lock()
         self._timeout = normalize_timeout(timeout)
-        sock.settimeout(self._timeout)
+        if sock.gettimeout() != self._timeout:
+            # settimeout() is a syscall that also releases the GIL: skip it when nothing
+            # changes (an accepted or freshly connected socket is usually blocking already)
+            sock.settimeout(self._timeout)
 
     # -- the Connection protocol --------------------------------------------------------
 
@@ -138,8 +142,27 @@ class SocketConnection:
         except (OSError, ValueError) as exc:
             raise self._error("sending", exc) from exc
 
-    def recv(self, size: int) -> bytes:
-        """Receive exactly ``size`` bytes (as ``bytes``)."""
+    def send_parts(self, parts: Any) -> None:
+        """Send several buffers in order as one stream (a gathering ``sendmsg`` on plain
+        sockets, so a large payload is not copied behind its header first)."""
+        if self._tls:
+            for part in parts:
+                self.send(part)
+            return
+        views = [memoryview(part).cast("B") for part in parts]
+        try:
+            while views:
+                sent = self._sock.sendmsg(views)
+                while views and sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                if sent:
+                    views[0] = views[0][sent:]
+        except (OSError, ValueError) as exc:
+            raise self._error("sending", exc) from exc
+
+    def recv(self, size: int) -> bytes | memoryview:
+        """Receive exactly ``size`` bytes: ``bytes``, or for a read larger than CHUNK_SIZE a
+        read-only-in-practice ``memoryview`` over an anonymous memory map (see _recv_large)."""
         buf = self._rbuf
         pos = self._rpos
         end = pos + size
@@ -269,11 +292,13 @@ class SocketConnection:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _recv_more(self, size: int) -> bytes:
+    def _recv_more(self, size: int) -> bytes | memoryview:
         if size < 0:
             raise ValueError(f"recv size must be >= 0, not {size}")
         if self._closed:
             raise ConnectionClosedError("receiving: connection is closed")
+        if size > CHUNK_SIZE:
+            return self._recv_large(size)
         buf = self._rbuf
         pos = self._rpos
         parts: list[bytes] = [buf[pos:]] if pos < len(buf) else []
@@ -315,6 +340,39 @@ class SocketConnection:
                 self._rpos = 0
             raise self._error("receiving", exc) from exc
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _recv_large(self, size: int) -> memoryview:
+        """Receive ``size`` bytes straight into one anonymous memory map.
+
+        The kernel hands out the map's pages only as they are first written, i.e. as
+        the data arrives, so a hostile declared size still reserves no memory ahead of
+        its bytes; and unlike reading pieces and joining them, every byte is copied
+        once (by the kernel), with no zero-filling of a buffer in advance."""
+        block = mmap.mmap(-1, size)
+        view = memoryview(block)
+        have = len(self._rbuf) - self._rpos
+        if have > 0:
+            view[:have] = memoryview(self._rbuf)[self._rpos:]
+        self._rbuf = b""
+        self._rpos = 0
+        sock = self._sock
+        flags = self._flags
+        try:
+            while have < size:
+                count = sock.recv_into(view[have:], size - have, flags)
+                if not count:
+                    if self._closed:
+                        raise ConnectionClosedError("receiving: connection is closed")
+                    raise ConnectionClosedError(
+                        f"receiving: connection closed by the peer after {have} of {size} bytes")
+                have += count
+        except (OSError, ValueError) as exc:
+            # keep what was read so a retry after a timeout resumes the stream intact
+            if have and not self._closed:
+                self._rbuf = bytes(view[:have])
+                self._rpos = 0
+            raise self._error("receiving", exc) from exc
+        return view
 
     def _recv_some_tls(self, max_size: int) -> bytes | None:
         sock = self._sock

@@ -613,7 +613,7 @@ class SelectorEngine:
             reply = protocol.SendingMessage(protocol.MSG_CONNECTFAIL, 0, msg.seq, msg.serializer_id,
                                             serializer.dumps(reason), compress=False,
                                             corr_id=msg.correlation_id)
-            client.conn.send(reply.data)
+            protocol.send_message(client.conn, reply)
         except Exception as exc:
             log.debug("%s: could not send refusal: %s", self, exc)
         self._drop(client)
