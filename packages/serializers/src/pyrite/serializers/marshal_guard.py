@@ -36,6 +36,13 @@ _SUSPECT = re.compile(_HEADER + rb"[\x00-\xff]{3}[\x01-\xff]", re.S)
 # 0xec (its FLAG_REF form, a three-byte UTF-8 lead) becomes 0xe2 (another; 'b' is no type code).
 _SWAP = {0x28: 0x01, 0x5B: 0x01, 0x6C: 0x01, 0xA8: 0x81, 0xDB: 0xC2, 0xEC: 0xE2}
 
+# One substitution per header byte; the lookahead keeps the size bytes in place.  Swaps
+# never turn a nonzero byte into zero, so applying them one after another finds the
+# same candidates as a single pass would.
+_SWAPPERS = [(re.compile(re.escape(bytes([code])) + rb"(?=[\x00-\xff]{3}[\x01-\xff])", re.S), bytes([swap]))
+             for code, swap in _SWAP.items()]
+_SUB_LIMIT = 1 << 24
+
 # Large data is walked first, exactly, with a bound on the steps: a few big strings or
 # bytes (a file, an image) take a handful of steps, where the regex would read every byte.
 _WALK_FIRST = 64 * 1024
@@ -52,6 +59,14 @@ def check(data: bytes | bytearray | memoryview) -> None:
     match = search(data)
     if match is None:
         return
+    if size < _SUB_LIMIT:
+        # every suspect declares 2**24 items or more, more than data this short holds: swap
+        # them all with C-level substitutions instead of a Python loop over the matches
+        copy = data if isinstance(data, bytes) else bytes(data)
+        for pattern, replacement in _SWAPPERS:
+            copy = pattern.sub(replacement, copy)
+        _check_copy(copy, data, size)
+        return
     copy = None
     while match is not None:
         pos = match.start()
@@ -61,8 +76,11 @@ def check(data: bytes | bytearray | memoryview) -> None:
                 copy = bytearray(data)
             copy[pos] = _SWAP[copy[pos]]
         match = search(data, pos + 1)     # one byte on: header candidates may overlap
-    if copy is None:
-        return
+    if copy is not None:
+        _check_copy(copy, data, size)
+
+
+def _check_copy(copy: bytes | bytearray, data: bytes | bytearray | memoryview, size: int) -> None:
     try:
         marshal.loads(copy)
     except Exception:
