@@ -50,6 +50,10 @@ class Connection(Protocol):
     Both ``send`` and ``recv`` raise ``pyrite.core.errors.ConnectionClosedError``
     when the peer is gone and ``pyrite.core.errors.TimeoutError`` when
     ``timeout`` (seconds, None = block) runs out.
+
+    Optional: ``send_parts(parts)`` sends several buffers in order as one stream
+    without joining them first; ``protocol.send_message`` uses it for large
+    payloads when a connection has it.
     """
 
     timeout: float | None
@@ -57,8 +61,8 @@ class Connection(Protocol):
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``."""
 
-    def recv(self, size: int) -> bytes:
-        """Receive exactly ``size`` bytes."""
+    def recv(self, size: int) -> bytes | memoryview:
+        """Receive exactly ``size`` bytes (any bytes-like object; a large read may be a memoryview)."""
 
     def recv_some(self, max_size: int) -> bytes | None:
         """Non-blocking read for the multiplex engine: up to ``max_size`` bytes that are
