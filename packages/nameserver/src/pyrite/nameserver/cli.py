@@ -32,18 +32,20 @@ __all__ = ["main", "make_parser"]
 
 def make_parser() -> ArgumentParser:
     """The argument parser of ``pyrite-ns``."""
-    parser = ArgumentParser(prog="pyrite-ns", description="pyrite name server command line launcher.")
-    parser.add_argument("-n", "--host", dest="host", help="hostname to bind server on")
-    parser.add_argument("-p", "--port", dest="port", type=int, help="port to bind server on (0=random)")
-    parser.add_argument("-u", "--unixsocket", help="Unix domain socket name to bind server on")
+    parser = ArgumentParser(prog="pyrite-ns", description="Run a pyrite name server until interrupted.")
+    parser.add_argument("-n", "--host", dest="host", help="address or host name to listen on (default: config.NS_HOST)")
+    parser.add_argument("-p", "--port", dest="port", type=int, help="TCP port to listen on; 0 picks a free one")
+    parser.add_argument("-u", "--unixsocket", help="listen on this Unix-domain socket path instead of TCP")
     parser.add_argument("-s", "--storage", default="memory",
-                        help="Storage system to use (memory, sql:file)")
-    parser.add_argument("--bchost", dest="bchost", help='hostname to bind broadcast server on (default is "")')
-    parser.add_argument("--bcport", dest="bcport", type=int, help="port to bind broadcast server on (0=random)")
-    parser.add_argument("--nathost", dest="nathost", help="external hostname in case of NAT")
-    parser.add_argument("--natport", dest="natport", type=int, help="external port in case of NAT")
+                        help="where registrations live: 'memory' (default) or 'sql:FILE' for sqlite")
+    # -b/-c are pyrite's short forms; Pyro5 5.17 spells these only --bchost/--bcport
+    parser.add_argument("-b", "--bchost", dest="bchost", help="address the broadcast responder binds to")
+    parser.add_argument("-c", "--bcport", dest="bcport", type=int,
+                        help="UDP port of the broadcast responder; 0 picks a free one")
+    parser.add_argument("--nathost", dest="nathost", help="host name clients use when behind NAT")
+    parser.add_argument("--natport", dest="natport", type=int, help="port clients use when behind NAT")
     parser.add_argument("-x", "--nobc", dest="enablebc", action="store_false", default=True,
-                        help="don't start a broadcast server")
+                        help="run without the broadcast responder")
     return parser
 
 

@@ -162,11 +162,12 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
 def make_parser() -> ArgumentParser:
     """The argument parser of ``pyrite-nsc``."""
     parser = ArgumentParser(prog="pyrite-nsc", description="pyrite name server control utility.")
-    parser.add_argument("-n", "--host", dest="host", default="", help="hostname of the NS")
+    parser.add_argument("-n", "--host", dest="host", default="",
+                        help="name server host (default: find it by broadcast or config)")
     parser.add_argument("-p", "--port", dest="port", type=int,
-                        help="port of the NS (or bc-port if host isn't specified)")
-    parser.add_argument("-u", "--unixsocket", help="Unix domain socket name of the NS")
-    parser.add_argument("-v", "--verbose", action="store_true", dest="verbose", help="verbose output")
+                        help="name server port; without -n, the broadcast port to ask on")
+    parser.add_argument("-u", "--unixsocket", help="reach the name server on this Unix-domain socket")
+    parser.add_argument("-v", "--verbose", action="store_true", dest="verbose", help="say more about what happens")
     parser.add_argument("command", choices=COMMANDS)
     return parser
 
