@@ -20,12 +20,12 @@ def test_ns_options_are_pyro5s():
     assert defaults.storage == "memory" and defaults.enablebc is True and defaults.port is None
 
 
-@pytest.mark.parametrize("tool", [cli.main, nsc.main])
 def test_ns_short_broadcast_options():
     options = cli.make_parser().parse_args(["-b", "127.255.255.255", "-c", "0"])
     assert (options.bchost, options.bcport) == ("127.255.255.255", 0)
 
 
+@pytest.mark.parametrize("tool", [cli.main, nsc.main])
 def test_help_and_bad_arguments(tool, capsys):
     with pytest.raises(SystemExit) as exc:
         tool(["--invalidarg"])
