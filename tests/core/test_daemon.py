@@ -740,6 +740,20 @@ def test_combine_multiplex():
                 assert p2.increment() == 1
 
 
+def test_combine_takes_anything_with_a_transport_server():
+    # Pyro5 code sometimes hands combine() an object that only carries a transportServer
+    config.SERVERTYPE = "multiplex"
+    with Daemon(host=HOST) as d1, Daemon(host=HOST) as d2:
+        uri2 = d2.register(Counter, "two")
+
+        class Holder:
+            transportServer = d2._engine()
+
+        d1.combine(Holder())
+        with running(d1), pyro5_proxy(uri2) as p2:
+            assert p2.increment() == 1
+
+
 # -- connected socket -----------------------------------------------------------------------------
 
 def test_connected_socket_with_pyro5_proxy():

@@ -112,12 +112,12 @@ class DaemonObject:
             obj = None
         if obj is None:
             log.debug("unknown object requested: %r", objectId)
-            raise DaemonError("unknown object")
+            raise DaemonError(f"no object registered with id {objectId!r:.100}")
         obj = dispatch._unpack(obj)
         metadata = get_exposed_members(obj)
         if not metadata["methods"] and not metadata["attrs"]:
-            warnings.warn(f"Class {obj!r} doesn't expose any methods or attributes. "
-                          "Did you forget setting @expose on them?", stacklevel=2)
+            warnings.warn(f"{obj!r} has no exposed methods or attributes (are its members marked with @expose?)",
+                          stacklevel=2)
         return metadata
 
     def get_next_stream_item(self, streamId: str) -> Any:
@@ -194,9 +194,9 @@ class Daemon:
             if natport is None and nathost is not None:
                 natport = config.NATPORT
             if nathost and unixsocket:
-                raise ValueError("cannot use nathost together with unixsocket")
+                raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
             if (nathost is None) ^ (natport is None):
-                raise ValueError("must provide natport with nathost")
+                raise ValueError(f"nathost and natport go together (got nathost={nathost!r}, natport={natport!r})")
             engine_class = _engine_class(config.SERVERTYPE)
             location = _location(host, port, unixsocket)
             listener = self._listener = plugins.get_transport(location).listen(location)
@@ -229,7 +229,7 @@ class Daemon:
         # a reply asks for daemon.annotations() only when a subclass overrides it
         self._custom_annotations = type(self).annotations is not Daemon.annotations
         self.__mustshutdown.clear()
-        log.debug("daemon created on %s (pid %d), pyro protocol version: %d",
+        log.debug("daemon listening on %s, pid %d, wire protocol %d",
                   self.locationStr, os.getpid(), PROTOCOL_VERSION)
 
     # -- the engine seam ---------------------------------------------------------------------
@@ -332,7 +332,7 @@ class Daemon:
         except TypeError:
             entry = None
         if entry is None:
-            raise PyroError("item stream terminated")
+            raise PyroError(f"no open item stream with id {stream_id!r:.100}")
         if entry[0] is None:
             # a lingering stream is picked up by a reconnected client
             entry[0] = current_context.client
@@ -361,21 +361,21 @@ class Daemon:
         """
         if objectId:
             if not isinstance(objectId, str):
-                raise TypeError("objectId must be a string or None")
+                raise TypeError(f"objectId must be a str or None, not {type(objectId).__name__}")
         else:
             objectId = "obj_" + uuid.uuid4().hex
         is_class = isinstance(obj_or_class, type)
         if is_class:
             if weak:
-                raise TypeError("Classes cannot be registered with weak=True.")
+                raise TypeError(f"weak=True needs an instance; {obj_or_class.__name__} is a class")
             if not hasattr(obj_or_class, "_pyroInstancing"):
                 obj_or_class._pyroInstancing = ("session", None)
         if not force:
             existing = getattr(obj_or_class, "_pyroId", "")
             if existing and dispatch._unpack_quiet(self.objectsById.get(existing)) is obj_or_class:
-                raise DaemonError("object or class already has a Pyro id")
+                raise DaemonError(f"{obj_or_class!r} is already registered as {existing!r} (use force=True to re-register)")
             if objectId in self.objectsById:
-                raise DaemonError("an object or class is already registered with that id")
+                raise DaemonError(f"the id {objectId!r} is already taken in this daemon")
         elif objectId == DAEMON_NAME:
             raise DaemonError("cannot replace the daemon object")
         obj_or_class._pyroId = objectId
@@ -394,14 +394,14 @@ class Daemon:
     def unregister(self, objectOrId: Any) -> None:
         """Remove a registered object or class, given itself or its id."""
         if objectOrId is None:
-            raise ValueError("object or objectid argument expected")
+            raise ValueError("unregister() needs an object or an object id, got None")
         if isinstance(objectOrId, str):
             object_id = objectOrId
             obj = None
         else:
             object_id = getattr(objectOrId, "_pyroId", None)
             if object_id is None:
-                raise DaemonError("object isn't registered")
+                raise DaemonError(f"{objectOrId!r} has no Pyro id: it was never registered")
             obj = objectOrId
         if object_id == DAEMON_NAME:
             return
@@ -420,7 +420,7 @@ class Daemon:
         if not isinstance(objectOrId, str):
             objectOrId = getattr(objectOrId, "_pyroId", None)
             if objectOrId is None or objectOrId not in self.objectsById:
-                raise DaemonError("object isn't registered in this daemon")
+                raise DaemonError(f"no object {objectOrId!r} in this daemon")
         location = (self.natLocationStr or self.locationStr) if nat else self.locationStr
         return URI(f"PYRO:{objectOrId}@{location}")
 
@@ -440,7 +440,7 @@ class Daemon:
         try:
             registered = self.objectsById[uri.object]
         except KeyError:
-            raise DaemonError("object isn't registered in this daemon") from None
+            raise DaemonError(f"no object {uri.object!r} in this daemon") from None
         proxy = Proxy(uri)
         proxy._pyroGetMetadata(known_metadata=get_exposed_members(dispatch._unpack(registered)))
         return proxy
@@ -466,7 +466,7 @@ class Daemon:
             return instance
         if instance_mode == "percall":
             return _create_instance(clazz, creator)
-        raise DaemonError("invalid instancemode in registered class")
+        raise DaemonError(f"class {clazz.__name__} has an unknown instance mode {instance_mode!r}")
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -503,28 +503,31 @@ class Daemon:
         must_shutdown = self.__mustshutdown
         self.__loopstopped.clear()
         self._loop_thread = threading.get_ident()
-        log.info("daemon %s entering requestloop", self.locationStr)
+        log.info("daemon %s: request loop starts", self.locationStr)
         try:
             engine.loop(lambda: not must_shutdown.is_set() and loopCondition())
         finally:
             self._loop_thread = None
             self.__loopstopped.set()
-        log.debug("daemon exits requestloop")
+        log.debug("daemon %s: request loop ended", self.locationStr)
 
     def events(self, eventsockets: list[Any]) -> Any:
         """For an external event loop: serve what is pending on the given ready sockets."""
         return self._engine().events(eventsockets)
 
-    def combine(self, daemon: Daemon) -> None:
-        """Serve another daemon in this daemon's loop (multiplex engine only)."""
-        self._engine().combine_loop(daemon._engine())
+    def combine(self, daemon: Any) -> None:
+        """Serve another daemon in this daemon's loop; ``daemon`` may also be any server with
+        ``sockets`` and ``events(ready)`` (Pyro5 code passes a broadcast responder here)."""
+        engine_of = getattr(daemon, "_engine", None)
+        other = engine_of() if callable(engine_of) else getattr(daemon, "transportServer", None) or daemon
+        self._engine().combine_loop(other)
 
     def shutdown(self) -> None:
         """Stop the request loop and close the daemon.  Safe from any thread (also from inside a
         remote call), idempotent, and bounded: it waits at most a few seconds for the loop."""
         if self.__mustshutdown.is_set() and self.transportServer is None:
             return
-        log.debug("daemon shutting down")
+        log.debug("daemon %s: shutdown requested", self.locationStr)
         self.__mustshutdown.set()
         with self._streams_lock:
             self.streaming_responses = {}
@@ -545,7 +548,7 @@ class Daemon:
         self._closed = True
         if engine is None:
             return
-        log.debug("daemon closing")
+        log.debug("daemon %s: closing its listener and connections", self.locationStr)
         with self._streams_lock:
             self.streaming_responses = {}
         with contextlib.suppress(Exception):
@@ -573,7 +576,7 @@ class Daemon:
 
     def __enter__(self) -> Daemon:
         if self.transportServer is None:
-            raise PyroError("cannot reuse this object")
+            raise PyroError("this daemon is closed; a closed daemon cannot be entered again")
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -593,10 +596,10 @@ def _create_instance(clazz: type, creator: Callable[[type], Any] | None) -> Any:
             obj = creator(clazz)
             if isinstance(obj, clazz):
                 return obj
-            raise TypeError("instance creator returned object of different type")
+            raise TypeError(f"instance_creator for {clazz.__name__} returned a {type(obj).__name__}")
         return clazz()
     except Exception:
-        log.exception("could not create pyro object instance")
+        log.exception("creating an instance of %s failed", clazz.__name__)
         raise
 
 
@@ -609,7 +612,7 @@ def _unregister_weak(daemon_ref: weakref.ref, object_id: str, ref: weakref.ref) 
 def _default_methodcall_error_handler(daemon: Daemon, client_sock: Any, method: Callable[..., Any], vargs: Any,
                                       kwargs: Any, exception: Exception) -> None:
     """What a daemon does by default with an exception from the called code: log it at debug level."""
-    log.debug("exception occurred in method call user code: client=%s method=%s exception=%r",
+    log.debug("remote call raised: client=%s method=%s exception=%r",
               client_sock, getattr(method, "__qualname__", method), exception)
 
 
@@ -630,7 +633,7 @@ class _ExistingConnectionEngine:
         self.shutting_down = False
         self._disconnected = False
         self.location = self._location_of(connected)
-        log.info("starting server on user-supplied connected socket %s", connected)
+        log.info("serving the single given connection %s", connected)
 
     @staticmethod
     def _wrap_socket(sock: Any) -> Any:
@@ -666,13 +669,13 @@ class _ExistingConnectionEngine:
 
     @property
     def selector(self) -> Any:
-        raise TypeError("single-connection server doesn't have multiplexing selector")
+        raise TypeError("a daemon on one given connection has no selector")
 
     def combine_loop(self, other: Any) -> None:
-        raise PyroError("cannot combine servers when using user-supplied connected socket")
+        raise PyroError("a daemon on one given connection cannot combine other daemons' loops")
 
     def events(self, ready: Any) -> None:
-        raise PyroError("cannot combine events when using user-supplied connected socket")
+        raise PyroError("a daemon on one given connection has no event sockets to combine")
 
     def wakeup(self) -> None:
         """Nothing to do: the loop looks at its condition every POLLTIMEOUT."""
@@ -718,7 +721,7 @@ class _ExistingConnectionEngine:
             self.daemon._handle_message(conn, msg)
             return True
         except PyroTimeoutError as exc:
-            log.warning("error during handleRequest: %s", exc)
+            log.warning("request timed out: %s", exc)
             return True
         except (ConnectionClosedError, SecurityError, CommunicationError) as exc:
             log.debug("connection ends: %s", exc)
@@ -726,7 +729,7 @@ class _ExistingConnectionEngine:
             self.conn = None
             return False
         except Exception:
-            log.warning("error during handleRequest", exc_info=True)
+            log.warning("handling a request failed", exc_info=True)
             return True
 
 
@@ -760,5 +763,5 @@ def serve(objects: dict[Any, str | None], host: Any = None, port: int = 0, daemo
                 with contextlib.suppress(Exception):
                     ns._pyroRelease()
         if verbose:
-            print("Pyro daemon running.")
+            print("Serving requests now (Ctrl-C stops).")
         daemon.requestLoop()
