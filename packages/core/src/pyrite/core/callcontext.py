@@ -41,13 +41,13 @@ class _CallContext(threading.local):
         """Tie a resource to the current client connection; the daemon calls its
         ``close()`` when that client disconnects."""
         if not self.client:
-            raise PyroError("cannot track resource on a connectionless call")
+            raise PyroError("track_resource() needs a client connection, and this call has none")
         self.client.tracked_resources.add(resource)
 
     def untrack_resource(self, resource: Any) -> None:
         """Stop tracking a resource for the current client connection."""
         if not self.client:
-            raise PyroError("cannot untrack resource on a connectionless call")
+            raise PyroError("untrack_resource() needs a client connection, and this call has none")
         self.client.tracked_resources.discard(resource)
 
 

@@ -96,7 +96,7 @@ class Proxy:
         elif isinstance(uri, str):
             uri = URI(uri)
         elif not isinstance(uri, URI):
-            raise TypeError("expected Pyro URI")
+            raise TypeError(f"a Proxy needs a URI or a URI string, not {type(uri).__name__}")
         d = self.__dict__
         d["_pyroUri"] = uri
         d["_pyroConnection"] = None
@@ -296,8 +296,8 @@ class Proxy:
                 tries -= 1
                 if tries:
                     time.sleep(2)
-        log.error("failed to reconnect")
-        raise ConnectionClosedError("failed to reconnect")
+        log.error("gave up reconnecting to %s", self._pyroUri)
+        raise ConnectionClosedError(f"could not reconnect to {self._pyroUri}")
 
     def _pyroClaimOwnership(self) -> None:
         """Make the calling thread the owner of this proxy; an open connection stays open."""
@@ -319,12 +319,12 @@ class Proxy:
     def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict | None = None) -> None:
         """Fetch (or take ``known_metadata``) and remember the remote object's methods, oneway methods
         and attributes.  Connecting usually brings them already."""
-        objectId = objectId or self._pyroUri.object
-        if self._pyroConnection is None and not known_metadata:
+        if not known_metadata and self._pyroConnection is None:
             self.__pyroCreateConnection()
             if self._pyroMethods or self._pyroAttrs:
-                return
-        result = known_metadata or self._pyroInvoke("get_metadata", [objectId], {}, objectId=DAEMON_NAME)
+                return  # the handshake brought them
+        result = known_metadata or self._pyroInvoke("get_metadata", [objectId or self._pyroUri.object], {},
+                                                    objectId=DAEMON_NAME)
         self.__processMetadata(result)
 
     def __processMetadata(self, metadata: Any) -> None:
@@ -343,13 +343,13 @@ class Proxy:
         d["_pyroMethods"] = methods
         d["_pyroAttrs"] = attrs
         if not methods and not attrs:
-            raise PyroError(f"remote object '{self._pyroUri}' doesn't expose any methods or attributes. "
-                            "Did you forget setting @expose on them?")
+            raise PyroError(f"remote object '{self._pyroUri}' has no exposed methods or attributes "
+                            "(are its members marked with @expose?)")
 
     def __check_owner(self) -> None:
         if get_ident() != self.__pyroOwnerThread:
-            raise PyroError("the calling thread is not the owner of this proxy, "
-                            "create a new proxy in this thread or transfer ownership.")
+            raise PyroError(f"this proxy belongs to thread {self.__pyroOwnerThread}, not to the calling thread "
+                            f"{get_ident()}: make a proxy per thread, or call _pyroClaimOwnership() first")
 
     def __get_serializer(self) -> Any:
         name = self._pyroSerializer or config.SERIALIZER
@@ -394,11 +394,11 @@ class Proxy:
             msg = SendingMessage(MSG_CONNECT, 0, seq, serializer.serializer_id, payload,
                                  annotations=self._pyroAnnotations())
             if config.LOGWIRE:
-                _log_wire("proxy connect sending", msg)
+                _log_wire("proxy: connect request out", msg)
             send_message(conn, msg)
             reply = recv_message(conn, _CONNECT_REPLY_TYPES)
             if config.LOGWIRE:
-                _log_wire("proxy connect response received", reply)
+                _log_wire("proxy: connect reply in", reply)
             if reply.seq != seq:
                 raise ProtocolError(f"connect: reply sequence out of sync, got {reply.seq} expected {seq}")
         except BaseException as exc:
@@ -475,7 +475,7 @@ class Proxy:
         msg = SendingMessage(MSG_INVOKE, flags, seq, serializer_id, payload, annotations)
         d["_pyroSeq"] = seq
         if config.LOGWIRE:
-            _log_wire("proxy wiredata sending", msg)
+            _log_wire("proxy: request out", msg)
         try:
             send_message(conn, msg)
             del msg
@@ -483,7 +483,7 @@ class Proxy:
                 return None
             reply = recv_message(conn, _RESULT_TYPES)
             if config.LOGWIRE:
-                _log_wire("proxy wiredata received", reply)
+                _log_wire("proxy: reply in", reply)
             if reply.seq != seq:
                 raise ProtocolError(f"invoke: reply sequence out of sync, got {reply.seq} expected {seq}")
             if reply.serializer_id != serializer_id:
@@ -507,8 +507,8 @@ class Proxy:
                 except UnicodeDecodeError:
                     raise ProtocolError("invalid stream id in response") from None
                 if not stream_id:
-                    raise ProtocolError("result of call is an iterator, but the server is not configured "
-                                        "to allow streaming")
+                    raise ProtocolError("the call returned an iterator, but the server has item streaming "
+                                        "switched off (ITER_STREAMING)")
                 return _StreamResultIterator(stream_id, self)
             if rflags & FLAGS_EXCEPTION:
                 if not isinstance(data, BaseException):
@@ -538,7 +538,8 @@ def _blob_call(vargs: Any, kwargs: Any, annotations: dict[str, bytes], flags: in
     the payload on without reading it.  A blob that holds a received message is
     forwarded byte for byte, with that message's serializer id."""
     if len(vargs) > 1 or kwargs:
-        raise SerializeError("if SerializedBlob is used, it must be the only argument")
+        raise SerializeError(f"a SerializedBlob must be the call's sole argument (got {len(vargs)} positional, "
+                             f"{len(kwargs or ())} keyword)")
     blob = vargs[0]
     annotations = dict(annotations)
     annotations["BLBI"] = marshal.dumps((blob.info, objectId, methodname))
@@ -606,7 +607,7 @@ class _StreamResultIterator:
         if proxy is None:
             raise StopIteration
         if proxy._pyroConnection is None:
-            raise ConnectionClosedError("the proxy for this stream result has been closed")
+            raise ConnectionClosedError(f"cannot fetch the next streamed item: the proxy for {proxy._pyroUri} is closed")
         self.pyroseq = (self.pyroseq + 1) & 0xFFFF
         try:
             return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
@@ -736,9 +737,9 @@ class _SocketConnection:
         try:
             self.sock.sendall(data)
         except socket.timeout:
-            raise TimeoutError("sending: timeout") from None
+            raise TimeoutError(f"send timed out after {self.sock.gettimeout()} s") from None
         except OSError as exc:
-            raise ConnectionClosedError(f"sending: connection lost: {exc}") from None
+            raise ConnectionClosedError(f"connection dropped while sending: {exc}") from None
 
     def recv(self, size: int) -> bytes:
         chunks = []
@@ -747,13 +748,13 @@ class _SocketConnection:
             while remaining:
                 chunk = self.sock.recv(min(remaining, 1 << 20))
                 if not chunk:
-                    raise ConnectionClosedError("receiving: connection lost")
+                    raise ConnectionClosedError(f"peer closed the connection with {remaining} of {size} bytes still to come")
                 chunks.append(chunk)
                 remaining -= len(chunk)
         except socket.timeout:
-            raise TimeoutError("receiving: timeout") from None
+            raise TimeoutError(f"receive timed out after {self.sock.gettimeout()} s") from None
         except OSError as exc:
-            raise ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+            raise ConnectionClosedError(f"connection dropped while receiving: {exc}") from None
         return b"".join(chunks)
 
     def fileno(self) -> int:

@@ -176,10 +176,10 @@ class Daemon:
         self.transportServer: Any = None
         self._listener: Any = None
         self._closed = False
-        self.__mustshutdown = threading.Event()
-        self.__mustshutdown.set()
-        self.__loopstopped = threading.Event()
-        self.__loopstopped.set()
+        # both start "set": no loop runs yet, so there is nothing to stop or to wait for
+        self.__mustshutdown, self.__loopstopped = threading.Event(), threading.Event()
+        for idle_flag in (self.__mustshutdown, self.__loopstopped):
+            idle_flag.set()
         self._loop_thread: int | None = None
         if connected_socket is not None:
             nathost = natport = None
@@ -187,16 +187,14 @@ class Daemon:
             self._listener = self.transportServer.sock
         else:
             host = config.HOST if host is None else str(host)
-            if nathost is None:
-                nathost = config.NATHOST
-            elif not isinstance(nathost, str):
-                nathost = str(nathost)
-            if natport is None and nathost is not None:
+            nathost = config.NATHOST if nathost is None else str(nathost)  # str(): an ipaddress object is fine too
+            has_nathost = nathost is not None
+            if has_nathost and natport is None:
                 natport = config.NATPORT
-            if nathost and unixsocket:
-                raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
-            if (nathost is None) ^ (natport is None):
+            if has_nathost != (natport is not None):
                 raise ValueError(f"nathost and natport go together (got nathost={nathost!r}, natport={natport!r})")
+            if unixsocket and nathost:
+                raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
             engine_class = _engine_class(config.SERVERTYPE)
             location = _location(host, port, unixsocket)
             listener = self._listener = plugins.get_transport(location).listen(location)
@@ -221,9 +219,9 @@ class Daemon:
         #: stream id -> [client connection or None, created, disconnected at (0: connected), iterator]
         self.streaming_responses: dict[str, list[Any]] = {}
         self._streams_lock = threading.Lock()
+        self.create_single_instance_lock = threading.Lock()  # one instance per "single" class, even under races
         self.housekeeper_lock = threading.Lock()
-        self._disconnect_lock = threading.Lock()
-        self.create_single_instance_lock = threading.Lock()
+        self._disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
         self.methodcall_error_handler: Callable[..., None] = _default_methodcall_error_handler
         self._oneway_executor = dispatch.OnewayExecutor()
         # a reply asks for daemon.annotations() only when a subclass overrides it
@@ -359,17 +357,16 @@ class Daemon:
         one instance per client connection).  With ``weak=True`` the daemon
         keeps only a weak reference and the registration ends with the object.
         """
-        if objectId:
-            if not isinstance(objectId, str):
-                raise TypeError(f"objectId must be a str or None, not {type(objectId).__name__}")
-        else:
-            objectId = "obj_" + uuid.uuid4().hex
+        if not objectId:
+            objectId = f"obj_{uuid.uuid4().hex}"
+        elif not isinstance(objectId, str):
+            raise TypeError(f"objectId must be a str or None, not {type(objectId).__name__}")
         is_class = isinstance(obj_or_class, type)
         if is_class:
             if weak:
                 raise TypeError(f"weak=True needs an instance; {obj_or_class.__name__} is a class")
-            if not hasattr(obj_or_class, "_pyroInstancing"):
-                obj_or_class._pyroInstancing = ("session", None)
+            # a class without @behavior gets the default: one instance per client connection
+            obj_or_class._pyroInstancing = getattr(obj_or_class, "_pyroInstancing", ("session", None))
         if not force:
             existing = getattr(obj_or_class, "_pyroId", "")
             if existing and dispatch._unpack_quiet(self.objectsById.get(existing)) is obj_or_class:
@@ -417,12 +414,14 @@ class Daemon:
     def uriFor(self, objectOrId: Any, nat: bool = True) -> URI:
         """The URI of a registered object (or of any object id string) at this daemon.
         ``nat=False`` gives the internal address even if a NAT address is configured."""
-        if not isinstance(objectOrId, str):
-            objectOrId = getattr(objectOrId, "_pyroId", None)
-            if objectOrId is None or objectOrId not in self.objectsById:
-                raise DaemonError(f"no object {objectOrId!r} in this daemon")
+        if isinstance(objectOrId, str):
+            object_id = objectOrId
+        else:
+            object_id = getattr(objectOrId, "_pyroId", None)
+            if object_id is None or object_id not in self.objectsById:
+                raise DaemonError(f"{objectOrId!r} is not registered in this daemon")
         location = (self.natLocationStr or self.locationStr) if nat else self.locationStr
-        return URI(f"PYRO:{objectOrId}@{location}")
+        return URI(f"PYRO:{object_id}@{location}")
 
     def resetMetadataCache(self, objectOrId: Any, nat: bool = True) -> None:
         """Forget the cached exposed members of a registered object's class (after changing the class)."""
@@ -592,12 +591,12 @@ class Daemon:
 
 def _create_instance(clazz: type, creator: Callable[[type], Any] | None) -> Any:
     try:
-        if creator is not None:
-            obj = creator(clazz)
-            if isinstance(obj, clazz):
-                return obj
+        if creator is None:
+            return clazz()
+        obj = creator(clazz)
+        if not isinstance(obj, clazz):
             raise TypeError(f"instance_creator for {clazz.__name__} returned a {type(obj).__name__}")
-        return clazz()
+        return obj
     except Exception:
         log.exception("creating an instance of %s failed", clazz.__name__)
         raise

@@ -173,7 +173,7 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
         except TypeError:  # unhashable id
             obj = None
         if obj is None:
-            raise DaemonError("unknown object")
+            raise DaemonError(f"no object registered with id {object_id!r:.100}")
         if type(obj) is _WEAKREF:
             obj = _unpack(obj)
         if isinstance(obj, type):
@@ -202,11 +202,11 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
         if type(data) not in _PLAIN_RESULTS and not reply_flags and isinstance(data, Iterator):
             # an iterator result is streamed: the client fetches the items one by one
             if type(data) in _DICT_VIEW_ITERATORS:
-                raise PyroError("won't serialize or stream lazy dict iterators, convert to list yourself")
+                raise PyroError(f"a {type(data).__name__} is a lazy view of a dict: return list(...) of it instead")
             stream_id = daemon._register_stream(data, conn) if config.ITER_STREAMING else None
             if stream_id:
                 annotations = {"STRM": stream_id.encode()}
-            payload = _error_payload(serializer, ProtocolError("result of call is an iterator"), None)
+            payload = _error_payload(serializer, ProtocolError("the call returned an iterator"), None)
             reply_flags = FLAGS_ITEMSTREAMRESULT | FLAGS_EXCEPTION
         else:
             payload = serializer.dumps(data)

@@ -67,7 +67,7 @@ def _format_remote(lines: list[str]) -> list[str]:
     for chunk in lines:
         for line in chunk.rstrip("\n").split("\n"):
             out.append("\n | " + line)
-    out.append("\n +--- End of remote traceback\n")
+    out.append("\n +--- end of the remote traceback\n")
     return out
 
 
@@ -102,7 +102,7 @@ def format_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
     if not detailed:
         return traceback.format_exception(ex_type, ex_value, ex_tb)
     rule = "-" * 52 + "\n"
-    out = [rule, f" EXCEPTION {ex_type}: {ex_value}\n", " Extended stacktrace follows (most recent call last)\n"]
+    out = [rule, f" EXCEPTION {ex_type}: {ex_value}\n", " Frames with their local variables, innermost last\n"]
     first = True
     tb = ex_tb
     while tb is not None:
@@ -111,10 +111,10 @@ def format_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
         where = code.co_name
         if "self" in frame.f_locals:
             where = f"{type(frame.f_locals['self']).__name__}.{where}"
-        out += [rule, f'File "{code.co_filename}", line {tb.tb_lineno}, in {where}\n', "Source code:\n",
+        out += [rule, f'File "{code.co_filename}", line {tb.tb_lineno}, in {where}\n', "Line:\n",
                 "    " + linecache.getline(code.co_filename, tb.tb_lineno).strip() + "\n"]
         if not first:
-            out.append("Local values:\n")
+            out.append("Locals:\n")
             for name in sorted(frame.f_locals):
                 out.append(f"    {name} = {_safe_repr(frame.f_locals[name])}\n")
         first = False

@@ -110,7 +110,7 @@ def expose(method_or_class: _T) -> _T:
         if func is None:
             raise AttributeError(f"@expose cannot determine what this is: {thing!r}")
         if is_private_attribute(func.__name__):
-            raise AttributeError("exposing private names (starting with _) is not allowed")
+            raise AttributeError(f"@expose refuses private name {func.__name__!r} (it starts with an underscore)")
         func._pyroExposed = True
         return method_or_class
     name = getattr(thing, "__name__", None)
@@ -118,11 +118,10 @@ def expose(method_or_class: _T) -> _T:
         if isinstance(thing, (classmethod, staticmethod)) or inspect.ismethoddescriptor(thing):
             inner = getattr(thing, "__func__", None)
             inner_name = getattr(inner, "__name__", repr(thing))
-            raise AttributeError("using @expose on a classmethod/staticmethod must be done "
-                                 f"after @classmethod/@staticmethod. Method: {inner_name}")
+            raise AttributeError(f"put @expose above @classmethod/@staticmethod, not below it (on {inner_name})")
         raise AttributeError(f"@expose cannot determine what this is: {thing!r}")
     if is_private_attribute(name):
-        raise AttributeError("exposing private names (starting with _) is not allowed")
+        raise AttributeError(f"@expose refuses private name {name!r} (it starts with an underscore)")
     if inspect.isclass(thing):
         for member_name, member in list(vars(thing).items()):
             if is_private_attribute(member_name):
@@ -153,15 +152,15 @@ def behavior(instance_mode: str = "session",
     ``cls()``.
     """
     if not isinstance(instance_mode, str):
-        raise SyntaxError("behavior decorator is missing argument(s)")
+        raise SyntaxError("use @behavior(...) with its arguments, not bare @behavior")
     if instance_mode not in INSTANCE_MODES:
-        raise ValueError("invalid instance mode: " + instance_mode)
+        raise ValueError(f"instance_mode must be one of {sorted(INSTANCE_MODES)}, not {instance_mode!r}")
     if instance_creator is not None and not callable(instance_creator):
-        raise TypeError("instance_creator must be a callable")
+        raise TypeError(f"instance_creator must be callable, not {type(instance_creator).__name__}")
 
     def decorate(clazz: type) -> type:
         if not inspect.isclass(clazz):
-            raise TypeError("behavior decorator can only be used on a class")
+            raise TypeError(f"@behavior applies to classes only, not to {clazz!r}")
         clazz._pyroInstancing = (instance_mode, instance_creator)  # type: ignore[attr-defined]
         return clazz
     return decorate

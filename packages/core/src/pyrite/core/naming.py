@@ -141,7 +141,7 @@ def locate_ns(host: "str | ipaddress.IPv4Address | ipaddress.IPv6Address | None"
             proxy = _broadcast_locate(port or config.NS_BCPORT)
             if proxy is not None:
                 return proxy
-            log.debug("broadcast locate failed, trying a direct connection on NS_HOST")
+            log.debug("no broadcast reply from a name server; connecting to NS_HOST directly")
         host = ns_host
         port = config.NS_PORT
     else:
@@ -159,7 +159,7 @@ def locate_ns(host: "str | ipaddress.IPv4Address | ipaddress.IPv6Address | None"
         proxy._pyroBind()
     except PyroError as exc:
         proxy._pyroRelease()
-        raise NamingError("Failed to locate the nameserver") from exc
+        raise NamingError(f"no name server reachable at {uristring}") from exc
     log.debug("located NS at %s", uristring)
     return proxy
 
@@ -190,11 +190,11 @@ def resolve(uri: "str | URI", delay_time: float = 0.0) -> URI:
     if isinstance(uri, str):
         uri = URI(uri)
     elif not isinstance(uri, URI):
-        raise TypeError("can only resolve Pyro URIs")
+        raise TypeError(f"resolve() takes a URI or a URI string, not {type(uri).__name__}")
     if uri.protocol == "PYRO":
         return uri
     delay_time = delay_time or config.NS_LOOKUP_DELAY or 0.0
-    log.debug("resolving %s", uri)
+    log.debug("looking up %s", uri)
     if uri.protocol == "PYRONAME":
         with locate_ns(uri.host or uri.sockname and "./u:" + uri.sockname, uri.port) as ns:
             result = _retrying(lambda: ns.lookup(uri.object), delay_time, lambda r: True)
@@ -207,12 +207,12 @@ def resolve(uri: "str | URI", delay_time: float = 0.0) -> URI:
         meta = sorted(uri.object)
         with locate_ns(uri.host or uri.sockname and "./u:" + uri.sockname, uri.port) as ns:
             candidates = _retrying(lambda: ns.yplookup(meta, None, False), delay_time, bool)
-        if candidates:
-            candidate = random.choice(list(candidates.values()))
-            log.debug("resolved to candidate %s", candidate)
-            return URI(candidate)
-        raise NamingError(f"no registrations available with desired metadata properties {uri.object}")
-    raise PyroError("invalid uri protocol")
+        if not candidates:
+            raise NamingError(f"no registrations available with desired metadata properties {uri.object}")
+        chosen = random.choice(tuple(candidates.values()))  # spread clients over the matching objects
+        log.debug("metadata lookup %s picked %s", uri, chosen)
+        return URI(chosen)
+    raise PyroError(f"cannot resolve a {uri.protocol} URI")
 
 
 def type_meta(class_or_object: Any, prefix: str = "class:") -> "set[str] | frozenset[str]":

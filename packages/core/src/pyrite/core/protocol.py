@@ -107,7 +107,7 @@ class SendingMessage:
                 except UnicodeEncodeError:
                     raw_key = b""
                 if len(raw_key) != 4:
-                    raise ProtocolError(f"annotation identifier must be 4 ascii characters, not {key!r}")
+                    raise ProtocolError(f"annotation keys are exactly 4 ASCII characters; {key!r} is not")
                 parts.append(_chunk_header.pack(raw_key, len(value)))
                 parts.append(value)
                 ann_size += 8 + len(value)
@@ -165,7 +165,7 @@ def validate_header_start(data: bytes) -> None:
     if len(data) >= 6 and data[4:6] != _VERSION_BYTES:
         raise ProtocolError(f"invalid protocol version: {int.from_bytes(data[4:6], 'big')} (expected {PROTOCOL_VERSION})")
     if len(data) >= HEADER_SIZE and data[38:40] != _MAGIC_BYTES:
-        raise ProtocolError("invalid magic number")
+        raise ProtocolError(f"bad magic bytes {bytes(data[38:40])!r} in message header")
 
 
 class ReceivingMessage:
@@ -204,7 +204,8 @@ class ReceivingMessage:
     def add_payload(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse the annotation chunks and the payload that follow the header."""
         if len(payload) != self.data_size + self.annotations_size:
-            raise ProtocolError("payload length doesn't match message header")
+            raise ProtocolError(f"message body is {len(payload)} bytes, header announced "
+                                f"{self.data_size + self.annotations_size}")
         view = memoryview(payload)
         size = self.annotations_size
         pos = 0
@@ -213,7 +214,7 @@ class ReceivingMessage:
                 raise ProtocolError("truncated annotation chunk header")
             raw_key, length = _chunk_header.unpack_from(view, pos)
             if pos + 8 + length > size:
-                raise ProtocolError("annotation chunk length exceeds remaining data")
+                raise ProtocolError(f"annotation chunk of {length} bytes runs past the end of the annotations")
             try:
                 key = raw_key.decode("ascii")
             except UnicodeDecodeError:

@@ -36,7 +36,7 @@ class URI:
             self.__setstate__(uri.__getstate__())
             return
         if not isinstance(uri, str):
-            raise TypeError("uri parameter object is of wrong type")
+            raise TypeError(f"URI() takes a str or a URI, not {type(uri).__name__}")
         self.sockname: str | None = None
         self.host: str | None = None
         self.port: int | None = None
@@ -69,10 +69,10 @@ class URI:
             return
         if location.startswith("["):
             if location.startswith("[["):
-                raise PyroError("invalid ipv6 address: enclosed in too many brackets")
+                raise PyroError(f"bad IPv6 location {location!r}: nested brackets")
             m = _IPV6_RE.match(location)
             if not m:
-                raise PyroError("invalid ipv6 address: the part between brackets must be a numeric ipv6 address")
+                raise PyroError(f"bad IPv6 location {location!r}: expected [numeric-ipv6-address]:port")
             host, port = m.group(1), m.group(2)
         else:
             host, _, port = location.partition(":")

@@ -66,7 +66,7 @@ def main(args: Sequence[str] | None = None) -> int:
                       bcport=options.bcport, unixsocket=options.unixsocket, nathost=options.nathost,
                       natport=options.natport, storage=options.storage)
     except KeyboardInterrupt:
-        print("NS shut down.")
+        print("Name server stopped.")
         return 0
     except (PyroError, OSError, ValueError) as exc:
         print(f"Error: {type(exc).__name__} - {exc}", file=sys.stderr)

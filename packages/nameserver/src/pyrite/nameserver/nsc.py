@@ -82,7 +82,7 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
 
     def cmd_ping() -> None:
         namesrv.ping()
-        print("Name server ping ok.")
+        print("Name server answered the ping.")
 
     def cmd_list() -> None:
         if not args:
@@ -111,22 +111,22 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
         if namesrv.remove(args[0]) > 0:
             print(f"Removed {args[0]}")
         else:
-            print("Nothing removed")
+            print("No registrations removed.")
 
     def cmd_removematching() -> None:
         need(1, "one argument: pattern")
         pattern = args[0]
         if _matches_everything(pattern):
             if not _ask(f"The pattern {pattern!r} matches EVERY name. Remove all registrations (y/n)?"):
-                print("Nothing removed")
+                print("No registrations removed.")
                 return
             try:
                 count = namesrv.remove(regex=pattern, everything=True)
             except TypeError:   # a Pyro5 name server: no such flag, and no guard to lift
                 count = namesrv.remove(regex=pattern)
         else:
-            if not _ask("Potentially removing lots of items from the Name server. Are you sure (y/n)?"):
-                print("Nothing removed")
+            if not _ask(f"This may remove many registrations matching {pattern!r}. Continue (y/n)?"):
+                print("No registrations removed.")
                 return
             count = namesrv.remove(regex=pattern)
         print(f"{count} items removed.")
@@ -135,15 +135,15 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
         need(1, "arguments: name and zero or more meta tags", at_least=True)
         metadata = set(args[1:])
         namesrv.set_metadata(args[0], metadata)
-        print("Metadata updated" if metadata else "Metadata cleared")
+        print(f"Metadata of {args[0]} set" if metadata else f"Metadata of {args[0]} removed")
 
     def cmd_yplookup_all() -> None:
         need(1, "at least one metadata tag argument", at_least=True)
-        _print_list(namesrv.yplookup(meta_all=args, return_metadata=True), " - searched by metadata")
+        _print_list(namesrv.yplookup(meta_all=args, return_metadata=True), " - metadata query")
 
     def cmd_yplookup_any() -> None:
         need(1, "at least one metadata tag argument", at_least=True)
-        _print_list(namesrv.yplookup(meta_any=args, return_metadata=True), " - searched by metadata")
+        _print_list(namesrv.yplookup(meta_any=args, return_metadata=True), " - metadata query")
 
     commands: dict[str, Callable[[], None]] = {
         "ping": cmd_ping, "list": cmd_list, "listmatching": cmd_listmatching, "lookup": cmd_lookup,
@@ -177,17 +177,16 @@ def main(args: Sequence[str] | None = None) -> int:
     options, command_args = make_parser().parse_known_args(args)
     from pyrite.core.naming import locate_ns
     if options.verbose:
-        print("Locating name server...")
-    if options.unixsocket:
-        options.host = "./u:" + options.unixsocket
+        print("Looking for the name server...")
+    where = f"./u:{options.unixsocket}" if options.unixsocket else options.host
     try:
-        namesrv = locate_ns(options.host, options.port)
+        namesrv = locate_ns(where, options.port)
     except PyroError as exc:
         print(f"Error: {type(exc).__name__} - {exc}")
         return 1
     with namesrv:
         if options.verbose:
-            print("Name server found:", namesrv._pyroUri)
+            print(f"Using the name server at {namesrv._pyroUri}")
         try:
             handle_command(namesrv, options.command, command_args)
         except SystemExit as exc:

@@ -57,7 +57,7 @@ def _check_name(name: Any, what: str = "name") -> None:
 def _tag_set(metadata: Any, what: str = "metadata") -> set[str]:
     """A client's collection of tags as a set of str (TypeError for a str or a non-iterable)."""
     if isinstance(metadata, (str, bytes)):
-        raise TypeError(f"{what} should not be a str, but another iterable (set, list, etc)")
+        raise TypeError(f"{what} must be a collection of strings such as a set or list, not a single {type(metadata).__name__}")
     try:
         tags = set(metadata)
     except TypeError:
@@ -93,7 +93,7 @@ class NameServer:
         try:
             uri, metadata = self.storage[name]
         except KeyError:
-            raise NamingError("unknown name: " + name) from None
+            raise NamingError(f"name not registered: {name}") from None
         if return_metadata:
             return URI(uri), set(metadata or ())
         return URI(uri)
@@ -105,14 +105,15 @@ class NameServer:
         if isinstance(uri, URI):
             uri = str(uri)
         elif not isinstance(uri, str):
-            raise TypeError("only URIs or strings can be registered")
+            raise TypeError(f"register() takes a URI or a URI string, not {type(uri).__name__}")
         else:
             URI(uri)  # raises PyroError if it is not a valid URI
         _check_name(name)
         tags = None if metadata is None else _tag_set(metadata)
         with self.lock:
-            if safe and name in self.storage:
-                raise NamingError("name already registered: " + name)
+            taken = safe and name in self.storage
+            if taken:
+                raise NamingError(f"name is taken: {name}")
             self.storage[name] = uri, tags
 
     def set_metadata(self, name: str, metadata: Iterable[str] | None) -> None:
@@ -123,7 +124,7 @@ class NameServer:
             try:
                 uri, _ = self.storage[name]
             except KeyError:
-                raise NamingError("unknown name: " + name) from None
+                raise NamingError(f"name not registered: {name}") from None
             self.storage[name] = uri, tags
 
     def remove(self, name: str | None = None, prefix: str | None = None, regex: str | None = None,
@@ -171,7 +172,7 @@ class NameServer:
         """The registrations as ``{name: uri string}`` (or ``{name: (uri, metadata set)}``),
         optionally only the names starting with ``prefix`` or matching ``regex``."""
         if prefix and regex:
-            raise ValueError("you can only filter on one thing at a time")
+            raise ValueError("list() takes prefix or regex, not both")
         if prefix:
             _check_name(prefix, "prefix")
             with self.lock:
@@ -200,7 +201,7 @@ class NameServer:
         ``meta_any`` (not both).  Values are ``(uri, metadata set)`` unless ``return_metadata``
         is false (then just the uri string)."""
         if meta_all and meta_any:
-            raise ValueError("you can't use meta_all or meta_any at the same time")
+            raise ValueError("yplookup() takes meta_all or meta_any, not both")
         if meta_all:
             tags = _tag_set(meta_all, "metadata_all")
             with self.lock:

@@ -84,7 +84,7 @@ class NameServerDaemon(Daemon):
         except BaseException:
             self.close()
             raise
-        log.info("name server daemon created on %s", self.locationStr)
+        log.info("name server daemon listening on %s", self.locationStr)
 
     def _release_nameserver(self) -> None:
         cleaner, self.cleaner_thread = self.cleaner_thread, None
@@ -103,7 +103,7 @@ class NameServerDaemon(Daemon):
 
     def __enter__(self) -> "NameServerDaemon":
         if self.nameserver is None:
-            raise PyroError("cannot reuse this object")
+            raise PyroError("this name server daemon is closed and cannot be entered again")
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
@@ -128,11 +128,11 @@ def _broadcast_server(daemon: NameServerDaemon, unixsocket: str | None, enableBr
     host = _listen_host(daemon) or ""
     if ":" in host:
         if say:
-            say("Not starting broadcast server for IPv6.")
+            say("No broadcast responder: IPv6 has no broadcast.")
         return None
     if _is_loopback(host) and bchost is None:
         if say:
-            say("Not starting broadcast server for localhost.")
+            say("No broadcast responder on a loopback address.")
         return None
     # the internal URI: a client that can hear the broadcast is on our side of any NAT
     internal = URI(daemon.uriFor(NAMESERVER_NAME, nat=False))
@@ -189,4 +189,4 @@ def start_ns_loop(host: Any = None, port: int | None = None, enableBroadcast: bo
         daemon.close()
         if bcserver is not None:
             bcserver.close()
-    say("NS shut down.")
+    say("Name server stopped.")

@@ -167,7 +167,7 @@ class SqlStorage(MutableMapping):
             with self._lock:
                 return self._conn().execute(sql, tuple(params)).fetchall()
         except sqlite3.DatabaseError as exc:
-            raise NamingError(f"sqlite error in {what}: {exc}") from exc
+            raise NamingError(f"name server database failed during {what}: {exc}") from exc
 
     def _with_metadata(self, rows: list[tuple[Any, ...]], return_metadata: bool) -> dict[str, Any]:
         """Turn ``(id, name, uri)`` rows into the result dict, adding metadata if asked.
@@ -309,4 +309,4 @@ def make_storage(spec: str | None) -> MemoryStorage | SqlStorage:
         return MemoryStorage()
     if spec.startswith("sql:") and len(spec) > 4:
         return SqlStorage(spec[4:])
-    raise ValueError(f"invalid storage type {spec!r} (use 'memory' or 'sql:path/to/file')")
+    raise ValueError(f"unknown storage {spec!r}: use 'memory' or 'sql:<path to file>'")

@@ -57,19 +57,19 @@ class SerializerBase:
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
         """Serialize a call request: object id, method name, positional and keyword arguments."""
-        raise NotImplementedError("implement in subclass")
+        raise NotImplementedError(f"{type(self).__name__} must override this method")
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         """Deserialize a call request into ``(object id, method, vargs, kwargs)``."""
-        raise NotImplementedError("implement in subclass")
+        raise NotImplementedError(f"{type(self).__name__} must override this method")
 
     def dumps(self, data: Any) -> bytes:
         """Serialize any supported value."""
-        raise NotImplementedError("implement in subclass")
+        raise NotImplementedError(f"{type(self).__name__} must override this method")
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         """Deserialize a value; malformed data raises ``SerializeError``."""
-        raise NotImplementedError("implement in subclass")
+        raise NotImplementedError(f"{type(self).__name__} must override this method")
 
     @classmethod
     def register_type_replacement(cls, object_type: type, replacement_function: Callable[[Any], Any]) -> None:
@@ -78,7 +78,7 @@ class SerializerBase:
         The daemon uses this to send registered objects as proxies (autoproxy).
         """
         if object_type is type or not inspect.isclass(object_type):
-            raise ValueError("refusing to register replacement for a non-type or the type 'type' itself")
+            raise ValueError(f"a type replacement needs a class other than 'type' itself, got {object_type!r}")
         with _replacement_lock:
             new = dict(cls._type_replacements)
             new[object_type] = replacement_function

@@ -285,7 +285,7 @@ def _exception_from_dict(classname: str, data: dict) -> BaseException:
         t = getattr(sqlite3, short, None)
         if isinstance(t, type) and issubclass(t, Exception):
             return make_exception(t, data)
-    raise SerializeError("unsupported serialized class: " + classname)
+    raise SerializeError(f"no converter for serialized class {classname}")
 
 
 def _check_uri_state(state: Any) -> tuple:
@@ -370,7 +370,7 @@ def dict_to_class(data: dict) -> Any:
     if converter is not None:
         return converter(classname, data)
     if "__" in classname:
-        raise SecurityError("refused to deserialize types with double underscores in their name: " + classname)
+        raise SecurityError(f"will not deserialize {classname!r}: double underscores in a class name are refused")
     reader = _PROTOCOL_READERS.get(classname)
     if reader is not None:
         return reader(classname, data)
@@ -379,13 +379,13 @@ def dict_to_class(data: dict) -> Any:
     if classname.startswith(ERRORS_PREFIX):
         error_type = ERROR_CLASSES.get(classname[len(ERRORS_PREFIX):])
         if error_type is None:
-            raise SerializeError("unsupported serialized class: " + classname)
+            raise SerializeError(f"no converter for serialized class {classname}")
         return make_exception(error_type, data)
     if classname == "struct.error":
         return make_exception(struct.error, data)
     if data.get("__exception__", False):
         return _exception_from_dict(classname, data)
-    raise SerializeError("unsupported serialized class: " + classname)
+    raise SerializeError(f"no converter for serialized class {classname}")
 
 
 __all__ = [

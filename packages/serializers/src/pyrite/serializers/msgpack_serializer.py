@@ -59,7 +59,7 @@ def _ext_complex(obj: complex) -> msgpack.ExtType:
 
 def _ext_datetime(obj: datetime.datetime) -> msgpack.ExtType:
     if obj.tzinfo is not None:
-        raise SerializeError("msgpack cannot serialize datetime with timezone info")
+        raise SerializeError(f"the msgpack serializer only takes naive datetimes; {obj!r} has a tzinfo")
     return msgpack.ExtType(EXT_DATETIME, _double.pack(obj.timestamp()))
 
 

@@ -310,7 +310,7 @@ class SelectorEngine:
                     owner._on_ready(item)
                 self._tick()
         except KeyboardInterrupt:
-            log.debug("stopping on break signal")
+            log.debug("request loop interrupted (KeyboardInterrupt)")
         finally:
             self._loop_thread = None
             self._loop_exited.set()

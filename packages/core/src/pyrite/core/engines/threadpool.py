@@ -15,7 +15,7 @@ Calls of one client run one after another on one worker at a time, so
 session-scoped objects and a ``ClientConnection`` are never used by two
 threads at once.  When every worker is busy, work waits in a queue.  A new
 client arriving while ``THREADPOOL_SIZE`` new clients already wait is refused
-with Pyro5's message ("no free workers, increase server threadpool size");
+with a message that names THREADPOOL_SIZE;
 requests of connected clients are never refused (each client has at most
 one request batch queued, so that queue is bounded by the connections
 admitted).
@@ -35,7 +35,7 @@ from .base import Client, Frame, SelectorEngine, log, wait_readable
 LINGER = 0.1          # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
 IDLE_WORKER_TIMEOUT = 30.0  # seconds an extra worker (above THREADPOOL_SIZE_MIN) waits for work
-REFUSAL = "no free workers, increase server threadpool size"
+REFUSAL = "server busy: no free worker thread for a new client (raise THREADPOOL_SIZE)"
 
 
 class WorkerPool:
@@ -53,9 +53,9 @@ class WorkerPool:
 
     def __init__(self, size: int, min_size: int, queue_limit: int | None = None, name: str = "pyrite-worker") -> None:
         if size < 1 or min_size < 1:
-            raise ValueError("threadpool sizes must be greater than zero")
+            raise ValueError(f"thread pool sizes must be at least 1 (size={size}, min_size={min_size})")
         if min_size > size:
-            raise ValueError("minimum threadpool size must be less than or equal to max size")
+            raise ValueError(f"thread pool min_size {min_size} exceeds its size {size}")
         self.size = size
         self.min_size = min_size
         self.queue_limit = size if queue_limit is None else queue_limit
