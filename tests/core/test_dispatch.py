@@ -261,7 +261,7 @@ def error_of(conn, ser):
 def test_unknown_object(daemon, conn, ser):
     dispatch.handle_message(daemon, conn, call(ser, "nope", "add", (1,)))
     exc = error_of(conn, ser)
-    assert isinstance(exc, DaemonError) and "unknown object" in str(exc)
+    assert isinstance(exc, DaemonError) and "no object registered with id" in str(exc)
 
 
 @pytest.mark.parametrize("method", ["hidden", "_private", "__init__", "__class__", "__dict__", "nonexisting",
@@ -291,7 +291,7 @@ def test_detailed_traceback(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     dispatch.handle_message(daemon, conn, call(serpent, "thing", "fail"))
     tb = "".join(error_of(conn, serpent)._pyroTraceback)
-    assert "Local values:" in tb and "EXCEPTION" in tb
+    assert "Locals:" in tb and "EXCEPTION" in tb
 
 
 def test_methodcall_error_handler_sees_user_errors(daemon, conn, serpent):
@@ -506,7 +506,7 @@ def test_generator_result_is_streamed(daemon, conn, ser):
     assert items == ["one", "two", "three"]
     assert stream_id not in daemon.streaming_responses
     dispatch.handle_message(daemon, conn, call(ser, DAEMON_NAME, "get_next_stream_item", (stream_id,)))
-    assert "terminated" in str(error_of(conn, ser))
+    assert "no open item stream" in str(error_of(conn, ser))
 
 
 def test_iterator_property_and_close_stream(daemon, conn, serpent):
@@ -529,7 +529,7 @@ def test_streaming_disabled(daemon, conn, serpent):
 def test_dict_view_iterators_are_refused(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     dispatch.handle_message(daemon, conn, call(serpent, "thing", "dict_view"))
-    assert "lazy dict iterators" in str(error_of(conn, serpent))
+    assert "lazy view of a dict" in str(error_of(conn, serpent))
 
 
 # -- serialized blobs -----------------------------------------------------------------------
@@ -678,7 +678,7 @@ def test_handshake_custom_validation_and_annotations(ser):
 def test_handshake_refusals(daemon, conn, serpent):
     assert not dispatch.handshake(daemon, conn, connect_msg(serpent, "no-such-object"))
     msg = last_reply(conn)
-    assert msg.type == MSG_CONNECTFAIL and "unknown object" in serpent.loads(msg.data)
+    assert msg.type == MSG_CONNECTFAIL and "no object registered with id" in serpent.loads(msg.data)
     assert not dispatch.handshake(daemon, conn, connect_msg(serpent), denied_reason="go away")
     assert serpent.loads(last_reply(conn).data) == "go away"
     assert not daemon._handshake(conn, connect_msg(serpent), denied_reason="full")

@@ -228,13 +228,13 @@ def test_whole_class_expose_skips_private_members():
 
 
 def test_expose_classmethod_order():
-    with pytest.raises(AttributeError, match="must be done after"):
+    with pytest.raises(AttributeError, match="put @expose above @classmethod/@staticmethod"):
         class A:
             @expose
             @classmethod
             def cm(cls):
                 pass
-    with pytest.raises(AttributeError, match="must be done after"):
+    with pytest.raises(AttributeError, match="put @expose above @classmethod/@staticmethod"):
         class B:
             @expose
             @staticmethod

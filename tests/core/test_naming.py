@@ -150,7 +150,7 @@ def test_locate_ns_from_config(ns):
 
 def test_locate_ns_not_there():
     port = free_port()
-    with pytest.raises(NamingError, match="Failed to locate the nameserver"):
+    with pytest.raises(NamingError, match="no name server reachable at PYRO:Pyro.NameServer@"):
         locate_ns("127.0.0.1", port)
     config.NS_HOST = "127.0.0.1"
     config.NS_PORT = port
@@ -229,7 +229,7 @@ def test_resolve_pyroname(ns):
     resolved = resolve(f"PYRONAME:echo.a@127.0.0.1:{ns_uri.port}")
     assert isinstance(resolved, URI)
     assert str(resolved) == uris["echo.a"]
-    with pytest.raises(NamingError, match="unknown name"):
+    with pytest.raises(NamingError, match=r"no\.such\.name"):
         resolve(f"PYRONAME:no.such.name@127.0.0.1:{ns_uri.port}")
 
 

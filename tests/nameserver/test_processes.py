@@ -123,7 +123,7 @@ def test_pyrite_ns_runs_and_stops_on_sigterm(processes, tmp_path):
         ns.ping()
     ns_proc.proc.send_signal(signal.SIGTERM)
     assert ns_proc.proc.wait(timeout=15) == 0
-    ns_proc.wait_for(r"^NS shut down\.$")
+    ns_proc.wait_for(r"^Name server stopped\.$")
 
 
 def test_pyrite_ns_reports_a_busy_port(processes):
@@ -145,16 +145,16 @@ def test_pyrite_nsc(processes):
     port = str(ns_proc.uri().port)
     where = ["-n", "127.0.0.1", "-p", port]
 
-    assert nsc(*where, "ping").stdout == "Name server ping ok.\n"
+    assert nsc(*where, "ping").stdout == "Name server answered the ping.\n"
     result = nsc(*where, "register", "cli.one", "PYRO:one@127.0.0.1:1111")
     assert (result.returncode, result.stdout) == (0, "Registered cli.one\n")
     result = nsc(*where, "register", "cli.one", "PYRO:other@127.0.0.1:1")
-    assert result.returncode == 1 and "Error: NamingError - name already registered: cli.one" in result.stdout
+    assert result.returncode == 1 and "Error: NamingError - name is taken: cli.one" in result.stdout
     nsc(*where, "register", "cli.two", "PYRO:two@127.0.0.1:2222")
-    assert nsc(*where, "setmeta", "cli.one", "red", "blue").stdout == "Metadata updated\n"
+    assert nsc(*where, "setmeta", "cli.one", "red", "blue").stdout == "Metadata of cli.one set\n"
     assert nsc(*where, "lookup", "cli.one").stdout == "PYRO:one@127.0.0.1:1111\nmetadata: {'blue', 'red'}\n"
     result = nsc(*where, "lookup", "cli.none")
-    assert result.returncode == 1 and result.stdout == "Error: NamingError - unknown name: cli.none\n"
+    assert result.returncode == 1 and result.stdout == "Error: NamingError - name not registered: cli.none\n"
     listing = nsc(*where, "list", "cli.").stdout
     assert listing == ("--------START LIST - prefix 'cli.'\n"
                        "cli.one --> PYRO:one@127.0.0.1:1111\n"
@@ -168,10 +168,10 @@ def test_pyrite_nsc(processes):
     result = nsc(*where, "lookup")
     assert result.returncode == 2 and "requires one argument" in result.stderr
     # removematching asks; no answer means no
-    assert nsc(*where, "removematching", "cli.*", stdin="").stdout.endswith("Nothing removed\n")
+    assert nsc(*where, "removematching", "cli.*", stdin="").stdout.endswith("No registrations removed.\n")
     result = nsc(*where, "removematching", ".*", stdin="y\n")
     assert "matches EVERY name" in result.stdout and result.stdout.endswith("2 items removed.\n")
-    assert nsc(*where, "remove", "cli.one").stdout == "Nothing removed\n"
+    assert nsc(*where, "remove", "cli.one").stdout == "No registrations removed.\n"
     full = nsc(*where, "list").stdout
     assert full.count("-->") == 1 and NAMESERVER_NAME in full
 
@@ -182,7 +182,7 @@ def test_pyrite_nsc_finds_the_name_server_by_broadcast(processes):
     uri = ns_proc.uri()
     result = nsc("-v", "-p", bcport, "ping")     # no host: -p is the broadcast port
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Name server found: {uri}" in result.stdout and "Name server ping ok." in result.stdout
+    assert f"Using the name server at {uri}" in result.stdout and "Name server answered the ping." in result.stdout
 
 
 def test_pyrite_nsc_without_a_name_server():

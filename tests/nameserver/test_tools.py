@@ -54,24 +54,24 @@ def test_nsc_commands(capsys, monkeypatch):
     with pytest.raises(KeyError):
         run("foo")
     assert capsys.readouterr().out.startswith("Error: KeyError ")
-    assert run("ping") == "Name server ping ok.\n"
+    assert run("ping") == "Name server answered the ping.\n"
     with pytest.raises(NamingError):
         run("lookup", "WeirdName")
-    assert capsys.readouterr().out == "Error: NamingError - unknown name: WeirdName\n"
+    assert capsys.readouterr().out == "Error: NamingError - name not registered: WeirdName\n"
     assert run("list").endswith("END LIST \n")
     out = run("listmatching", "name.$")
     assert out.endswith("END LIST - regex 'name.$'\n") and "name1" not in out
     assert run("register", "name1", "PYRO:obj1@hostname:9999") == "Registered name1\n"
-    assert run("remove", "name2") == "Nothing removed\n"
+    assert run("remove", "name2") == "No registrations removed.\n"
     assert "name1 --> PYRO:obj1@hostname:9999" in run("listmatching", "name.$")
-    assert run("setmeta", "name1", "b", "a") == "Metadata updated\n"
+    assert run("setmeta", "name1", "b", "a") == "Metadata of name1 set\n"
     assert run("lookup", "name1") == "PYRO:obj1@hostname:9999\nmetadata: {'a', 'b'}\n"
     out = run("yplookup_all", "a", "b")
     assert "name1 --> PYRO:obj1@hostname:9999\n    metadata: {'a', 'b'}\n" in out
     assert "name1" not in run("yplookup_all", "a", "zzz")
     assert "name1" in run("yplookup_any", "zzz", "a")
     assert run("list", "name").startswith("--------START LIST - prefix 'name'\nname1 -->")
-    assert run("setmeta", "name1") == "Metadata cleared\n"
+    assert run("setmeta", "name1") == "Metadata of name1 removed\n"
     assert run("remove", "name1") == "Removed name1\n"
     with pytest.raises(SystemExit, match="requires two arguments"):
         run("register", "only-one")
@@ -81,7 +81,7 @@ def test_nsc_failed_call_prints_the_error(capsys):
     ns = NameServer()
     with pytest.raises(NamingError):
         nsc.handle_command(ns, "lookup", ["WeirdName"])
-    assert capsys.readouterr().out == "Error: NamingError - unknown name: WeirdName\n"
+    assert capsys.readouterr().out == "Error: NamingError - name not registered: WeirdName\n"
 
 
 def test_removematching_asks_and_guards_everything(capsys, monkeypatch):
@@ -97,12 +97,12 @@ def test_removematching_asks_and_guards_everything(capsys, monkeypatch):
 
     monkeypatch.setattr("builtins.input", fake_input)
     nsc.handle_command(ns, "removematching", ["svc.[01]"])
-    assert capsys.readouterr().out == "Nothing removed\n" and ns.count() == 4
+    assert capsys.readouterr().out == "No registrations removed.\n" and ns.count() == 4
     nsc.handle_command(ns, "removematching", ["svc.[01]"])
     assert capsys.readouterr().out == "2 items removed.\n" and ns.count() == 2
     nsc.handle_command(ns, "removematching", [".*"])
     assert "matches EVERY name" in questions[-1]
-    assert capsys.readouterr().out == "Nothing removed\n" and ns.count() == 2
+    assert capsys.readouterr().out == "No registrations removed.\n" and ns.count() == 2
     nsc.handle_command(ns, "removematching", [".*"])
     assert capsys.readouterr().out == "2 items removed.\n" and ns.count() == 0
 
@@ -116,5 +116,5 @@ def test_removematching_without_a_terminal(capsys, monkeypatch):
 
     monkeypatch.setattr("builtins.input", no_input)
     nsc.handle_command(ns, "removematching", ["svc"])
-    assert capsys.readouterr().out.endswith("Nothing removed\n")
+    assert capsys.readouterr().out.endswith("No registrations removed.\n")
     assert ns.count() == 1
