@@ -22,9 +22,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Callable, Generic, TypeVar
 
 from .errors import PyroError
+
+T = TypeVar("T")
 
 SERIALIZER_GROUP = "pyrite.serializers"
 TRANSPORT_GROUP = "pyrite.transports"
@@ -87,9 +89,27 @@ class _Transports:
 
 
 _lock = threading.RLock()
-_serializers: _Serializers | None = None
-_transports: _Transports | None = None
 _location_cache: dict[str, Any] = {}
+
+
+class _Once(Generic[T]):
+    """A registry built on first use, once, under the lock; ``clear()`` forgets it."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is None:
+            with _lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+    def clear(self) -> None:
+        self._value = None
 
 
 def _load_serializers() -> _Serializers:
@@ -129,15 +149,7 @@ def _load_serializers() -> _Serializers:
     return reg
 
 
-def _serializer_registry() -> _Serializers:
-    global _serializers
-    reg = _serializers
-    if reg is None:
-        with _lock:
-            if _serializers is None:
-                _serializers = _load_serializers()
-            reg = _serializers
-    return reg
+_serializer_registry = _Once(_load_serializers)
 
 
 def get_serializer(name: str) -> Any:
@@ -191,15 +203,7 @@ def _load_transports() -> _Transports:
     return reg
 
 
-def _transport_registry() -> _Transports:
-    global _transports
-    reg = _transports
-    if reg is None:
-        with _lock:
-            if _transports is None:
-                _transports = _load_transports()
-            reg = _transports
-    return reg
+_transport_registry = _Once(_load_transports)
 
 
 def get_transport(location: str) -> Any:
@@ -229,8 +233,7 @@ def get_transport(location: str) -> Any:
 
 def reset() -> None:
     """Forget what was discovered, so the next lookup reads the entry points again (for tests)."""
-    global _serializers, _transports
     with _lock:
-        _serializers = None
-        _transports = None
+        _serializer_registry.clear()
+        _transport_registry.clear()
         _location_cache.clear()
