@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import Pyro5
+import Pyro5.configure
 import pytest
 
 from pyrite.core.config import ENV_PREFIX, Configuration, config
@@ -44,7 +45,7 @@ def test_unknown_attribute_is_refused():
     ("SOCK_REUSE", "false", False),
     ("SOCK_REUSE", "0", False),
     ("SOCK_REUSE", " No ", False),
-    ("BROADCAST_ADDRS", "10.0.0.255, <broadcast> ,", ["10.0.0.255", "<broadcast>"]),
+    ("BROADCAST_ADDRS", "127.1.255.255, <broadcast> ,", ["127.1.255.255", "<broadcast>"]),
     ("SERIALIZER", "json", "json"),
     ("NATHOST", "nat.example", "nat.example"),
     ("LOGFILE", "x.log", "x.log"),
@@ -100,11 +101,14 @@ def test_reset_restores_defaults_and_lists_are_not_shared():
     config.BROADCAST_ADDRS.append("1.2.3.4")
     config.reset(use_environment=False)
     assert config.NS_PORT == 9090
-    assert config.BROADCAST_ADDRS == ["<broadcast>", "0.0.0.0"]
+    # users keep real LAN broadcast by default, exactly as Pyro5 has it
+    pyro5_defaults = Pyro5.configure.Configuration()
+    pyro5_defaults.reset(use_environment=False)
+    assert config.BROADCAST_ADDRS == pyro5_defaults.BROADCAST_ADDRS and "<broadcast>" in config.BROADCAST_ADDRS
     other = Configuration()
     other.reset(use_environment=False)
     other.BROADCAST_ADDRS.append("x")
-    assert config.BROADCAST_ADDRS == ["<broadcast>", "0.0.0.0"]
+    assert config.BROADCAST_ADDRS == pyro5_defaults.BROADCAST_ADDRS
 
 
 def test_copy_is_independent():

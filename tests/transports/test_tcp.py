@@ -153,15 +153,6 @@ def test_listen_keeps_host_name_and_reports_real_port(tcp):
             assert server.recv(1) == b"x"
 
 
-def test_listen_on_all_interfaces_reports_bound_address(tcp):
-    with tcp.listen(":0") as listener:
-        host, port = parse_location(listener.location)
-        assert host == "0.0.0.0" and port > 0
-        with tcp.connect(f"127.0.0.1:{port}", timeout=WAIT) as client, listener.accept() as server:
-            client.send(b"y")
-            assert server.recv(1) == b"y"
-
-
 @needs_ipv6
 def test_prefer_ipv6_for_all_interfaces(tcp):
     config.PREFER_IP_VERSION = 6
