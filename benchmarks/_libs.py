@@ -20,15 +20,24 @@ def load(name: str) -> types.SimpleNamespace:
     if name == "pyro5":
         import Pyro5
         import Pyro5.api as api
+
         version = Pyro5.__version__
     elif name == "pyrite":
         import pyrite.api as api
+
         version = api.__version__
     else:
         raise ValueError(f"unknown library {name!r}; choose from {LIBRARIES}")
     return types.SimpleNamespace(
-        name=name, version=version, Proxy=api.Proxy, BatchProxy=api.BatchProxy,
-        Daemon=api.Daemon, expose=api.expose, oneway=api.oneway, config=api.config)
+        name=name,
+        version=version,
+        Proxy=api.Proxy,
+        BatchProxy=api.BatchProxy,
+        Daemon=api.Daemon,
+        expose=api.expose,
+        oneway=api.oneway,
+        config=api.config,
+    )
 
 
 def configure(lib: types.SimpleNamespace, settings: dict[str, Any]) -> None:

@@ -65,6 +65,7 @@ class Workload:
             answer = self.proxy.echo(self.payload)
             if isinstance(answer, dict):  # serpent's bytes are base64 in a dict, in both libraries
                 import serpent
+
                 answer = serpent.tobytes(answer)
             assert answer == self.payload, "echo returned different bytes"
         else:
@@ -150,8 +151,9 @@ def main() -> None:
             if command["cmd"] == "prepare":
                 if workload:
                     workload.close()
-                workload = Workload(lib, command["workload"], command["uri"],
-                                    command["serializer"], command.get("size", 0))
+                workload = Workload(
+                    lib, command["workload"], command["uri"], command["serializer"], command.get("size", 0)
+                )
                 workload.check()
                 if workload.kind != "echo":  # for echo, check() was a full-size call already
                     end = time.monotonic() + command.get("warmup", WARMUP_SECONDS)

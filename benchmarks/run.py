@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,9 +35,9 @@ LABELS = {"pyro5": "Pyro5", "pyrite": "pyrite"}
 MB = 1_000_000
 ECHO_SIZE = 10 * MB
 
-START_TIMEOUT = 60.0     # a child process must be up and answering within this
-PREPARE_TIMEOUT = float(os.environ.get("BENCH_PREPARE_TIMEOUT", 60.0))   # connect + check + warm-up of one workload
-RUN_SLACK = float(os.environ.get("BENCH_RUN_SLACK", 60.0))         # beyond the run's duration, how long we wait for its answer
+START_TIMEOUT = 60.0  # a child process must be up and answering within this
+PREPARE_TIMEOUT = float(os.environ.get("BENCH_PREPARE_TIMEOUT", 60.0))  # connect + check + warm-up of one workload
+RUN_SLACK = float(os.environ.get("BENCH_RUN_SLACK", 60.0))  # beyond the run's duration, how long we wait for its answer
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,14 @@ class Child:
         self._log = open(self.log_path, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, *args], cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, text=True, env=env)
+            [sys.executable, *args],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=env,
+        )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -187,8 +193,9 @@ class Bench:
     def server_uri(self, lib: str, servertype: str) -> str:
         key = (lib, servertype)
         if key not in self.servers:
-            child = Child(["_server.py", lib, servertype, json.dumps(self.settings)],
-                          f"server {lib} {servertype}", self.logdir)
+            child = Child(
+                ["_server.py", lib, servertype, json.dumps(self.settings)], f"server {lib} {servertype}", self.logdir
+            )
             self.servers[key] = (child, "")
             line = child.read_line(START_TIMEOUT).strip()
             if not line.startswith("URI "):
@@ -212,8 +219,7 @@ class Bench:
         pool = self.workers[lib]
         new = []
         while len(pool) < count:
-            child = Child(["_worker.py", lib, json.dumps(self.settings)],
-                          f"client {lib} {len(pool)}", self.logdir)
+            child = Child(["_worker.py", lib, json.dumps(self.settings)], f"client {lib} {len(pool)}", self.logdir)
             pool.append(child)
             new.append(child)
         for child in new:
@@ -230,8 +236,13 @@ class Bench:
         uri = self.server_uri(lib, row.servertype)
         server = self.servers[(lib, row.servertype)][0]
         clients = self.worker_pool(lib, row.clients)
-        prepare = {"cmd": "prepare", "workload": row.workload, "uri": uri,
-                   "serializer": row.serializer, "size": row.size}
+        prepare = {
+            "cmd": "prepare",
+            "workload": row.workload,
+            "uri": uri,
+            "serializer": row.serializer,
+            "size": row.size,
+        }
         for child in clients:
             child.send(prepare)
         for child in clients:
@@ -248,9 +259,11 @@ class Bench:
         units = sum(r["units"] for r in results)
         calls = sum(r["ops"] for r in results) if row.workload == "echo" else units
         rate = units / elapsed
-        return {"rate": rate / MB if row.workload == "echo" else rate,
-                "client_cpu_us": 1e6 * sum(r["cpu"] for r in results) / calls,
-                "server_cpu_us": 1e6 * server_cpu / calls if server_cpu >= 0 else None}
+        return {
+            "rate": rate / MB if row.workload == "echo" else rate,
+            "client_cpu_us": 1e6 * sum(r["cpu"] for r in results) / calls,
+            "server_cpu_us": 1e6 * server_cpu / calls if server_cpu >= 0 else None,
+        }
 
     def close(self) -> None:
         for pool in self.workers.values():
@@ -285,16 +298,25 @@ def fmt_cpu(client: float | None, server: float | None) -> str:
 def summarize(samples: list[dict]) -> dict:
     """Median and best of the rounds: throughput, and CPU per call (best = least CPU)."""
     if not samples:
-        return {"median": None, "best": None, "client_cpu_us": None, "server_cpu_us": None,
-                "best_client_cpu_us": None, "best_server_cpu_us": None}
+        return {
+            "median": None,
+            "best": None,
+            "client_cpu_us": None,
+            "server_cpu_us": None,
+            "best_client_cpu_us": None,
+            "best_server_cpu_us": None,
+        }
     rates = [s["rate"] for s in samples]
     client = [s["client_cpu_us"] for s in samples]
     server = [s["server_cpu_us"] for s in samples if s["server_cpu_us"] is not None]
-    return {"median": statistics.median(rates), "best": max(rates),
-            "client_cpu_us": statistics.median(client),
-            "server_cpu_us": statistics.median(server) if server else None,
-            "best_client_cpu_us": min(client),
-            "best_server_cpu_us": min(server) if server else None}
+    return {
+        "median": statistics.median(rates),
+        "best": max(rates),
+        "client_cpu_us": statistics.median(client),
+        "server_cpu_us": statistics.median(server) if server else None,
+        "best_client_cpu_us": min(client),
+        "best_server_cpu_us": min(server) if server else None,
+    }
 
 
 def select_rows(names: str | None) -> list[Row]:
@@ -317,11 +339,21 @@ def run(args: argparse.Namespace) -> dict:
     rounds = args.rounds or (1 if args.quick else 7)
     base = args.duration or (0.25 if args.quick else 0.5)
     settings = shared_settings(args.commtimeout)
-    results: dict = {"python": platform.python_version(), "machine": platform.machine(),
-                     "cpus": os.cpu_count(), "rounds": rounds, "duration": base, "stat": args.stat,
-                     "settings": settings, "rows": []}
-    print(f"# pyrite vs Pyro5: {rounds} rounds of {base:g} s per row and library; "
-          f"Python {platform.python_version()}, {os.cpu_count()} CPUs", file=sys.stderr)
+    results: dict = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "rounds": rounds,
+        "duration": base,
+        "stat": args.stat,
+        "settings": settings,
+        "rows": [],
+    }
+    print(
+        f"# pyrite vs Pyro5: {rounds} rounds of {base:g} s per row and library; "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
     with tempfile.TemporaryDirectory(prefix="pyrite-bench-") as logdir:
         bench = Bench(libs, settings, logdir)
         try:
@@ -339,9 +371,14 @@ def run(args: argparse.Namespace) -> dict:
                             errors[lib] = str(exc)
                             bench.discard_workers(lib)
                             print(f"  {row.name} [{lib}] failed: {exc}", file=sys.stderr)
-                entry = {"row": row.name, "title": row.title, "unit": row.unit,
-                         "servertype": row.servertype, "serializer": row.serializer,
-                         "clients": row.clients}
+                entry = {
+                    "row": row.name,
+                    "title": row.title,
+                    "unit": row.unit,
+                    "servertype": row.servertype,
+                    "serializer": row.serializer,
+                    "clients": row.clients,
+                }
                 for lib in libs:
                     entry[lib] = {"samples": samples[lib], **summarize(samples[lib]), "error": errors.get(lib)}
                 results["rows"].append(entry)
@@ -384,21 +421,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--libs", default="pyro5,pyrite", help="which libraries (default: both)")
     parser.add_argument("--rounds", type=int, help="rounds per row (default 7, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per timed run (default 0.5, quick 0.25)")
-    parser.add_argument("--stat", choices=("median", "best"), default="median",
-                        help="which of the rounds' throughputs the table shows (default median)")
-    parser.add_argument("--cpu", action="store_true",
-                        help="add CPU time per call (client + server processes; median of the rounds, "
-                             "or the least with --stat best)")
-    parser.add_argument("--commtimeout", type=float, default=0.0,
-                        help="COMMTIMEOUT for both libraries (default 0.0, the libraries' default)")
+    parser.add_argument(
+        "--stat",
+        choices=("median", "best"),
+        default="median",
+        help="which of the rounds' throughputs the table shows (default median)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="add CPU time per call (client + server processes; median of the rounds, or the least with --stat best)",
+    )
+    parser.add_argument(
+        "--commtimeout",
+        type=float,
+        default=0.0,
+        help="COMMTIMEOUT for both libraries (default 0.0, the libraries' default)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write all samples to this JSON file")
     args = parser.parse_args(argv)
     started = time.monotonic()
     results = run(args)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     print(table(results, args.cpu))
-    print(f"\nratio = pyrite / Pyro5 throughput (> 1: pyrite faster); {args.stat} of {results['rounds']} "
-          f"rounds; wall time {results['wall_seconds']} s.")
+    print(
+        f"\nratio = pyrite / Pyro5 throughput (> 1: pyrite faster); {args.stat} of {results['rounds']} "
+        f"rounds; wall time {results['wall_seconds']} s."
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

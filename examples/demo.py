@@ -72,8 +72,12 @@ def stop(daemon: api.Daemon, thread: threading.Thread, what: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serializer", default=None, help="serializer for the client (default: config)")
-    parser.add_argument("--port", type=int, default=None,
-                        help=f"name server port (default: {DEFAULT_NS_PORT} if free, else any free port)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"name server port (default: {DEFAULT_NS_PORT} if free, else any free port)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
 

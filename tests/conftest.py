@@ -7,7 +7,6 @@ os.environ["PYRITE_BROADCAST_ADDRS"] = "127.255.255.255"
 os.environ["PYRO_BROADCAST_ADDRS"] = "127.255.255.255"
 
 import pytest  # noqa: E402
-
 from pyrite.core.config import config  # noqa: E402
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 JOIN = 10.0  # seconds any thread join may take at most
 
@@ -36,6 +37,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
 def pyrite_proxy(uri: Any, timeout: float = 5.0) -> Any:
     """A pyrite Proxy with a bounded timeout."""
     from pyrite.core.client import Proxy
+
     proxy = Proxy(str(uri))
     proxy._pyroTimeout = timeout
     return proxy
@@ -44,6 +46,7 @@ def pyrite_proxy(uri: Any, timeout: float = 5.0) -> Any:
 def pyro5_proxy(uri: Any, timeout: float = 5.0) -> Any:
     """A Pyro5 5.17 Proxy with a bounded timeout."""
     import Pyro5.client
+
     proxy = Pyro5.client.Proxy(str(uri))
     proxy._pyroTimeout = timeout
     return proxy

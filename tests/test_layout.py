@@ -12,12 +12,12 @@ import re
 import subprocess
 import sys
 import textwrap
-import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ROOT / "packages"
@@ -71,6 +71,7 @@ VERSION = source_version("core")
 
 # --- the namespace --------------------------------------------------------------------------
 
+
 def test_pyrite_is_a_namespace_package() -> None:
     import pyrite
 
@@ -81,8 +82,11 @@ def test_pyrite_is_a_namespace_package() -> None:
 
 
 def test_no_pyrite_init_anywhere_in_the_repo() -> None:
-    found = [p for p in ROOT.rglob("pyrite/__init__.py")
-             if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    found = [
+        p
+        for p in ROOT.rglob("pyrite/__init__.py")
+        if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    ]
     assert found == []
     # py.typed belongs in each leaf: in src/pyrite/ two wheels would own the same file
     for folder in DISTRIBUTIONS:
@@ -94,11 +98,13 @@ def test_every_leaf_module_imports_from_its_own_folder() -> None:
 
     for folder in DISTRIBUTIONS:
         module = importlib.import_module(f"pyrite.{folder}")
-        assert Path(module.__file__).resolve() == (PACKAGES / folder / "src" / "pyrite" / folder /
-                                                  "__init__.py").resolve()
+        assert (
+            Path(module.__file__).resolve() == (PACKAGES / folder / "src" / "pyrite" / folder / "__init__.py").resolve()
+        )
 
 
 # --- each distribution ----------------------------------------------------------------------
+
 
 def test_exactly_the_five_distributions() -> None:
     folders = {p.name for p in PACKAGES.iterdir() if p.is_dir() and not p.name.startswith(".")}
@@ -109,8 +115,13 @@ def test_exactly_the_five_distributions() -> None:
 def test_distribution_has_the_four_parts(folder: str) -> None:
     base = PACKAGES / folder
     leaf = base / "src" / "pyrite" / folder
-    for part in (base / "pyproject.toml", base / "README.md", leaf / "__init__.py",
-                 leaf / "_version.py", leaf / "py.typed"):
+    for part in (
+        base / "pyproject.toml",
+        base / "README.md",
+        leaf / "__init__.py",
+        leaf / "_version.py",
+        leaf / "py.typed",
+    ):
         assert part.is_file(), part
     readme = (base / "README.md").read_text()
     assert readme.startswith(f"# {DISTRIBUTIONS[folder]}\n")
@@ -176,15 +187,21 @@ def test_dependency_graph() -> None:
     assert {requirement_name(r) for r in deps("transports")} == {"pyrite-core"}
     assert {requirement_name(r) for r in deps("nameserver")} == {"pyrite-core"}
     umbrella = deps("api")
-    assert {requirement_name(r) for r in umbrella} == {"pyrite-core", "pyrite-serializers",
-                                                       "pyrite-transports", "pyrite-nameserver"}
+    assert {requirement_name(r) for r in umbrella} == {
+        "pyrite-core",
+        "pyrite-serializers",
+        "pyrite-transports",
+        "pyrite-nameserver",
+    }
     serializers = next(r for r in umbrella if requirement_name(r) == "pyrite-serializers")
     extras = re.search(r"\[([^]]*)]", serializers)
-    assert extras and set(extras.group(1).replace(" ", "").split(",")) == \
-        set(pyproject("serializers")["project"]["optional-dependencies"])
+    assert extras and set(extras.group(1).replace(" ", "").split(",")) == set(
+        pyproject("serializers")["project"]["optional-dependencies"]
+    )
 
 
 # --- entry points ---------------------------------------------------------------------------
+
 
 def test_entry_points_declared() -> None:
     entry_points = pyproject("serializers")["project"]["entry-points"]
@@ -217,6 +234,7 @@ def test_entry_points_installed_and_loadable() -> None:
 
 # --- real wheels, real partial install ------------------------------------------------------
 
+
 def _run(args: list[str], *, timeout: float, cwd: Path, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
@@ -225,8 +243,7 @@ def _run(args: list[str], *, timeout: float, cwd: Path, env: dict[str, str] | No
 
 def _clean_env() -> dict[str, str]:
     # nothing from the dev environment may leak into the fresh one
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")}
     env["PYTHONNOUSERSITE"] = "1"
     return env
 
@@ -238,12 +255,15 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], timeout=120, cwd=base)
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-    _run([str(python), "-m", "pip", "install", "--quiet", "hatchling>=1.27"], timeout=300, cwd=base,
-         env=_clean_env())
+    _run([str(python), "-m", "pip", "install", "--quiet", "hatchling>=1.27"], timeout=300, cwd=base, env=_clean_env())
     wheels = base / "wheels"
-    _run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-          "--wheel-dir", str(wheels)] + [str(PACKAGES / folder) for folder in DISTRIBUTIONS],
-         timeout=300, cwd=base, env=_clean_env())
+    _run(
+        [str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels)]
+        + [str(PACKAGES / folder) for folder in DISTRIBUTIONS],
+        timeout=300,
+        cwd=base,
+        env=_clean_env(),
+    )
     return python, wheels
 
 
@@ -322,13 +342,31 @@ def test_partial_install_without_nameserver(wheelhouse: tuple[Path, Path], tmp_p
     python, wheels = wheelhouse
     env = _clean_env()
     # core alone: it imports, and a lookup names the distribution to install
-    _run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(wheels),
-          "pyrite-core"], timeout=300, cwd=tmp_path, env=env)
+    _run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(wheels), "pyrite-core"],
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     out = _run([str(python), "-c", PARTIAL_CORE_ONLY], timeout=60, cwd=tmp_path, env=env)
     assert "core alone: OK" in out
     # add serializers and transports (serpent comes from the index): a working client and server
-    _run([str(python), "-m", "pip", "install", "--quiet", "--find-links", str(wheels),
-          "pyrite-serializers", "pyrite-transports"], timeout=300, cwd=tmp_path, env=env)
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--find-links",
+            str(wheels),
+            "pyrite-serializers",
+            "pyrite-transports",
+        ],
+        timeout=300,
+        cwd=tmp_path,
+        env=env,
+    )
     freeze = _run([str(python), "-m", "pip", "freeze"], timeout=60, cwd=tmp_path, env=env).lower()
     assert "pyrite-nameserver" not in freeze and "msgpack" not in freeze
     out = _run([str(python), "-c", PARTIAL_CLIENT_AND_SERVER], timeout=60, cwd=tmp_path, env=env)

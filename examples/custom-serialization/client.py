@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-import shapes
-
 import pyrite.api as api
+import shapes
 
 
 def run(uri: str) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 
 import client
-import server
-
 import pyrite.api as api
+import server
 
 
 def main() -> None:

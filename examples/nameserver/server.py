@@ -19,8 +19,10 @@ class Thermometer:
         return f"{self.room}: {self.celsius:.1f} C"
 
 
-ROOMS = {"example.thermometer.kitchen": ("kitchen", 21.5, {"room:kitchen", "class:thermometer"}),
-         "example.thermometer.attic": ("attic", 14.0, {"room:attic", "class:thermometer"})}
+ROOMS = {
+    "example.thermometer.kitchen": ("kitchen", 21.5, {"room:kitchen", "class:thermometer"}),
+    "example.thermometer.attic": ("attic", 14.0, {"room:attic", "class:thermometer"}),
+}
 
 
 def make_daemon(ns_host: str, ns_port: int) -> api.Daemon:

@@ -16,8 +16,7 @@ class Streamer:
     """Produces items one at a time."""
 
     def countdown(self, start: int) -> Iterator[int]:
-        for n in range(start, 0, -1):
-            yield n
+        yield from range(start, 0, -1)
 
     def squares(self) -> Iterator[int]:
         # an endless stream: the client decides when it has seen enough

@@ -6,11 +6,11 @@ running these tests is that env, so the same distributions must be installed her
 from __future__ import annotations
 
 import shlex
-import tomllib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 FIVE = {"pyrite", "pyrite-core", "pyrite-serializers", "pyrite-transports", "pyrite-nameserver"}

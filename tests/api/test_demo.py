@@ -23,17 +23,19 @@ def assert_demo_output(out: str) -> int:
     """Checks each step of the demo's report; returns the name server port it used."""
     ns = re.search(r"name server: PYRO:Pyro\.NameServer@127\.0\.0\.1:(\d+)", out)
     assert ns, out
-    for pattern in (r"\[1/5\] starting a name server on 127\.0\.0\.1:.*\(broadcast off\)",
-                    r"object: PYRO:demo\.greeter@127\.0\.0\.1:\d+",
-                    r"the name server now lists: Pyro\.NameServer, example\.demo\.greeter",
-                    r"\[4/5\] client: calling PYRONAME:example\.demo\.greeter",
-                    r"greet\('Alice'\) -> 'Hello Alice, greeting #1 from process \d+'",
-                    r"greet\('Bob'\) -> 'Hello Bob, greeting #2 from process \d+'",
-                    r"PYRONAME:example\.demo\.greeter resolves to PYRO:demo\.greeter@127\.0\.0\.1:\d+",
-                    r"remote property 'served' = 2",
-                    r"server daemon: stopped",
-                    r"name server: stopped",
-                    r"Demo finished in [\d.]+ s\."):
+    for pattern in (
+        r"\[1/5\] starting a name server on 127\.0\.0\.1:.*\(broadcast off\)",
+        r"object: PYRO:demo\.greeter@127\.0\.0\.1:\d+",
+        r"the name server now lists: Pyro\.NameServer, example\.demo\.greeter",
+        r"\[4/5\] client: calling PYRONAME:example\.demo\.greeter",
+        r"greet\('Alice'\) -> 'Hello Alice, greeting #1 from process \d+'",
+        r"greet\('Bob'\) -> 'Hello Bob, greeting #2 from process \d+'",
+        r"PYRONAME:example\.demo\.greeter resolves to PYRO:demo\.greeter@127\.0\.0\.1:\d+",
+        r"remote property 'served' = 2",
+        r"server daemon: stopped",
+        r"name server: stopped",
+        r"Demo finished in [\d.]+ s\.",
+    ):
         assert re.search(pattern, out), f"{pattern!r} not in:\n{out}"
     return int(ns.group(1))
 

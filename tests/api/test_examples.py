@@ -65,8 +65,9 @@ EXPECTED = {
 
 
 def run_example(folder: str, script: str = "run.py", *args: str, timeout: float = 45) -> str:
-    proc = subprocess.run([sys.executable, script, *args], cwd=EXAMPLES / folder,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, script, *args], cwd=EXAMPLES / folder, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"{folder}/{script} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -97,8 +98,9 @@ class _Process:
     """A long-running example process (a server, a name server); its output is read in a thread."""
 
     def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-u", *args], cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         self.output = ""
         self._changed = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
@@ -116,8 +118,9 @@ class _Process:
     def wait_for(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         """The first match of pattern in the output, waiting for it at most timeout seconds."""
         with self._changed:
-            found = self._changed.wait_for(lambda: re.search(pattern, self.output) or "<exited>" in self.output,
-                                           timeout)
+            found = self._changed.wait_for(
+                lambda: re.search(pattern, self.output) or "<exited>" in self.output, timeout
+            )
             match = re.search(pattern, self.output)
         assert found and match, f"{pattern!r} not in output:\n{self.output}"
         return match
@@ -135,8 +138,9 @@ def _server(folder: str, *args: str) -> _Process:
     return _Process(["server.py", *args], EXAMPLES / folder)
 
 
-@pytest.mark.parametrize("folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization",
-                                    "third-party-serializer"])
+@pytest.mark.parametrize(
+    "folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization", "third-party-serializer"]
+)
 def test_server_and_client_as_separate_processes(folder: str) -> None:
     server = _server(folder)
     try:
@@ -180,7 +184,7 @@ def test_nameserver_example_with_the_pyrite_ns_command() -> None:
 
 
 def test_client_without_arguments_prints_usage() -> None:
-    proc = subprocess.run([sys.executable, "client.py"], cwd=EXAMPLES / "greeting",
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "client.py"], cwd=EXAMPLES / "greeting", capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode != 0 and "usage: python client.py" in proc.stderr
-

@@ -5,11 +5,10 @@ from __future__ import annotations
 import inspect
 import types
 
+import pyrite.api
 import Pyro5.api
 import Pyro5.errors
 import pytest
-
-import pyrite.api
 from pyrite.core import errors as pyrite_errors
 
 
@@ -58,8 +57,12 @@ def test_names_are_the_core_objects() -> None:
     assert pyrite.api.errors is pyrite_errors
     assert pyrite.api.SerializerBase is SerializerBase
     # Pyro5 hands out SerializerBase's classmethods as plain names
-    for name in ("register_dict_to_class", "register_class_to_dict",
-                 "unregister_dict_to_class", "unregister_class_to_dict"):
+    for name in (
+        "register_dict_to_class",
+        "register_class_to_dict",
+        "unregister_dict_to_class",
+        "unregister_class_to_dict",
+    ):
         method = getattr(pyrite.api, name)
         assert method.__self__ is SerializerBase
         assert method.__func__ is getattr(SerializerBase, name).__func__
@@ -78,9 +81,13 @@ def test_unknown_name_is_an_attribute_error() -> None:
 
 def pyro5_error_names() -> list[str]:
     """The classes and functions Pyro5.errors defines itself (not what it imports)."""
-    return sorted(name for name, value in vars(Pyro5.errors).items()
-                  if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
-                  and getattr(value, "__module__", None) == "Pyro5.errors")
+    return sorted(
+        name
+        for name, value in vars(Pyro5.errors).items()
+        if not name.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and getattr(value, "__module__", None) == "Pyro5.errors"
+    )
 
 
 @pytest.mark.parametrize("name", pyro5_error_names())
@@ -95,5 +102,11 @@ def test_every_pyro5_errors_name_exists_in_pyrite_errors(name: str) -> None:
 
 def test_pyro5_errors_names_were_found() -> None:
     # guards the parametrization above against silently testing nothing
-    assert {"PyroError", "CommunicationError", "SerializeError", "get_pyro_traceback",
-            "format_traceback", "excepthook"} <= set(pyro5_error_names())
+    assert {
+        "PyroError",
+        "CommunicationError",
+        "SerializeError",
+        "get_pyro_traceback",
+        "format_traceback",
+        "excepthook",
+    } <= set(pyro5_error_names())

@@ -11,9 +11,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 import pyrite.api as api
+import pytest
 
 TIMEOUT = 10.0
 
@@ -115,8 +114,7 @@ def test_session_instance_mode(running: Any) -> None:
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYRITE_", "PYRO_"))}
     environ.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, timeout=60)
 
 
 def test_pyrite_environment_variables_configure_pyrite_only() -> None:
@@ -137,6 +135,7 @@ def test_console_scripts_are_renamed() -> None:
 
     scripts = {ep.name for ep in entry_points(group="console_scripts")}
     assert {"pyrite-ns", "pyrite-nsc"} <= scripts
-    proc = subprocess.run([sys.executable, "-m", "pyrite.nameserver", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyrite.nameserver", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "-n HOST" in proc.stdout

@@ -5,11 +5,11 @@ registered object, follows NAT like ``uriFor``, and the proxy works against the 
 from __future__ import annotations
 
 import pytest
-
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
 from pyrite.core.errors import DaemonError
 from pyrite.core.exposure import expose, oneway
+
 from tests.support import running
 
 HOST = "127.0.0.1"
@@ -69,9 +69,9 @@ def test_proxy_for_follows_nat_and_refuses_unknown_objects():
         assert d.proxyFor(obj)._pyroUri.location == "nat.example:4242"
         assert d.proxyFor(obj, nat=False)._pyroUri.location == d.locationStr
         with pytest.raises(DaemonError):
-            d.proxyFor(Counter())             # never registered
+            d.proxyFor(Counter())  # never registered
         with pytest.raises(DaemonError):
-            d.proxyFor("no.such.object")      # id string not in this daemon
+            d.proxyFor("no.such.object")  # id string not in this daemon
         d.unregister(obj)
         with pytest.raises(DaemonError):
             d.proxyFor("counter")

@@ -17,7 +17,6 @@ from importlib.metadata import EntryPoint
 from importlib.metadata import entry_points as real_entry_points
 
 import pytest
-
 from pyrite.core import plugins
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
@@ -25,6 +24,7 @@ from pyrite.core.daemon import Daemon
 from pyrite.core.exposure import expose
 from pyrite.core.plugins import PluginConflictError, UnknownPluginError
 from pyrite.transports.tcp import TcpTransport
+
 from tests.support import running
 
 HOST = "127.0.0.1"
@@ -46,6 +46,7 @@ def install(monkeypatch, extra, keep_real=True):
         group = params.get("group")
         found = list(real_entry_points(**params)) if keep_real else []
         return found + [ep for ep in extra if ep.group == group]
+
     monkeypatch.setattr(plugins, "entry_points", fake_entry_points)
     plugins.reset()
 
@@ -59,6 +60,7 @@ def fresh_registry():
 
 class CountingTcp(TcpTransport):
     """A third-party TCP transport that outranks the built-in one and counts its use."""
+
     priority = 5
     connects = 0
     listens = 0
@@ -77,6 +79,7 @@ class CountingTcp(TcpTransport):
 
 class SameRankTcp(TcpTransport):
     """Serves what TcpTransport serves, at the same priority."""
+
     priority = TcpTransport.priority
 
 
@@ -98,7 +101,7 @@ class Echo:
 def test_higher_priority_third_party_transport_carries_real_calls(monkeypatch, fake_module):
     install(monkeypatch, [fake_ep("countingtcp", "audit_fake_transports:CountingTcp", "audit-transport-dist")])
     assert type(plugins.get_transport(f"{HOST}:1")) is CountingTcp
-    assert type(plugins.get_transport("./u:/tmp/x.sock")).__name__ == "UnixTransport"   # others untouched
+    assert type(plugins.get_transport("./u:/tmp/x.sock")).__name__ == "UnixTransport"  # others untouched
     CountingTcp.connects = CountingTcp.listens = 0
     config.POLLTIMEOUT = 0.1
     with Daemon(host=HOST) as d:

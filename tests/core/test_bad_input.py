@@ -19,23 +19,21 @@ import threading
 import time
 import zlib
 
-import pytest
-
 import Pyro5.client
 import Pyro5.protocol
 import Pyro5.serializers
-from Pyro5 import config as pyro5_config
-
+import pytest
 from pyrite.core import protocol
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
 from pyrite.core.exposure import expose
+from Pyro5 import config as pyro5_config
 
 HOST = "127.0.0.1"
-WAIT = 5.0          # every socket wait in this module: generous, it only proves "not blocked"
+WAIT = 5.0  # every socket wait in this module: generous, it only proves "not blocked"
 JOIN = 10.0
-GB = 1024 ** 3
+GB = 1024**3
 SERPENT = Pyro5.serializers.serializers["serpent"]
 
 
@@ -107,10 +105,21 @@ def served(servertype):
 
 # -- wire helpers (independent of pyrite's framing code) ------------------------------------------
 
-def header(msgtype=protocol.MSG_CONNECT, serializer_id=1, flags=0, seq=1, data_size=0, ann_size=0,
-           tag=b"PYRO", version=502, magic=0x4DC5):
-    return struct.pack("!4sHBBHHII16sHH", tag, version, msgtype, serializer_id, flags, seq, data_size, ann_size,
-                       b"\0" * 16, 0, magic)
+
+def header(
+    msgtype=protocol.MSG_CONNECT,
+    serializer_id=1,
+    flags=0,
+    seq=1,
+    data_size=0,
+    ann_size=0,
+    tag=b"PYRO",
+    version=502,
+    magic=0x4DC5,
+):
+    return struct.pack(
+        "!4sHBBHHII16sHH", tag, version, msgtype, serializer_id, flags, seq, data_size, ann_size, b"\0" * 16, 0, magic
+    )
 
 
 def message(msgtype, payload, serializer_id=1, flags=0, seq=1, annotations=b""):
@@ -118,8 +127,13 @@ def message(msgtype, payload, serializer_id=1, flags=0, seq=1, annotations=b""):
 
 
 def connect_message(serializer=SERPENT, seq=0):
-    return Pyro5.protocol.SendingMessage(Pyro5.protocol.MSG_CONNECT, 0, seq, serializer.serializer_id,
-                                         serializer.dumps({"handshake": "hello", "object": "service"})).data
+    return Pyro5.protocol.SendingMessage(
+        Pyro5.protocol.MSG_CONNECT,
+        0,
+        seq,
+        serializer.serializer_id,
+        serializer.dumps({"handshake": "hello", "object": "service"}),
+    ).data
 
 
 def read_until_closed(sock, timeout=WAIT):
@@ -166,8 +180,8 @@ def parse_messages(data):
     while data:
         fields = struct.unpack("!4sHBBHHII16sHH", data[:40])
         size, ann = fields[6], fields[7]
-        out.append((fields[2], fields[4], fields[3], data[40 + ann:40 + ann + size]))
-        data = data[40 + ann + size:]
+        out.append((fields[2], fields[4], fields[3], data[40 + ann : 40 + ann + size]))
+        data = data[40 + ann + size :]
     return out
 
 
@@ -196,6 +210,7 @@ def rss_bytes():
 
 # -- before the handshake: refused and closed ----------------------------------------------------
 
+
 def _bad_annotation_length():
     ann = b"CORR" + struct.pack("!I", 1000) + b"abcd"
     return header(data_size=0, ann_size=len(ann)) + ann
@@ -211,7 +226,7 @@ def _non_ascii_annotation_id():
 
 
 def _zip_bomb():
-    bomb = zlib.compress(b"\0" * (64 * 1024 * 1024), 9)   # 64 MB out of ~64 KB
+    bomb = zlib.compress(b"\0" * (64 * 1024 * 1024), 9)  # 64 MB out of ~64 KB
     return header(flags=protocol.FLAGS_COMPRESSED, data_size=len(bomb)) + bomb
 
 
@@ -226,7 +241,7 @@ CLOSED_AT_ONCE = {
     "wrong version": header(version=501, data_size=3) + b"abc",
     "wrong magic": header(magic=0x1234, data_size=3) + b"abc",
     "declares 1 GB + 1": header(data_size=GB + 1),
-    "declares 4 GB of annotations": header(data_size=0, ann_size=2 ** 32 - 1),
+    "declares 4 GB of annotations": header(data_size=0, ann_size=2**32 - 1),
     "annotation longer than its block": _bad_annotation_length(),
     "truncated annotation header": _truncated_annotation_header(),
     "non-ascii annotation id": _non_ascii_annotation_id(),
@@ -243,9 +258,9 @@ def test_bad_first_message_is_closed(served, case):
         try:
             sock.sendall(CLOSED_AT_ONCE[case])
         except (BrokenPipeError, ConnectionResetError):
-            pass   # closed before we finished: that is the point
+            pass  # closed before we finished: that is the point
         served.good_call()
-        assert read_until_closed(sock) == b""   # nothing sensible to answer: just closed
+        assert read_until_closed(sock) == b""  # nothing sensible to answer: just closed
     finally:
         sock.close()
     served.good_call()
@@ -262,8 +277,9 @@ def test_invoke_before_handshake_gets_connectfail(served):
     served.good_call()
 
 
-@pytest.mark.parametrize("case", ["unknown message type", "unknown serializer", "payload not a dict",
-                                  "undeserializable"])
+@pytest.mark.parametrize(
+    "case", ["unknown message type", "unknown serializer", "payload not a dict", "undeserializable"]
+)
 def test_bad_handshake_gets_connectfail(served, case):
     payload = SERPENT.dumps({"handshake": "hello", "object": "service"})
     data = {
@@ -300,7 +316,7 @@ def test_half_sent_message_does_not_block_others(served, case, ending):
     try:
         sock.sendall(HALF_SENT[case])
         time.sleep(0.05)
-        served.good_call()   # while the half-sent message waits
+        served.good_call()  # while the half-sent message waits
         served.good_call()
         # the declared size is not reserved up front
         assert rss_bytes() - before < 200 * 1024 * 1024
@@ -310,7 +326,7 @@ def test_half_sent_message_does_not_block_others(served, case, ending):
         else:
             sock.settimeout(0.3)
             with pytest.raises(socket.timeout):
-                sock.recv(10)   # still open and waiting for the rest: no reply to half a message
+                sock.recv(10)  # still open and waiting for the rest: no reply to half a message
     finally:
         sock.close()
     served.good_call()
@@ -327,7 +343,7 @@ def test_slow_trickle_does_not_block_others(served):
             if stop.wait(0.005):
                 return
             with contextlib.suppress(OSError):
-                sock.sendall(data[i:i + 1])
+                sock.sendall(data[i : i + 1])
 
     thread = threading.Thread(target=trickle, daemon=True)
     thread.start()
@@ -336,7 +352,7 @@ def test_slow_trickle_does_not_block_others(served):
             served.good_call()
         thread.join(JOIN)
         msgtype, *_ = read_message(sock)
-        assert msgtype == protocol.MSG_CONNECTOK   # the slow client is served too, in the end
+        assert msgtype == protocol.MSG_CONNECTOK  # the slow client is served too, in the end
     finally:
         stop.set()
         thread.join(JOIN)
@@ -344,7 +360,7 @@ def test_slow_trickle_does_not_block_others(served):
 
 
 def test_idle_and_half_sent_connections_do_not_delay_a_call(servertype):
-    config.THREADPOOL_SIZE = 4      # fewer workers than connections, on purpose
+    config.THREADPOOL_SIZE = 4  # fewer workers than connections, on purpose
     config.THREADPOOL_SIZE_MIN = 1
     with serving(servertype) as served:
         idle = [served.connect() for _ in range(40)]
@@ -358,7 +374,7 @@ def test_idle_and_half_sent_connections_do_not_delay_a_call(servertype):
             for _ in range(4):
                 started = time.monotonic()
                 served.good_call()
-                assert time.monotonic() - started < WAIT   # "not blocked", not a speed claim
+                assert time.monotonic() - started < WAIT  # "not blocked", not a speed claim
         finally:
             for sock in idle + idle_after_handshake + [half, half_invoke]:
                 sock.close()
@@ -366,6 +382,7 @@ def test_idle_and_half_sent_connections_do_not_delay_a_call(servertype):
 
 
 # -- after the handshake -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("serializer_id", [1, 2, 3, 4, 5])
 def test_undeserializable_request_gets_an_error_or_is_closed(served, serializer_id):
@@ -376,20 +393,30 @@ def test_undeserializable_request_gets_an_error_or_is_closed(served, serializer_
         try:
             msgtype, flags, seq, ser, body = read_message(sock)
         except ConnectionError:
-            return   # closed: also acceptable
+            return  # closed: also acceptable
         assert (msgtype, seq) == (protocol.MSG_RESULT, 7)
         assert flags & protocol.FLAGS_EXCEPTION
         # the connection still works afterwards
-        sock.sendall(Pyro5.protocol.SendingMessage(Pyro5.protocol.MSG_INVOKE, 0, 8, 1,
-                                                   SERPENT.dumpsCall("service", "add", (2, 3), {})).data)
+        sock.sendall(
+            Pyro5.protocol.SendingMessage(
+                Pyro5.protocol.MSG_INVOKE, 0, 8, 1, SERPENT.dumpsCall("service", "add", (2, 3), {})
+            ).data
+        )
         msgtype, flags, seq, ser, body = read_message(sock)
         assert (msgtype, seq, flags & protocol.FLAGS_EXCEPTION, SERPENT.loads(body)) == (protocol.MSG_RESULT, 8, 0, 5)
     served.good_call()
 
 
-@pytest.mark.parametrize("payload", [SERPENT.dumps(42), SERPENT.dumps(("service",)), SERPENT.dumps({"a": 1}),
-                                     SERPENT.dumps(("service", 12, "not a tuple", None))],
-                         ids=["int", "short tuple", "dict", "wrong types"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        SERPENT.dumps(42),
+        SERPENT.dumps(("service",)),
+        SERPENT.dumps({"a": 1}),
+        SERPENT.dumps(("service", 12, "not a tuple", None)),
+    ],
+    ids=["int", "short tuple", "dict", "wrong types"],
+)
 def test_wrongly_shaped_request_gets_an_error(served, payload):
     sock = handshaked(served)
     with sock:
@@ -398,7 +425,7 @@ def test_wrongly_shaped_request_gets_an_error(served, payload):
         try:
             msgtype, flags, seq, ser, body = read_message(sock)
         except ConnectionError:
-            return   # closed: also acceptable
+            return  # closed: also acceptable
         assert (msgtype, seq) == (protocol.MSG_RESULT, 3) and flags & protocol.FLAGS_EXCEPTION
     served.good_call()
 
@@ -432,13 +459,14 @@ def test_second_connect_after_handshake(served):
         try:
             msgtype, flags, seq, ser, body = read_message(sock)
         except ConnectionError:
-            return   # closed: acceptable
+            return  # closed: acceptable
         assert msgtype in (protocol.MSG_RESULT, protocol.MSG_CONNECTFAIL)
         assert flags & protocol.FLAGS_EXCEPTION or msgtype == protocol.MSG_CONNECTFAIL
     served.good_call()
 
 
 # -- many at once ------------------------------------------------------------------------------
+
 
 def test_hostile_crowd_while_a_client_works(served):
     """Many hostile connections at the same time; the good client's calls all succeed."""

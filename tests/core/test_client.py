@@ -20,14 +20,19 @@ import Pyro5.api
 import Pyro5.callcontext
 import Pyro5.errors
 import pytest
-
 from pyrite.core import protocol
 from pyrite.core.blob import SerializedBlob
 from pyrite.core.callcontext import current_context
 from pyrite.core.client import BatchProxy, Proxy, _StreamResultIterator
 from pyrite.core.config import config
-from pyrite.core.errors import (CommunicationError, ConnectionClosedError, MessageTooLargeError, NamingError,
-                                PyroError, TimeoutError)
+from pyrite.core.errors import (
+    CommunicationError,
+    ConnectionClosedError,
+    MessageTooLargeError,
+    NamingError,
+    PyroError,
+    TimeoutError,
+)
 from pyrite.core.uri import URI
 
 WAIT = 10.0  # the longest any test waits for a thread or an event
@@ -39,6 +44,7 @@ def daemon_base(kind: str) -> type:
     if kind == "pyro5":
         return Pyro5.api.Daemon
     from pyrite.core.daemon import Daemon
+
     return Daemon
 
 
@@ -46,6 +52,7 @@ def context_of(kind: str) -> Any:
     if kind == "pyro5":
         return Pyro5.callcontext.current_context
     from pyrite.core.callcontext import current_context as ctx
+
     return ctx
 
 
@@ -231,7 +238,7 @@ def test_every_serializer(server: Served, serializer: str):
 
 
 def test_cbor2_serializer():
-    served = Served("pyrite")   # Pyro5 has no cbor2 serializer; pyrite's daemon does
+    served = Served("pyrite")  # Pyro5 has no cbor2 serializer; pyrite's daemon does
     try:
         check_serializer(served, "cbor2")
     finally:
@@ -244,7 +251,7 @@ def check_serializer(server: Served, serializer: str) -> None:
         assert p.add(20, 22) == 42
         assert p.echo({"k": [1, 2]}) == {"k": [1, 2]}
         assert p.kw(1, b=5) == [1, 5, {}]
-        assert p.value == 42      # remote attributes travel with kwargs None, as Pyro5 sends them
+        assert p.value == 42  # remote attributes travel with kwargs None, as Pyro5 sends them
         p.value = 7
         assert p.value == 7
         with pytest.raises(ValueError):
@@ -264,7 +271,7 @@ def test_serializer_from_config(server: Served):
     with Proxy(server.uri) as p:
         p._pyroRawWireResponse = True
         assert p.echo(1).serializer_id == 3
-        config.SERIALIZER = "marshal"   # picked up by the next call, as Pyro5 does
+        config.SERIALIZER = "marshal"  # picked up by the next call, as Pyro5 does
         assert p.echo(1).serializer_id == 2
 
 
@@ -275,7 +282,7 @@ def test_unknown_serializer_is_refused_at_creation():
     config.SERIALIZER = "serpent"
     p = Proxy("PYRO:thing@127.0.0.1:1")
     p._pyroSerializer = "msgpack-typo"
-    with pytest.raises(LookupError, match="msgpack-typo"):   # an override is checked when used
+    with pytest.raises(LookupError, match="msgpack-typo"):  # an override is checked when used
         p._pyroBind()
 
 
@@ -386,7 +393,7 @@ def test_oneway_call_returns_at_once(server: Served, proxy: Proxy):
     assert proxy.oneway_wait() is None
     # the method is still waiting on the server, yet the call has returned
     assert not server.thing.oneway_done.is_set()
-    assert proxy.add(1, 2) == 3   # the connection is free for other calls meanwhile
+    assert proxy.add(1, 2) == 3  # the connection is free for other calls meanwhile
     server.thing.release.set()
     assert server.thing.oneway_done.wait(WAIT)
 
@@ -416,8 +423,8 @@ def test_stream_closed_early(server: Served, proxy: Proxy):
 def test_stream_closed_while_other_calls_interleave(server: Served, proxy: Proxy):
     stream = proxy.gen(1000)
     assert next(stream) == 0
-    assert proxy.add(1, 1) == 2          # the stream's sequence number is now behind the proxy's
-    stream.close()                       # so it closes through a copy of the proxy
+    assert proxy.add(1, 1) == 2  # the stream's sequence number is now behind the proxy's
+    stream.close()  # so it closes through a copy of the proxy
     assert server.thing.gen_closed.wait(WAIT)
     assert proxy.add(2, 2) == 4
 
@@ -544,7 +551,7 @@ def test_annotations_both_ways(proxy: Proxy):
     assert "XTRA" not in proxy.seen_annotations()
     proxy.set_response_annotation("server data")
     assert current_context.response_annotations["RESP"] == b"server data"
-    proxy.add(1, 1)   # a response without annotations clears them
+    proxy.add(1, 1)  # a response without annotations clears them
     assert current_context.response_annotations == {}
 
 
@@ -600,11 +607,11 @@ def test_client_refuses_handshake(server: Served):
     with pytest.raises(PyroError, match="not my daemon"):
         p.add(1, 2)
     assert p._pyroConnection is None
-    assert server.disconnected.wait(WAIT)   # and the daemon saw the connection go
+    assert server.disconnected.wait(WAIT)  # and the daemon saw the connection go
 
     class PickyProxy(Proxy):
         def _pyroValidateHandshake(self, response: Any) -> None:
-            raise KeyError("custom refusal")   # any exception of the hook reaches the caller as is
+            raise KeyError("custom refusal")  # any exception of the hook reaches the caller as is
 
     with pytest.raises(KeyError, match="custom refusal"):
         PickyProxy(server.uri)._pyroBind()
@@ -619,7 +626,7 @@ def test_context_manager_releases(server: Served):
         assert p._pyroConnection is not None
     assert p._pyroConnection is None
     assert server.disconnected.wait(WAIT)
-    assert p.add(2, 2) == 4   # usable again: it reconnects
+    assert p.add(2, 2) == 4  # usable again: it reconnects
     p._pyroRelease()
 
 
@@ -666,7 +673,7 @@ def test_timeout_property_and_open_connection(server: Served):
         assert p._pyroConnection.timeout == 0.2
         with pytest.raises(TimeoutError):
             p.slow(5)
-        assert p._pyroConnection is None   # a timed-out call leaves no half-read reply behind
+        assert p._pyroConnection is None  # a timed-out call leaves no half-read reply behind
         server.thing.release.set()
         p._pyroTimeout = None
         assert p.add(1, 2) == 3
@@ -678,7 +685,7 @@ def test_message_size_limit_on_send(proxy: Proxy):
     config.MAX_MESSAGE_SIZE = 10_000
     with pytest.raises(MessageTooLargeError):
         proxy.echo("x" * 20_000)
-    assert proxy.add(1, 2) == 3   # nothing was sent: the connection is fine
+    assert proxy.add(1, 2) == 3  # nothing was sent: the connection is fine
 
 
 def test_message_size_limit_on_receive(proxy: Proxy):
@@ -795,7 +802,7 @@ def test_thread_ownership(server: Served):
     with pytest.raises(PyroError, match="belongs to thread"):
         p._pyroRelease()
     p._pyroClaimOwnership()
-    assert p.add(3, 4) == 7   # the connection survived the hand-overs
+    assert p.add(3, 4) == 7  # the connection survived the hand-overs
     p._pyroRelease()
 
 

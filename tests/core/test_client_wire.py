@@ -13,17 +13,24 @@ import socket
 import struct
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
 from pyrite.core import plugins, protocol
 from pyrite.core.blob import SerializedBlob
 from pyrite.core.callcontext import current_context
 from pyrite.core.client import BatchProxy, Proxy
 from pyrite.core.config import config
-from pyrite.core.errors import (CommunicationError, ConnectionClosedError, MessageTooLargeError, ProtocolError,
-                                PyroError, SerializeError, TimeoutError)
+from pyrite.core.errors import (
+    CommunicationError,
+    ConnectionClosedError,
+    MessageTooLargeError,
+    ProtocolError,
+    PyroError,
+    SerializeError,
+    TimeoutError,
+)
 
 WAIT = 10.0
 META = {"methods": {"add", "gen", "ow"}, "oneway": {"ow"}, "attrs": {"value"}}
@@ -57,14 +64,30 @@ class Peer:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def reply(self, request: protocol.ReceivingMessage, value: Any = None, *, msgtype: int = protocol.MSG_RESULT,
-              flags: int = 0, seq: int | None = None, serializer_id: int | None = None, payload: bytes | None = None,
-              annotations: dict[str, bytes] | None = None) -> None:
+    def reply(
+        self,
+        request: protocol.ReceivingMessage,
+        value: Any = None,
+        *,
+        msgtype: int = protocol.MSG_RESULT,
+        flags: int = 0,
+        seq: int | None = None,
+        serializer_id: int | None = None,
+        payload: bytes | None = None,
+        annotations: dict[str, bytes] | None = None,
+    ) -> None:
         if payload is None:
             payload = self.ser.dumps(value)
-        msg = protocol.SendingMessage(msgtype, flags, request.seq if seq is None else seq,
-                                      request.serializer_id if serializer_id is None else serializer_id,
-                                      payload, annotations, compress=False, corr_id=b"\0" * 16)
+        msg = protocol.SendingMessage(
+            msgtype,
+            flags,
+            request.seq if seq is None else seq,
+            request.serializer_id if serializer_id is None else serializer_id,
+            payload,
+            annotations,
+            compress=False,
+            corr_id=b"\0" * 16,
+        )
         self.send_raw(msg.data)
 
     def handshake(self, meta: Any = META, response: Any = "hello") -> protocol.ReceivingMessage:
@@ -148,7 +171,7 @@ class _Bytes:
         self.data, self.pos = data, 0
 
     def recv(self, size: int) -> bytes:
-        chunk = self.data[self.pos:self.pos + size]
+        chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
 
@@ -191,9 +214,9 @@ def test_oneway_batch_and_correlation_flags(scripted):
 
     def script(peer: Peer, index: int) -> None:
         peer.handshake()
-        request, call = peer.call()            # the oneway call: no reply expected
+        request, call = peer.call()  # the oneway call: no reply expected
         seen.append(request)
-        request, call = peer.call()            # the batch
+        request, call = peer.call()  # the batch
         seen.append(request)
         assert call[1] == "<batch>"
         assert [tuple(c)[:2] for c in call[2]] == [("add", (1, 2)), ("add", (3, 4))]
@@ -240,8 +263,9 @@ def test_blob_call_message(scripted):
 def test_received_blob_is_forwarded_byte_for_byte(scripted):
     seen: dict[str, Any] = {}
     json_ser = plugins.get_serializer("json")
-    original = protocol.SendingMessage(protocol.MSG_INVOKE, 0, 1, json_ser.serializer_id,
-                                       json_ser.dumpsCall("x", "y", [1, 2, 3], {}))
+    original = protocol.SendingMessage(
+        protocol.MSG_INVOKE, 0, 1, json_ser.serializer_id, json_ser.dumpsCall("x", "y", [1, 2, 3], {})
+    )
     received = protocol.recv_message(_Bytes(original.data))
 
     def script(peer: Peer, index: int) -> None:
@@ -255,7 +279,7 @@ def test_received_blob_is_forwarded_byte_for_byte(scripted):
         assert p.add(SerializedBlob("info", received, is_blob=True)) == "ok"
     request = seen["request"]
     assert bytes(request.data) == bytes(received.data)
-    assert request.serializer_id == json_ser.serializer_id   # the blob's serializer, not the proxy's
+    assert request.serializer_id == json_ser.serializer_id  # the blob's serializer, not the proxy's
     assert marshal.loads(request.annotations["BLBI"]) == ("info", "thing", "add")
 
 
@@ -276,7 +300,7 @@ def test_compression(scripted):
         assert p.add("x" * 5000, "") == "y" * 5000
     assert seen["call"][2] == ("x" * 5000, "")
     flags, _, size = struct.unpack_from("!HHI", seen["header"], 8)
-    assert flags & protocol.FLAGS_COMPRESSED and size < 1000   # it went out compressed
+    assert flags & protocol.FLAGS_COMPRESSED and size < 1000  # it went out compressed
 
 
 # ---------------------------------------------------------------------------------------- bad replies
@@ -292,6 +316,7 @@ def _one_bad_reply(send_bad: Callable[[Peer, protocol.ReceivingMessage], None]) 
             peer.sock.recv(1)
         except OSError:
             pass
+
     return script
 
 
@@ -302,18 +327,33 @@ BAD_REPLIES = {
     "bad magic": (lambda peer, req: peer.send_raw(b"PYRO\x01\xf6" + b"\0" * 32 + b"\x12\x34"), ProtocolError),
     "not pyro": (lambda peer, req: peer.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n"), ProtocolError),
     "wrong type": (lambda peer, req: peer.reply(req, 3, msgtype=protocol.MSG_PING), ProtocolError),
-    "exception flag, no exception": (lambda peer, req: peer.reply(req, 3, flags=protocol.FLAGS_EXCEPTION),
-                                     ProtocolError),
-    "stream without id": (lambda peer, req: peer.reply(req, None, flags=protocol.FLAGS_ITEMSTREAMRESULT),
-                          ProtocolError),
-    "truncated": (lambda peer, req: (peer.send_raw(
-        protocol.SendingMessage(protocol.MSG_RESULT, 0, req.seq, 1, b"12345").data[:-2]),
-        peer.sock.shutdown(socket.SHUT_WR)), ConnectionClosedError),
-    "oversized": (lambda peer, req: peer.send_raw(struct.pack(
-        "!4sHBBHHII16sHH", b"PYRO", 502, protocol.MSG_RESULT, 1, 0, req.seq, 2 ** 31, 0, b"\0" * 16, 0, 0x4DC5)),
-        MessageTooLargeError),
-    "bad compressed data": (lambda peer, req: peer.reply(req, payload=b"not zlib", flags=protocol.FLAGS_COMPRESSED),
-                            ProtocolError),
+    "exception flag, no exception": (
+        lambda peer, req: peer.reply(req, 3, flags=protocol.FLAGS_EXCEPTION),
+        ProtocolError,
+    ),
+    "stream without id": (
+        lambda peer, req: peer.reply(req, None, flags=protocol.FLAGS_ITEMSTREAMRESULT),
+        ProtocolError,
+    ),
+    "truncated": (
+        lambda peer, req: (
+            peer.send_raw(protocol.SendingMessage(protocol.MSG_RESULT, 0, req.seq, 1, b"12345").data[:-2]),
+            peer.sock.shutdown(socket.SHUT_WR),
+        ),
+        ConnectionClosedError,
+    ),
+    "oversized": (
+        lambda peer, req: peer.send_raw(
+            struct.pack(
+                "!4sHBBHHII16sHH", b"PYRO", 502, protocol.MSG_RESULT, 1, 0, req.seq, 2**31, 0, b"\0" * 16, 0, 0x4DC5
+            )
+        ),
+        MessageTooLargeError,
+    ),
+    "bad compressed data": (
+        lambda peer, req: peer.reply(req, payload=b"not zlib", flags=protocol.FLAGS_COMPRESSED),
+        ProtocolError,
+    ),
 }
 
 
@@ -332,7 +372,7 @@ def test_bad_reply_raises_and_closes(scripted, case):
 def test_server_closes_mid_call(scripted):
     def script(peer: Peer, index: int) -> None:
         peer.handshake()
-        peer.read()   # then hang up without answering
+        peer.read()  # then hang up without answering
 
     server = scripted(script)
     p = make_proxy(server)
@@ -371,22 +411,40 @@ def _handshake_reply(**kwargs: Any) -> Callable[[Peer, int], None]:
             peer.sock.recv(1)
         except OSError:
             pass
+
     return script
 
 
 BAD_HANDSHAKES = {
     "refused": (dict(value="not welcome", msgtype=protocol.MSG_CONNECTFAIL), CommunicationError, "not welcome"),
     "not a dict": (dict(value=[1, 2], msgtype=protocol.MSG_CONNECTOK), ProtocolError, "handshake"),
-    "metadata not a dict": (dict(value={"handshake": "hi", "meta": 5}, msgtype=protocol.MSG_CONNECTOK),
-                            ProtocolError, "metadata"),
-    "metadata names not strings": (dict(value={"handshake": "hi", "meta": {"methods": [1], "oneway": [],
-                                                                           "attrs": []}},
-                                        msgtype=protocol.MSG_CONNECTOK), ProtocolError, "metadata"),
-    "nothing exposed": (dict(value={"handshake": "hi", "meta": {"methods": [], "oneway": [], "attrs": []}},
-                             msgtype=protocol.MSG_CONNECTOK), PyroError, "expose"),
+    "metadata not a dict": (
+        dict(value={"handshake": "hi", "meta": 5}, msgtype=protocol.MSG_CONNECTOK),
+        ProtocolError,
+        "metadata",
+    ),
+    "metadata names not strings": (
+        dict(
+            value={"handshake": "hi", "meta": {"methods": [1], "oneway": [], "attrs": []}},
+            msgtype=protocol.MSG_CONNECTOK,
+        ),
+        ProtocolError,
+        "metadata",
+    ),
+    "nothing exposed": (
+        dict(
+            value={"handshake": "hi", "meta": {"methods": [], "oneway": [], "attrs": []}},
+            msgtype=protocol.MSG_CONNECTOK,
+        ),
+        PyroError,
+        "expose",
+    ),
     "garbage": (dict(payload=b"(((", msgtype=protocol.MSG_CONNECTOK), ProtocolError, "serpent"),
-    "wrong sequence": (dict(value={"handshake": "hi", "meta": META}, msgtype=protocol.MSG_CONNECTOK, seq=77),
-                       ProtocolError, "sequence"),
+    "wrong sequence": (
+        dict(value={"handshake": "hi", "meta": META}, msgtype=protocol.MSG_CONNECTOK, seq=77),
+        ProtocolError,
+        "sequence",
+    ),
     "unknown serializer": (dict(value="x", serializer_id=200, msgtype=protocol.MSG_CONNECTOK), PyroError, "200"),
     "result instead": (dict(value="x", msgtype=protocol.MSG_RESULT), ProtocolError, "msg type"),
 }
@@ -429,12 +487,13 @@ def _drop_first_call(answers: list[int]) -> Callable[[Peer, int], None]:
     def script(peer: Peer, index: int) -> None:
         peer.handshake()
         if index == 0:
-            peer.read()          # first connection: take the call and hang up
+            peer.read()  # first connection: take the call and hang up
             return
         while True:
             request, call = peer.call()
             answers.append(index)
             peer.reply(request, call[2][0] + call[2][1])
+
     return script
 
 
@@ -453,7 +512,7 @@ def test_no_retry_by_default(scripted):
     p = make_proxy(server)
     with pytest.raises(ConnectionClosedError):
         p.add(1, 2)
-    assert p.add(2, 3) == 5   # the next call reconnects by itself
+    assert p.add(2, 3) == 5  # the next call reconnects by itself
     p._pyroRelease()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import Pyro5
 import Pyro5.configure
 import pytest
-
 from pyrite.core.config import ENV_PREFIX, Configuration, config
 
 
@@ -23,7 +22,7 @@ def test_defaults_match_pyro5():
     pyro5_defaults.reset(use_environment=False)
     for item, value in pyro5_defaults.as_dict().items():
         if item == "LOGFILE":
-            assert fresh.LOGFILE is None   # pyrite leaves log set-up to the application
+            assert fresh.LOGFILE is None  # pyrite leaves log set-up to the application
             continue
         assert getattr(fresh, item) == value, item
 
@@ -35,21 +34,24 @@ def test_unknown_attribute_is_refused():
         config.NO_SUCH_ITEM  # noqa: B018
 
 
-@pytest.mark.parametrize("item, text, expected", [
-    ("NS_PORT", "1234", 1234),
-    ("COMMTIMEOUT", "2.5", 2.5),
-    ("NS_AUTOCLEAN", "3", 3.0),
-    ("COMPRESSION", "yes", True),
-    ("COMPRESSION", "ON", True),
-    ("COMPRESSION", "1", True),
-    ("SOCK_REUSE", "false", False),
-    ("SOCK_REUSE", "0", False),
-    ("SOCK_REUSE", " No ", False),
-    ("BROADCAST_ADDRS", "127.1.255.255, 127.255.255.255 ,", ["127.1.255.255", "127.255.255.255"]),
-    ("SERIALIZER", "json", "json"),
-    ("NATHOST", "nat.example", "nat.example"),
-    ("LOGFILE", "x.log", "x.log"),
-])
+@pytest.mark.parametrize(
+    "item, text, expected",
+    [
+        ("NS_PORT", "1234", 1234),
+        ("COMMTIMEOUT", "2.5", 2.5),
+        ("NS_AUTOCLEAN", "3", 3.0),
+        ("COMPRESSION", "yes", True),
+        ("COMPRESSION", "ON", True),
+        ("COMPRESSION", "1", True),
+        ("SOCK_REUSE", "false", False),
+        ("SOCK_REUSE", "0", False),
+        ("SOCK_REUSE", " No ", False),
+        ("BROADCAST_ADDRS", "127.1.255.255, 127.255.255.255 ,", ["127.1.255.255", "127.255.255.255"]),
+        ("SERIALIZER", "json", "json"),
+        ("NATHOST", "nat.example", "nat.example"),
+        ("LOGFILE", "x.log", "x.log"),
+    ],
+)
 def test_environment_overrides_with_types(monkeypatch, item, text, expected):
     monkeypatch.setenv(ENV_PREFIX + item, text)
     config.reset()
@@ -86,8 +88,9 @@ def test_unknown_pyrite_variable_is_an_error(monkeypatch):
     config.reset()
 
 
-@pytest.mark.parametrize("item, text", [("NS_PORT", "ninety"), ("COMMTIMEOUT", "soon"),
-                                        ("COMPRESSION", "maybe"), ("THREADPOOL_SIZE", "1.5")])
+@pytest.mark.parametrize(
+    "item, text", [("NS_PORT", "ninety"), ("COMMTIMEOUT", "soon"), ("COMPRESSION", "maybe"), ("THREADPOOL_SIZE", "1.5")]
+)
 def test_unconvertible_value_is_an_error(monkeypatch, item, text):
     monkeypatch.setenv(ENV_PREFIX + item, text)
     with pytest.raises(ValueError, match=ENV_PREFIX + item):

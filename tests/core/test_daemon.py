@@ -13,13 +13,10 @@ import time
 import uuid
 import warnings
 
-import pytest
-
 import Pyro5.api
 import Pyro5.client
 import Pyro5.errors
-from Pyro5 import config as pyro5_config
-
+import pytest
 from pyrite.core import plugins
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
@@ -28,12 +25,15 @@ from pyrite.core.daemon import Daemon, DaemonObject, serve
 from pyrite.core.errors import DaemonError, PyroError
 from pyrite.core.exposure import behavior, expose, oneway
 from pyrite.core.uri import DAEMON_NAME, URI
+from Pyro5 import config as pyro5_config
+
 from tests.support import JOIN, pyrite_proxy, pyro5_proxy, running, wait_for
 
 HOST = "127.0.0.1"
 
 
 # -- running daemons ---------------------------------------------------------------------
+
 
 @pytest.fixture(params=["thread", "multiplex"])
 def servertype(request):
@@ -61,6 +61,7 @@ def make_proxy(request):
 
 
 # -- served classes ---------------------------------------------------------------------------
+
 
 @expose
 class Service:
@@ -118,6 +119,7 @@ class Service:
 @expose
 class Counter:
     """Session instance: one per client connection."""
+
     instances = 0
 
     def __init__(self):
@@ -130,6 +132,7 @@ class Counter:
 
 
 # -- the API without a running loop ------------------------------------------------------------
+
 
 def test_location_and_repr(servertype):
     with Daemon(host=HOST, port=0) as d:
@@ -216,6 +219,7 @@ def test_register_unregister(servertype):
 def test_register_class_sets_session_default(servertype):
     class Plain:
         pass
+
     with Daemon(host=HOST) as d:
         d.register(Plain)
         assert Plain._pyroInstancing == ("session", None)
@@ -307,6 +311,7 @@ def test_instance_modes_directly(servertype):
         @behavior(instance_creator=lambda cls: "wrong")
         class Wrong:
             pass
+
         with pytest.raises(TypeError):
             d._getInstance(Wrong, c1)
 
@@ -320,14 +325,14 @@ def test_daemon_object(servertype):
         assert sorted(dobj.registered()) == sorted([DAEMON_NAME, "svc"])
         assert d.locationStr in dobj.info() and "2 objects" in dobj.info()
         meta = dobj.get_metadata(DAEMON_NAME)
-        assert meta["methods"] == {"get_metadata", "get_next_stream_item", "close_stream", "info", "ping",
-                                   "registered"}
+        assert meta["methods"] == {"get_metadata", "get_next_stream_item", "close_stream", "info", "ping", "registered"}
         assert dobj.get_metadata("svc")["attrs"] == {"attr"}
         with pytest.raises(DaemonError):
             dobj.get_metadata("nope")
 
         class Nothing:
             pass
+
         d.register(Nothing(), "nothing")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -340,6 +345,7 @@ def test_custom_interface(servertype):
         @expose
         def custom(self):
             return 42
+
     with Daemon(host=HOST, interface=Custom) as d:
         assert d.objectsById[DAEMON_NAME].custom() == 42
         with running(d), pyro5_proxy(d.uriFor(DAEMON_NAME)) as p:
@@ -351,6 +357,7 @@ def test_reset_metadata_cache(servertype):
         @expose
         def method(self):
             pass
+
     with Daemon(host=HOST) as d:
         dummy = Dummy()
         uri = d.register(dummy)
@@ -405,6 +412,7 @@ def test_autoproxy_type_replacement_for_every_serializer(servertype):
 
 # -- real clients --------------------------------------------------------------------------------
 
+
 def test_calls_attributes_and_errors(servertype, make_proxy):
     with Daemon(host=HOST) as d:
         svc = Service()
@@ -432,15 +440,16 @@ def test_oneway_does_not_block(servertype, make_proxy):
         uri = d.register(svc, "svc")
         with running(d), make_proxy(uri) as p:
             assert p.fire("x") is None
-            assert p.add(1, 2) == 3          # answered while the oneway call still waits
+            assert p.add(1, 2) == 3  # answered while the oneway call still waits
             assert not svc.oneway_done.is_set()
             svc.release.set()
             assert svc.oneway_done.wait(5) and svc.oneway_calls == ["x"]
 
 
 def test_batch(servertype, make_proxy):
-    batch_class = Pyro5.api.BatchProxy if make_proxy is pyro5_proxy else importlib.import_module(
-        "pyrite.core.client").BatchProxy
+    batch_class = (
+        Pyro5.api.BatchProxy if make_proxy is pyro5_proxy else importlib.import_module("pyrite.core.client").BatchProxy
+    )
     with Daemon(host=HOST) as d:
         uri = d.register(Service(), "svc")
         with running(d), make_proxy(uri) as p:
@@ -680,8 +689,12 @@ def test_hostile_bytes_cost_only_their_connection(servertype):
         with running(d):
             good = pyro5_proxy(uri)
             assert good.add(1, 1) == 2
-            payloads = [b"GET / HTTP/1.0\r\n\r\n", b"PYRO" + b"\xff" * 36, b"\x00" * 100,
-                        b"PYRO\x01\xf6\x04\x01\x00\x00\x00\x01\x7f\xff\xff\xff\x00\x00\x00\x00" + b"\x00" * 20]
+            payloads = [
+                b"GET / HTTP/1.0\r\n\r\n",
+                b"PYRO" + b"\xff" * 36,
+                b"\x00" * 100,
+                b"PYRO\x01\xf6\x04\x01\x00\x00\x00\x01\x7f\xff\xff\xff\x00\x00\x00\x00" + b"\x00" * 20,
+            ]
             for junk in payloads:
                 with socket.create_connection((host, int(port)), timeout=5) as s:
                     s.sendall(junk)
@@ -696,6 +709,7 @@ def test_hostile_bytes_cost_only_their_connection(servertype):
 
 def test_sockets_and_events_in_an_external_loop(servertype):
     import selectors
+
     with Daemon(host=HOST) as d:
         assert d.sock in d.sockets
         uri = d.register(Service(), "svc")
@@ -756,6 +770,7 @@ def test_combine_takes_anything_with_a_transport_server():
 
 # -- connected socket -----------------------------------------------------------------------------
 
+
 def test_connected_socket_with_pyro5_proxy():
     s1, s2 = socket.socketpair()
     d = Daemon(connected_socket=s1)
@@ -782,6 +797,7 @@ def test_connected_socket_with_pyro5_proxy():
 
 def test_connected_transport_connection():
     from pyrite.transports.sockets import SocketConnection
+
     s1, s2 = socket.socketpair()
     gone = threading.Event()
 
@@ -808,11 +824,16 @@ def test_connected_transport_connection():
 
 # -- serve ---------------------------------------------------------------------------------------
 
+
 def test_serve_without_name_server(servertype, capsys):
     d = Daemon(host=HOST)
     svc = Service()
-    thread = threading.Thread(target=serve, args=({svc: "the.service", Counter: None},),
-                              kwargs={"daemon": d, "use_ns": False, "verbose": True}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=({svc: "the.service", Counter: None},),
+        kwargs={"daemon": d, "use_ns": False, "verbose": True},
+        daemon=True,
+    )
     thread.start()
     try:
         assert wait_for(lambda: "the.service" in d.objectsById and len(d.objectsById) == 3)
@@ -833,8 +854,12 @@ def test_serve_with_name_server(servertype):
     config.NS_HOST = HOST
     config.NS_PORT = ns_uri.port
     d = Daemon(host=HOST)
-    thread = threading.Thread(target=serve, args=({Service(): "example.service"},),
-                              kwargs={"daemon": d, "use_ns": True, "verbose": False}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=({Service(): "example.service"},),
+        kwargs={"daemon": d, "use_ns": True, "verbose": False},
+        daemon=True,
+    )
     thread.start()
     try:
         with Pyro5.client.Proxy(ns_uri) as ns:

@@ -14,7 +14,6 @@ import time
 import uuid
 
 import pytest
-
 from pyrite.core import dispatch, plugins
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
@@ -22,9 +21,22 @@ from pyrite.core.connection import ClientConnection
 from pyrite.core.daemon import Daemon
 from pyrite.core.errors import CommunicationError, DaemonError, ExceptionWrapper, ProtocolError, SecurityError
 from pyrite.core.exposure import behavior, callback, expose, oneway
-from pyrite.core.protocol import (FLAGS_BATCH, FLAGS_CORR_ID, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT,
-                                  FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY, MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK,
-                                  MSG_INVOKE, MSG_PING, MSG_RESULT, ReceivingMessage, SendingMessage)
+from pyrite.core.protocol import (
+    FLAGS_BATCH,
+    FLAGS_CORR_ID,
+    FLAGS_EXCEPTION,
+    FLAGS_ITEMSTREAMRESULT,
+    FLAGS_KEEPSERIALIZED,
+    FLAGS_ONEWAY,
+    MSG_CONNECT,
+    MSG_CONNECTFAIL,
+    MSG_CONNECTOK,
+    MSG_INVOKE,
+    MSG_PING,
+    MSG_RESULT,
+    ReceivingMessage,
+    SendingMessage,
+)
 from pyrite.core.uri import DAEMON_NAME
 
 SERIALIZER_NAMES = ["serpent", "json", "marshal", "msgpack", "cbor2"]
@@ -101,14 +113,20 @@ def conn():
 
 def make_msg(msgtype, flags, seq, serializer_id, payload, annotations=None, corr_id=None):
     current_context.correlation_id = None  # a dispatch in this thread left its request's id there
-    sending = SendingMessage(msgtype, flags, seq, serializer_id, payload, annotations, compress=False,
-                             corr_id=corr_id)
+    sending = SendingMessage(msgtype, flags, seq, serializer_id, payload, annotations, compress=False, corr_id=corr_id)
     return ReceivingMessage(sending.data[:40], sending.data[40:])
 
 
 def call(ser, obj_id, method, vargs=(), kwargs=None, flags=0, seq=7, annotations=None, corr_id=None):
-    return make_msg(MSG_INVOKE, flags, seq, ser.serializer_id, ser.dumpsCall(obj_id, method, vargs, kwargs or {}),
-                    annotations, corr_id)
+    return make_msg(
+        MSG_INVOKE,
+        flags,
+        seq,
+        ser.serializer_id,
+        ser.dumpsCall(obj_id, method, vargs, kwargs or {}),
+        annotations,
+        corr_id,
+    )
 
 
 def last_reply(conn):
@@ -151,9 +169,15 @@ class Thing:
 
     def context(self):
         ctx = current_context
-        return {"seq": ctx.seq, "flags": ctx.msg_flags, "ser": ctx.serializer_id,
-                "corr": str(ctx.correlation_id), "addr": list(ctx.client_sock_addr),
-                "ann": sorted(ctx.annotations), "client": ctx.client is not None}
+        return {
+            "seq": ctx.seq,
+            "flags": ctx.msg_flags,
+            "ser": ctx.serializer_id,
+            "corr": str(ctx.correlation_id),
+            "addr": list(ctx.client_sock_addr),
+            "ann": sorted(ctx.annotations),
+            "client": ctx.client is not None,
+        }
 
     def respond_annotated(self):
         current_context.response_annotations["XRES"] = b"response"
@@ -197,6 +221,7 @@ class HalfExposed:
 
 # -- ping, basic calls, result metadata ------------------------------------------------------
 
+
 def test_ping_is_answered_without_deserializing(daemon, conn):
     dispatch.handle_message(daemon, conn, make_msg(MSG_PING, 0, 99, 42, b"not a valid payload"))
     reply = last_reply(conn)
@@ -220,12 +245,20 @@ def test_dunder_method_can_be_exposed(daemon, conn, serpent):
 def test_correlation_id_and_context(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     corr = uuid.uuid4()
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "context", seq=77, annotations={"XABC": b"1"},
-                                               corr_id=corr))
+    dispatch.handle_message(
+        daemon, conn, call(serpent, "thing", "context", seq=77, annotations={"XABC": b"1"}, corr_id=corr)
+    )
     msg, data = result(conn, serpent)
     assert msg.flags & FLAGS_CORR_ID and msg.correlation_id == corr
-    assert data == {"seq": 77, "flags": FLAGS_CORR_ID, "ser": serpent.serializer_id, "corr": str(corr),
-                    "addr": ["127.0.0.1", 50505], "ann": ["XABC"], "client": True}
+    assert data == {
+        "seq": 77,
+        "flags": FLAGS_CORR_ID,
+        "ser": serpent.serializer_id,
+        "corr": str(corr),
+        "addr": ["127.0.0.1", 50505],
+        "ann": ["XABC"],
+        "client": True,
+    }
     # without one, the reply carries none
     dispatch.handle_message(daemon, conn, call(serpent, "thing", "add", (1,)))
     msg = last_reply(conn)
@@ -236,6 +269,7 @@ def test_response_annotations_from_call_and_daemon(serpent, conn):
     class AnnotatingDaemon(Daemon):
         def annotations(self):
             return {"XDAE": b"daemon"}
+
     s1, s2 = socket.socketpair()
     with AnnotatingDaemon(connected_socket=s1) as d:
         d.register(Thing(), "thing")
@@ -251,6 +285,7 @@ def test_response_annotations_from_call_and_daemon(serpent, conn):
 
 # -- errors --------------------------------------------------------------------------------
 
+
 def error_of(conn, ser):
     msg = last_reply(conn)
     assert msg.type == MSG_RESULT
@@ -264,8 +299,10 @@ def test_unknown_object(daemon, conn, ser):
     assert isinstance(exc, DaemonError) and "no object registered with id" in str(exc)
 
 
-@pytest.mark.parametrize("method", ["hidden", "_private", "__init__", "__class__", "__dict__", "nonexisting",
-                                    "__getattribute__", "__reduce__"])
+@pytest.mark.parametrize(
+    "method",
+    ["hidden", "_private", "__init__", "__class__", "__dict__", "nonexisting", "__getattribute__", "__reduce__"],
+)
 def test_unreachable_methods_are_security_errors(daemon, conn, serpent, method):
     obj = HalfExposed()
     daemon.register(obj, "half")
@@ -319,9 +356,21 @@ def test_too_large_result_becomes_error_reply(daemon, conn, serpent):
     assert "too large" in str(exc)
 
 
-@pytest.mark.parametrize("payload", [b"", b"garbage", b"\x00\xff" * 50, b"(1,2", b"{'a': 1}", b"[1, 2, 3, 4, 5]",
-                                     b"('thing', 'add', 5, {})", b"('thing', 'add', (1,), [1])",
-                                     b"(['unhashable'], 'add', (), {})", b"('thing', ['x'], (), {})"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"garbage",
+        b"\x00\xff" * 50,
+        b"(1,2",
+        b"{'a': 1}",
+        b"[1, 2, 3, 4, 5]",
+        b"('thing', 'add', 5, {})",
+        b"('thing', 'add', (1,), [1])",
+        b"(['unhashable'], 'add', (), {})",
+        b"('thing', ['x'], (), {})",
+    ],
+)
 def test_malformed_request_gets_error_reply(daemon, conn, serpent, payload):
     daemon.register(Thing(), "thing")
     dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 3, serpent.serializer_id, payload))
@@ -334,7 +383,7 @@ def test_malformed_request_gets_error_reply(daemon, conn, serpent, payload):
 @pytest.mark.parametrize("name", ["json", "marshal", "msgpack", "cbor2"])
 def test_garbage_for_every_serializer(daemon, conn, name):
     ser = _serializer(name)
-    for payload in (b"", b"\xff\xfe\xfd", b"\x93\x01", b"{\"a\": "):
+    for payload in (b"", b"\xff\xfe\xfd", b"\x93\x01", b'{"a": '):
         dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 1, ser.serializer_id, payload))
         assert last_reply(conn).flags & FLAGS_EXCEPTION
 
@@ -352,6 +401,7 @@ def test_unexpected_message_type_drops_connection(daemon, conn, serpent):
 
 
 # -- attributes ---------------------------------------------------------------------------
+
 
 def test_property_get_and_set(daemon, conn, ser):
     obj = Thing()
@@ -377,6 +427,7 @@ def test_unexposed_property_not_reachable(daemon, conn, serpent):
 
 # -- oneway ---------------------------------------------------------------------------------
 
+
 def test_oneway_call_sends_nothing_and_runs_on_executor(daemon, conn, serpent):
     done = threading.Event()
     threads = []
@@ -387,6 +438,7 @@ def test_oneway_call_sends_nothing_and_runs_on_executor(daemon, conn, serpent):
         def fire(self, x):
             threads.append((threading.current_thread().name, current_context.seq))
             done.set()
+
     daemon.register(Target(), "target")
     dispatch.handle_message(daemon, conn, call(serpent, "target", "fire", (1,), flags=FLAGS_ONEWAY, seq=31))
     assert done.wait(5)
@@ -424,8 +476,8 @@ def test_oneway_executor_is_bounded_and_pushes_back():
         capacity = 2 + 2 * dispatch.OnewayExecutor.QUEUE_PER_THREAD
         for _ in range(capacity + 5):
             executor.submit(FakeDaemon, job, (), {}, current_context.to_global())
-        assert executor.thread_count == 2       # never more threads than allowed
-        assert len(ran_inline) >= 5             # the overflow ran in the submitting thread
+        assert executor.thread_count == 2  # never more threads than allowed
+        assert len(ran_inline) >= 5  # the overflow ran in the submitting thread
     finally:
         release.set()
         executor.shutdown(timeout=5)
@@ -444,16 +496,18 @@ def test_oneway_executor_restores_caller_context():
     try:
         executor.submit(FakeDaemon, lambda: block.wait(5), (), {}, {**current_context.to_global(), "seq": 1})
         executor.submit(FakeDaemon, lambda: None, (), {}, {**current_context.to_global(), "seq": 2})
-        executor.submit(FakeDaemon, lambda: seen.append(current_context.seq), (), {},
-                        {**current_context.to_global(), "seq": 3})
-        assert seen == [3]                         # ran inline with the job's context ...
-        assert current_context.seq == 1234         # ... and the caller got its own back
+        executor.submit(
+            FakeDaemon, lambda: seen.append(current_context.seq), (), {}, {**current_context.to_global(), "seq": 3}
+        )
+        assert seen == [3]  # ran inline with the job's context ...
+        assert current_context.seq == 1234  # ... and the caller got its own back
     finally:
         block.set()
         executor.shutdown(timeout=5)
 
 
 # -- batch --------------------------------------------------------------------------------
+
 
 def test_batch_results_and_stop_at_first_error(daemon, conn, ser):
     daemon.register(Thing(), "thing")
@@ -485,6 +539,7 @@ def test_oneway_batch_runs_without_reply(daemon, conn, serpent):
 
 
 # -- streaming ----------------------------------------------------------------------------
+
 
 def test_generator_result_is_streamed(daemon, conn, ser):
     daemon.register(Thing(), "thing")
@@ -534,6 +589,7 @@ def test_dict_view_iterators_are_refused(daemon, conn, serpent):
 
 # -- serialized blobs -----------------------------------------------------------------------
 
+
 def test_keepserialized_blob(daemon, conn, ser):
     daemon.register(Thing(), "thing")
     payload = ser.dumpsCall("thing", "blob", {"nested": [1, 2]}, {})
@@ -547,13 +603,15 @@ def test_keepserialized_blob(daemon, conn, ser):
 def test_keepserialized_without_or_with_bad_blbi(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     payload = serpent.dumpsCall("thing", "blob", "x", {})
-    for annotations in (None, {"BLBI": b"\x00garbage"}, {"BLBI": marshal.dumps(("only two", "x"))}):
-        dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, FLAGS_KEEPSERIALIZED, 1, serpent.serializer_id,
-                                                       payload, annotations))
+    for extra in (None, {"BLBI": b"\x00garbage"}, {"BLBI": marshal.dumps(("only two", "x"))}):
+        dispatch.handle_message(
+            daemon, conn, make_msg(MSG_INVOKE, FLAGS_KEEPSERIALIZED, 1, serpent.serializer_id, payload, extra)
+        )
         assert last_reply(conn).flags & FLAGS_EXCEPTION
 
 
 # -- instance modes ----------------------------------------------------------------------------
+
 
 def test_instance_modes(daemon, serpent):
     created = []
@@ -585,6 +643,7 @@ def test_instance_modes(daemon, serpent):
     def ident(conn, obj_id):
         dispatch.handle_message(daemon, conn, call(serpent, obj_id, "ident"))
         return result(conn, serpent)[1]
+
     assert ident(c1, "session") == ident(c1, "session") != ident(c2, "session")
     assert ident(c1, "single") == ident(c2, "single")
     assert len(c1.pyroInstances) == 1 and Session in c1.pyroInstances
@@ -600,6 +659,7 @@ def test_instance_creator_wrong_type(daemon, conn, serpent):
     class Wrong:
         def m(self):
             pass
+
     daemon.register(Wrong, "wrong")
     dispatch.handle_message(daemon, conn, call(serpent, "wrong", "m"))
     assert isinstance(error_of(conn, serpent), TypeError)
@@ -617,12 +677,14 @@ def test_weakly_registered_dead_object(daemon, conn, serpent):
 
 # -- callback ---------------------------------------------------------------------------------
 
+
 def test_callback_errors_are_logged_locally(daemon, conn, serpent, caplog):
     @expose
     class Callbacks:
         @callback
         def notify(self):
             raise RuntimeError("callback broke")
+
     daemon.register(Callbacks(), "cb")
     with caplog.at_level("WARNING", logger="pyrite.core.dispatch"):
         dispatch.handle_message(daemon, conn, call(serpent, "cb", "notify"))
@@ -632,9 +694,11 @@ def test_callback_errors_are_logged_locally(daemon, conn, serpent, caplog):
 
 # -- handshake --------------------------------------------------------------------------------
 
+
 def connect_msg(ser, obj_id=DAEMON_NAME, handshake="hello", seq=99, corr_id=None):
-    return make_msg(MSG_CONNECT, 0, seq, ser.serializer_id, ser.dumps({"handshake": handshake, "object": obj_id}),
-                    corr_id=corr_id)
+    return make_msg(
+        MSG_CONNECT, 0, seq, ser.serializer_id, ser.dumps({"handshake": handshake, "object": obj_id}), corr_id=corr_id
+    )
 
 
 def test_handshake_ok_with_metadata(daemon, conn, ser):
@@ -661,6 +725,7 @@ def test_handshake_custom_validation_and_annotations(ser):
 
         def annotations(self):
             return {"XYZZ": b"daemon annotation"}
+
     s1, s2 = socket.socketpair()
     with Custom(connected_socket=s1) as d:
         conn = ClientConnection(Recorder())
@@ -703,7 +768,9 @@ def test_handshake_to_a_closed_connection_returns_false(daemon, serpent):
     class Broken(Recorder):
         def send(self, data):
             from pyrite.core.errors import ConnectionClosedError
+
             raise ConnectionClosedError("gone")
+
     assert not dispatch.handshake(daemon, ClientConnection(Broken()), connect_msg(serpent))
 
 
@@ -711,7 +778,9 @@ def test_reply_to_a_closed_connection_raises_communication_error(daemon, serpent
     class Broken(Recorder):
         def send(self, data):
             from pyrite.core.errors import ConnectionClosedError
+
             raise ConnectionClosedError("gone")
+
     daemon.register(Thing(), "thing")
     with pytest.raises(CommunicationError):
         dispatch.handle_message(daemon, ClientConnection(Broken()), call(serpent, "thing", "add", (1,)))
@@ -722,6 +791,7 @@ def test_user_code_communication_error_is_reported_not_fatal(daemon, conn, serpe
     class Relay:
         def forward(self):
             raise CommunicationError("nested proxy failed")
+
     daemon.register(Relay(), "relay")
     dispatch.handle_message(daemon, conn, call(serpent, "relay", "forward"))
     assert isinstance(error_of(conn, serpent), CommunicationError)

@@ -5,7 +5,6 @@ plus the frame reader and the worker pool on their own."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import socket
@@ -15,14 +14,10 @@ import time
 import zlib
 from pathlib import Path
 
-import pytest
-
 import Pyro5.client
 import Pyro5.errors
-from Pyro5 import config as pyro5_config
-
+import pytest
 from pyrite.core import plugins, protocol
-from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
 from pyrite.core.engines import engine_class
@@ -31,6 +26,8 @@ from pyrite.core.engines.multiplex import MultiplexEngine
 from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine, WorkerPool
 from pyrite.core.errors import CommunicationError, MessageTooLargeError, ProtocolError, PyroError
 from pyrite.core.exposure import behavior, expose
+from Pyro5 import config as pyro5_config
+
 from tests.support import JOIN, pyrite_proxy, pyro5_proxy, running, wait_for
 
 HOST = "127.0.0.1"
@@ -38,6 +35,7 @@ CERTS = Path(__file__).resolve().parent.parent / "transports" / "certs"
 
 
 # -- set-up ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def _settings():
@@ -113,6 +111,7 @@ def make_daemon(cls=Daemon, **kwargs):
 
 # -- the engine classes --------------------------------------------------------------------------
 
+
 def test_engine_class_by_servertype():
     assert engine_class("thread") is ThreadPoolEngine
     assert engine_class("multiplex") is MultiplexEngine
@@ -139,6 +138,7 @@ def test_bad_pool_sizes_are_refused_before_listening():
 
 
 # -- calls -----------------------------------------------------------------------------------
+
 
 def test_calls_small_and_large(servertype, make_proxy):
     daemon, _, uri = make_daemon()
@@ -225,13 +225,19 @@ def test_requests_just_before_a_hang_up_are_served(servertype):
     with running(daemon):
         sock = socket.create_connection((HOST, uri.port), timeout=5)
         with sock:
-            sock.sendall(protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 1,
-                                                 serpent.dumps({"handshake": "hi", "object": "sink"})).data)
+            sock.sendall(
+                protocol.SendingMessage(
+                    protocol.MSG_CONNECT, 0, 0, 1, serpent.dumps({"handshake": "hi", "object": "sink"})
+                ).data
+            )
             reply = protocol.recv_message(_SocketReader(sock))
             assert reply.type == protocol.MSG_CONNECTOK
-            calls = b"".join(protocol.SendingMessage(protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, seq, 1,
-                                                     serpent.dumpsCall("sink", "put", (seq,), {})).data
-                             for seq in range(1, 6))
+            calls = b"".join(
+                protocol.SendingMessage(
+                    protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, seq, 1, serpent.dumpsCall("sink", "put", (seq,), {})
+                ).data
+                for seq in range(1, 6)
+            )
             sock.sendall(calls)
             sock.shutdown(socket.SHUT_WR)
         assert wait_for(lambda: len(received) == 5)
@@ -254,6 +260,7 @@ class _SocketReader:
 
 # -- the thread pool engine --------------------------------------------------------------------
 
+
 def test_thread_engine_runs_calls_of_different_clients_concurrently():
     config.SERVERTYPE = "thread"
     daemon, service, uri = make_daemon()
@@ -267,7 +274,7 @@ def test_thread_engine_runs_calls_of_different_clients_concurrently():
         thread = threading.Thread(target=wait)
         thread.start()
         assert service.entered.wait(5.0)
-        assert opener.open_gate() is True   # would deadlock if the first call blocked the engine
+        assert opener.open_gate() is True  # would deadlock if the first call blocked the engine
         thread.join(JOIN)
         assert result == [True]
 
@@ -344,9 +351,9 @@ def test_new_clients_are_refused_when_the_queue_is_full():
 
         t1 = threading.Thread(target=claim_and, args=(busy, lambda: busy_result.append(busy.wait_gate(8.0))))
         t1.start()
-        assert service.entered.wait(5.0)       # the only worker is now busy
+        assert service.entered.wait(5.0)  # the only worker is now busy
         t2 = threading.Thread(target=claim_and, args=(waiting, lambda: waiting_result.append(waiting.add(1, 2))))
-        t2.start()                             # its handshake waits in the queue (limit 1)
+        t2.start()  # its handshake waits in the queue (limit 1)
         pool = daemon.transportServer.pool
         assert wait_for(lambda: pool.queued == 1)
         refused = pyro5_proxy(uri)
@@ -367,6 +374,7 @@ def test_new_clients_are_refused_when_the_queue_is_full():
 
 
 # -- hooks ---------------------------------------------------------------------------------
+
 
 class CountingDaemon(Daemon):
     def __init__(self, *args, **kwargs):
@@ -400,7 +408,7 @@ def test_client_disconnect_once_per_client(servertype):
             proxy._pyroRelease()
         assert wait_for(lambda: len(daemon.disconnected) == 3)
         time.sleep(0.2)
-        assert len(daemon.disconnected) == 3   # the refused client never got in
+        assert len(daemon.disconnected) == 3  # the refused client never got in
     # the two still connected are disconnected when the daemon closes
     assert len(daemon.disconnected) == 5
     assert len(set(map(id, daemon.disconnected))) == 5
@@ -412,13 +420,14 @@ def test_housekeeping_runs_every_polltimeout(servertype):
     daemon, _, uri = make_daemon(CountingDaemon)
     with running(daemon), pyrite_proxy(uri) as proxy:
         assert wait_for(lambda: daemon.housekeeps >= 3, 5.0)
-        assert proxy.add(1, 2) == 3   # and it stays responsive
+        assert proxy.add(1, 2) == 3  # and it stays responsive
         before = daemon.housekeeps
         time.sleep(0.5)
         assert before < daemon.housekeeps < before + 20  # periodic, not on every loop pass
 
 
 # -- shutdown and close --------------------------------------------------------------------
+
 
 def test_shutdown_from_another_thread_is_prompt(servertype):
     daemon, _, uri = make_daemon()
@@ -427,7 +436,7 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     proxy = pyrite_proxy(uri)
     assert proxy.add(1, 2) == 3
     half = socket.create_connection((HOST, uri.port), timeout=5)
-    half.sendall(b"PYRO\x01\xf6")   # half a header: must not hold anything up
+    half.sendall(b"PYRO\x01\xf6")  # half a header: must not hold anything up
     time.sleep(0.2)
     started = time.monotonic()
     daemon.shutdown()
@@ -439,7 +448,7 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     with pytest.raises(OSError):
         socket.create_connection((HOST, uri.port), timeout=2).close()
     half.settimeout(5)
-    assert half.recv(10) == b""   # the server closed it
+    assert half.recv(10) == b""  # the server closed it
     half.close()
     proxy._pyroRelease()
 
@@ -449,7 +458,7 @@ def test_shutdown_from_inside_a_call(servertype, make_proxy):
     thread = threading.Thread(target=daemon.requestLoop, daemon=True)
     thread.start()
     with make_proxy(uri) as proxy:
-        assert proxy.stop_daemon() == "stopping"   # the caller still gets its reply
+        assert proxy.stop_daemon() == "stopping"  # the caller still gets its reply
     thread.join(JOIN)
     assert not thread.is_alive()
     assert wait_for(lambda: not worker_threads())
@@ -476,7 +485,7 @@ def test_close_releases_everything(servertype, tmp_path):
         with pytest.raises(CommunicationError):
             proxy.add(1, 1)
         proxy._pyroRelease()
-    engine.close()   # idempotent
+    engine.close()  # idempotent
 
 
 def test_loop_condition_is_checked(servertype):
@@ -487,12 +496,13 @@ def test_loop_condition_is_checked(servertype):
     with pyrite_proxy(uri) as proxy:
         assert proxy.add(1, 2) == 3
     stop.set()
-    thread.join(JOIN)   # within about POLLTIMEOUT
+    thread.join(JOIN)  # within about POLLTIMEOUT
     assert not thread.is_alive()
     daemon.close()
 
 
 # -- external event loops and combine -------------------------------------------------------------
+
 
 def test_external_event_loop(servertype, make_proxy):
     daemon, _, uri = make_daemon()
@@ -517,7 +527,7 @@ def test_external_event_loop(servertype, make_proxy):
             for i in range(3):
                 assert one.add(i, 1) == i + 1
                 assert two.add(i, 2) == i + 2
-                time.sleep(LINGER * 2)   # thread engine: workers hand the clients back in between
+                time.sleep(LINGER * 2)  # thread engine: workers hand the clients back in between
             assert len(daemon.sockets) >= 4  # listener, wakeup, and both idle clients
     finally:
         stop.set()
@@ -526,8 +536,10 @@ def test_external_event_loop(servertype, make_proxy):
     assert not errors
 
 
-@pytest.mark.parametrize("first, second", [("thread", "thread"), ("multiplex", "multiplex"),
-                                           ("thread", "multiplex"), ("multiplex", "thread")])
+@pytest.mark.parametrize(
+    "first, second",
+    [("thread", "thread"), ("multiplex", "multiplex"), ("thread", "multiplex"), ("multiplex", "thread")],
+)
 def test_combine_serves_two_daemons_in_one_loop(first, second, make_proxy):
     config.SERVERTYPE = first
     main, _, uri_main = make_daemon()
@@ -540,7 +552,7 @@ def test_combine_serves_two_daemons_in_one_loop(first, second, make_proxy):
                 assert p1.add(i, 10) == i + 10
                 assert p2.add(i, 20) == i + 20
                 time.sleep(LINGER * 2)
-        assert wait_for(lambda: other.housekeeps >= 2)   # the combined daemon's housekeeping too
+        assert wait_for(lambda: other.housekeeps >= 2)  # the combined daemon's housekeeping too
         assert wait_for(lambda: len(other.disconnected) == 1)
     other.close()
 
@@ -567,8 +579,7 @@ def test_combine_with_a_foreign_server(servertype):
     daemon, _, uri = make_daemon()
     echo = UdpEcho()
     daemon.transportServer.combine_loop(echo)
-    with running(daemon), pyrite_proxy(uri) as proxy, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+    with running(daemon), pyrite_proxy(uri) as proxy, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.settimeout(5.0)
         client.sendto(b"hello", echo.sock.getsockname())
         assert client.recvfrom(100)[0] == b"HELLO"
@@ -580,13 +591,14 @@ def test_combine_with_a_foreign_server(servertype):
 
 # -- TLS -----------------------------------------------------------------------------------
 
+
 def test_tls(servertype):
     config.SSL = True
     config.SSL_SERVERCERT = str(CERTS / "server.crt")
     config.SSL_SERVERKEY = str(CERTS / "server.key")
     config.SSL_CACERTS = str(CERTS / "ca.crt")
     daemon, _, uri = make_daemon()
-    big = "tls" * 300_000   # many TLS records: decrypted bytes wait in the TLS buffer
+    big = "tls" * 300_000  # many TLS records: decrypted bytes wait in the TLS buffer
     saved = (pyro5_config.SSL, pyro5_config.SSL_CACERTS)
     pyro5_config.SSL, pyro5_config.SSL_CACERTS = True, str(CERTS / "ca.crt")
     try:
@@ -603,6 +615,7 @@ def test_tls(servertype):
 
 # -- the frame reader ----------------------------------------------------------------------
 
+
 def _message(payload=b"payload", msgtype=protocol.MSG_INVOKE, seq=1, annotations=None):
     return protocol.SendingMessage(msgtype, 0, seq, 1, payload, annotations, compress=False).data
 
@@ -616,17 +629,19 @@ def _complete(frames):
 
 
 def test_frame_reader_byte_by_byte_and_pipelined():
-    parts = [_message(b"one", seq=1), _message(b"two" * 100, seq=2, annotations={"XTRA": b"ann"}),
-             _message(b"", seq=3)]
+    parts = [_message(b"one", seq=1), _message(b"two" * 100, seq=2, annotations={"XTRA": b"ann"}), _message(b"", seq=3)]
     stream = b"".join(parts)
     boundaries = {len(parts[0]), len(parts[0]) + len(parts[1]), len(stream)}
     reader = FrameReader()
     frames = []
     for i in range(len(stream)):
-        frames += reader.feed(stream[i:i + 1])
+        frames += reader.feed(stream[i : i + 1])
         assert reader.partial == (i + 1 not in boundaries)
-    expected = [(protocol.MSG_INVOKE, 1, b"one", {}), (protocol.MSG_INVOKE, 2, b"two" * 100, {"XTRA": b"ann"}),
-                (protocol.MSG_INVOKE, 3, b"", {})]
+    expected = [
+        (protocol.MSG_INVOKE, 1, b"one", {}),
+        (protocol.MSG_INVOKE, 2, b"two" * 100, {"XTRA": b"ann"}),
+        (protocol.MSG_INVOKE, 3, b"", {}),
+    ]
     assert _complete(frames) == expected
     reader = FrameReader()
     assert _complete(reader.feed(stream)) == expected
@@ -648,12 +663,12 @@ def test_frame_reader_refuses_garbage_early():
 
 def test_frame_reader_checks_size_before_payload_and_reserves_nothing():
     config.MAX_MESSAGE_SIZE = 1000
-    header = bytearray(_message(b"x"))[:protocol.HEADER_SIZE]
+    header = bytearray(_message(b"x"))[: protocol.HEADER_SIZE]
     struct.pack_into("!I", header, 12, 1001)
     with pytest.raises(MessageTooLargeError):
         FrameReader().feed(bytes(header))
-    config.MAX_MESSAGE_SIZE = 2 ** 31
-    struct.pack_into("!I", header, 12, 2 ** 30)
+    config.MAX_MESSAGE_SIZE = 2**31
+    struct.pack_into("!I", header, 12, 2**30)
     reader = FrameReader()
     assert reader.feed(bytes(header)) == []
     assert reader.want() <= BIG_READ_SIZE
@@ -671,6 +686,7 @@ def test_frame_reader_leaves_decompression_to_add_payload():
 
 
 # -- the worker pool -----------------------------------------------------------------------
+
 
 def test_worker_pool_sizes_are_checked():
     with pytest.raises(ValueError):
@@ -694,7 +710,7 @@ def test_worker_pool_grows_to_its_size_queues_then_refuses():
         assert pool.submit(lambda: done.append("q1"), refusable=True)
         assert pool.submit(lambda: done.append("q2"), refusable=True)
         assert not pool.submit(lambda: done.append("refused"), refusable=True)
-        assert pool.submit(lambda: done.append("always"))   # not refusable: queued anyway
+        assert pool.submit(lambda: done.append("always"))  # not refusable: queued anyway
         assert pool.num_workers == 3 and pool.queued == 3 and pool.backlog()
         gate.set()
         assert wait_for(lambda: len(done) == 6)

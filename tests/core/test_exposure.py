@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
 from pyrite.core import exposure
-from pyrite.core.exposure import (behavior, callback, expose, get_exposed_members, get_exposed_property_value,
-                                  is_private_attribute, method_table, oneway, reset_exposed_members,
-                                  set_exposed_property_value)
+from pyrite.core.exposure import (
+    behavior,
+    callback,
+    expose,
+    get_exposed_members,
+    get_exposed_property_value,
+    is_private_attribute,
+    method_table,
+    oneway,
+    reset_exposed_members,
+    set_exposed_property_value,
+)
 
 
 class PartlyExposed:
@@ -95,9 +103,28 @@ class FullyExposed(PartlyExposed):
 
 
 def test_private_attribute_names():
-    for name in ("_", "__", "___", "_p", "_pp", "_p_", "_p__", "__p", "___p", "__init__", "__call__",
-                 "__getattr__", "__setattr__", "__getattribute__", "__repr__", "__reduce__", "__class__",
-                 "__dict__", "__del__", "__getstate__"):
+    for name in (
+        "_",
+        "__",
+        "___",
+        "_p",
+        "_pp",
+        "_p_",
+        "_p__",
+        "__p",
+        "___p",
+        "__init__",
+        "__call__",
+        "__getattr__",
+        "__setattr__",
+        "__getattribute__",
+        "__repr__",
+        "__reduce__",
+        "__class__",
+        "__dict__",
+        "__del__",
+        "__getstate__",
+    ):
         assert is_private_attribute(name), name
     for name in ("__dunder__", "__len__", "__getitem__", "method", "m_", "x"):
         assert not is_private_attribute(name), name
@@ -112,8 +139,15 @@ def test_members_of_partly_exposed_class_and_instance():
 def test_whole_class_expose_marks_own_members_not_inherited_ones():
     m = get_exposed_members(FullyExposed)
     # own members (methods, class/static methods, dunder, properties) plus what the base exposed itself
-    assert m["methods"] == {"sub_method", "sub_classmethod", "sub_staticmethod", "__len__", "sub_oneway",
-                            "exposed", "oneway"}
+    assert m["methods"] == {
+        "sub_method",
+        "sub_classmethod",
+        "sub_staticmethod",
+        "__len__",
+        "sub_oneway",
+        "exposed",
+        "oneway",
+    }
     assert m["oneway"] == {"sub_oneway", "oneway"}
     assert m["attrs"] == {"sub_prop", "prop1", "readonly_prop1"}
     assert FullyExposed._pyroExposed is True
@@ -138,10 +172,11 @@ def test_cache_and_reset():
         @expose
         def one(self):
             pass
+
     assert get_exposed_members(Thing)["methods"] == {"one"}
     Thing.two = expose(lambda self: None)
     Thing.two.__name__ = "two"
-    assert get_exposed_members(Thing)["methods"] == {"one"}          # cached
+    assert get_exposed_members(Thing)["methods"] == {"one"}  # cached
     assert get_exposed_members(Thing, use_cache=False)["methods"] == {"one", "two"}
     assert "two" not in method_table(Thing)
     reset_exposed_members(Thing())
@@ -170,32 +205,42 @@ def test_method_table_bits():
 
         def hidden(self):
             pass
+
     table = method_table(Thing)
     assert table == {"plain": 0, "fire": exposure.METHOD_ONEWAY, "answer": exposure.METHOD_CALLBACK}
 
 
 def test_expose_private_names_fails():
     with pytest.raises(AttributeError):
+
         class A:
             @expose
             def _private(self):
                 pass
+
     with pytest.raises(AttributeError):
+
         class B:
             @expose
             def __private(self):
                 pass
+
     with pytest.raises(AttributeError):
+
         @expose
         class _C:
             pass
+
     with pytest.raises(AttributeError):
+
         class D:
             @expose
             @property
             def _secret(self):
                 return 1
+
     with pytest.raises(AttributeError):
+
         class E:
             @expose
             def __init__(self):
@@ -207,6 +252,7 @@ def test_expose_dunder_is_allowed():
         @expose
         def __dunder__(self):
             pass
+
     assert A.__dunder__._pyroExposed
     assert get_exposed_members(A)["methods"] == {"__dunder__"}
 
@@ -222,6 +268,7 @@ def test_whole_class_expose_skips_private_members():
 
         def shown(self):
             pass
+
     assert not hasattr(A._hidden, "_pyroExposed")
     assert not hasattr(A.__init__, "_pyroExposed")
     assert get_exposed_members(A)["methods"] == {"shown"}
@@ -229,12 +276,15 @@ def test_whole_class_expose_skips_private_members():
 
 def test_expose_classmethod_order():
     with pytest.raises(AttributeError, match="put @expose above @classmethod/@staticmethod"):
+
         class A:
             @expose
             @classmethod
             def cm(cls):
                 pass
+
     with pytest.raises(AttributeError, match="put @expose above @classmethod/@staticmethod"):
+
         class B:
             @expose
             @staticmethod
@@ -251,6 +301,7 @@ def test_expose_classmethod_order():
         @expose
         def sm():
             pass
+
     assert get_exposed_members(C)["methods"] == {"cm", "sm"}
 
 
@@ -262,6 +313,7 @@ def test_expose_rejects_unknown_things():
 def test_oneway_and_callback_marks():
     def f():
         pass
+
     assert oneway(f) is f and f._pyroOneway is True
     assert callback(f) is f and f._pyroCallback is True
 
@@ -270,6 +322,7 @@ def test_behavior():
     @behavior(instance_mode="percall")
     class A:
         pass
+
     assert A._pyroInstancing == ("percall", None)
 
     def creator(cls):
@@ -278,6 +331,7 @@ def test_behavior():
     @behavior("single", creator)
     class B:
         pass
+
     assert B._pyroInstancing == ("single", creator)
     with pytest.raises(ValueError):
         behavior(instance_mode="bogus")
@@ -286,6 +340,7 @@ def test_behavior():
     with pytest.raises(TypeError):
         behavior()(lambda: None)
     with pytest.raises(SyntaxError):
+
         @behavior
         class C:
             pass
@@ -295,8 +350,7 @@ def test_get_exposed_property_value():
     o = PartlyExposed()
     assert get_exposed_property_value(o, "prop1") == 42
     assert get_exposed_property_value(o, "readonly_prop1") == 42
-    for name in ("prop2", "value", "c_attr", "method", "exposed", "nonexisting", "_private", "__class__",
-                 "__dict__"):
+    for name in ("prop2", "value", "c_attr", "method", "exposed", "nonexisting", "_private", "__class__", "__dict__"):
         with pytest.raises(AttributeError):
             get_exposed_property_value(o, name)
     assert get_exposed_property_value(o, "prop2", only_exposed=False) == 42
@@ -319,6 +373,7 @@ def test_private_property_never_reachable_even_if_marked():
         @property
         def _secret(self):
             return "secret"
+
     A._secret.fget._pyroExposed = True  # marked by hand: still private
     assert get_exposed_members(A)["attrs"] == set()
     with pytest.raises(AttributeError):

@@ -16,7 +16,6 @@ from typing import Any
 import Pyro5.api
 import Pyro5.nameserver
 import pytest
-
 from pyrite.core import naming
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
@@ -62,6 +61,7 @@ def ns_daemon(kind: str, **kwargs: Any) -> Any:
     if kind == "pyro5":
         return Pyro5.nameserver.NameServerDaemon(**kwargs)
     from pyrite.nameserver import NameServerDaemon
+
     return NameServerDaemon(**kwargs)
 
 
@@ -69,6 +69,7 @@ def plain_daemon(kind: str) -> Any:
     if kind == "pyro5":
         return Pyro5.api.Daemon(host="127.0.0.1")
     from pyrite.core.daemon import Daemon
+
     return Daemon(host="127.0.0.1")
 
 
@@ -130,7 +131,7 @@ class Responder:
 def test_locate_ns_direct(ns):
     ns_uri, _ = ns
     with locate_ns("127.0.0.1", ns_uri.port) as proxy:
-        assert proxy._pyroConnection is not None   # bound, metadata known
+        assert proxy._pyroConnection is not None  # bound, metadata known
         assert "lookup" in proxy._pyroMethods
         assert proxy._pyroUri == ns_uri
         proxy.ping()
@@ -142,7 +143,7 @@ def test_locate_ns_from_config(ns):
     ns_uri, _ = ns
     config.NS_HOST = "127.0.0.1"
     config.NS_PORT = ns_uri.port
-    config.NS_BCPORT = free_port()   # nothing answers broadcasts: the direct try must find it first
+    config.NS_BCPORT = free_port()  # nothing answers broadcasts: the direct try must find it first
     with locate_ns() as proxy:
         assert proxy._pyroUri == ns_uri
         assert proxy.lookup("echo.a")
@@ -163,7 +164,7 @@ def test_locate_ns_by_broadcast(ns):
     responder = Responder([b"this is not a uri", str(ns_uri).encode("iso-8859-1")])
     try:
         config.NS_HOST = "localhost"
-        config.NS_PORT = free_port()           # the direct try on localhost finds nothing
+        config.NS_PORT = free_port()  # the direct try on localhost finds nothing
         config.NS_BCPORT = responder.port
         proxy = locate_ns()
         assert proxy._pyroUri == ns_uri
@@ -245,7 +246,7 @@ def test_resolve_pyrometa(ns):
     assert str(resolve(f"PYROMETA:tag.a@127.0.0.1:{ns_uri.port}")) == uris["echo.a"]
     assert str(resolve(f"PYROMETA:tag.b,tag.common@127.0.0.1:{ns_uri.port}")) == uris["echo.b"]
     picked = {str(resolve(f"PYROMETA:tag.common@127.0.0.1:{ns_uri.port}")) for _ in range(30)}
-    assert picked <= set(uris.values()) and picked   # a random pick among both
+    assert picked <= set(uris.values()) and picked  # a random pick among both
     with pytest.raises(NamingError, match="no registrations"):
         resolve(f"PYROMETA:tag.a,tag.b@127.0.0.1:{ns_uri.port}")
 
@@ -272,17 +273,17 @@ def test_resolve_delay_from_config(ns):
     start = time.monotonic()
     with pytest.raises(NamingError):
         resolve(f"PYRONAME:never.there@127.0.0.1:{ns_uri.port}")
-    assert time.monotonic() - start >= 0.5   # it kept trying for the configured time
+    assert time.monotonic() - start >= 0.5  # it kept trying for the configured time
 
 
 def test_pyroname_and_pyrometa_proxies(ns):
     ns_uri, uris = ns
     with Proxy(f"PYRONAME:echo.a@127.0.0.1:{ns_uri.port}") as p:
         assert p.echo("hi") == "hi"
-        assert p._pyroUri.protocol == "PYRONAME"   # a lazy connect keeps the name
+        assert p._pyroUri.protocol == "PYRONAME"  # a lazy connect keeps the name
         p._pyroRelease()
         p._pyroBind()
-        assert str(p._pyroUri) == uris["echo.a"]   # binding pins the resolved uri
+        assert str(p._pyroUri) == uris["echo.a"]  # binding pins the resolved uri
     with Proxy(f"PYROMETA:tag.b@127.0.0.1:{ns_uri.port}") as p:
         assert p.echo(5) == 5
 
@@ -310,5 +311,5 @@ def test_type_meta():
     assert type_meta(Derived()) == expected
     assert type_meta(Derived, prefix="x:") == {f"x:{__name__}.Derived", f"x:{__name__}.Base"}
     assert type_meta(Derived(), prefix="x:") == {f"x:{__name__}.Derived", f"x:{__name__}.Base"}
-    assert type_meta(42) == set()   # builtins are left out
+    assert type_meta(42) == set()  # builtins are left out
     assert type_meta(Derived) == Pyro5.api.type_meta(Derived)

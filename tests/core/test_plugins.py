@@ -13,7 +13,6 @@ from importlib.metadata import EntryPoint
 from importlib.metadata import entry_points as real_entry_points
 
 import pytest
-
 from pyrite.core import plugins
 from pyrite.core.plugins import PluginConflictError, PluginError, UnknownPluginError
 
@@ -45,10 +44,12 @@ def fake_module(monkeypatch):
 
 def install(monkeypatch, extra):
     """Make entry_points() return the real entry points plus ``extra`` (a list of EntryPoint)."""
+
     def fake_entry_points(**params):
         group = params.get("group")
         found = list(real_entry_points(**params))
         return found + [ep for ep in extra if ep.group == group]
+
     monkeypatch.setattr(plugins, "entry_points", fake_entry_points)
 
 
@@ -60,6 +61,7 @@ def make_serializer(name, sid):
 
         def dumps(self, data):
             return repr(data).encode()
+
     Fake.name = name
     return Fake
 
@@ -69,7 +71,7 @@ def test_builtins_by_name_and_id():
         ser = plugins.get_serializer(name)
         assert ser.name == name and ser.serializer_id == sid
         assert plugins.get_serializer_by_id(sid) is ser
-        assert plugins.get_serializer(name) is ser        # one shared instance
+        assert plugins.get_serializer(name) is ser  # one shared instance
     assert set(plugins.all_serializers()) >= set(plugins.SERIALIZER_HINTS)
 
 
@@ -84,6 +86,7 @@ def test_missing_builtin_names_the_pip_command(monkeypatch):
     # pretend pyrite-serializers[msgpack] is not installed: no entry point for msgpack at all
     def without_msgpack(**params):
         return [ep for ep in real_entry_points(**params) if ep.name != "msgpack"]
+
     monkeypatch.setattr(plugins, "entry_points", without_msgpack)
     with pytest.raises(UnknownPluginError, match=r"pip install pyrite-serializers\[msgpack\]"):
         plugins.get_serializer("msgpack")
@@ -150,11 +153,15 @@ def test_a_broken_plugin_does_not_break_the_others(monkeypatch, fake_module):
 
         def __init__(self):
             raise RuntimeError("kaboom")
+
     fake_module.Exploding = Exploding
-    install(monkeypatch, [
-        fake_ep("ghost", "fake_pyrite_plugins:Missing", plugins.SERIALIZER_GROUP, "ghost-dist"),
-        fake_ep("exploding", "fake_pyrite_plugins:Exploding", plugins.SERIALIZER_GROUP, "boom-dist"),
-    ])
+    install(
+        monkeypatch,
+        [
+            fake_ep("ghost", "fake_pyrite_plugins:Missing", plugins.SERIALIZER_GROUP, "ghost-dist"),
+            fake_ep("exploding", "fake_pyrite_plugins:Exploding", plugins.SERIALIZER_GROUP, "boom-dist"),
+        ],
+    )
     assert plugins.get_serializer("serpent").serializer_id == 1
     with pytest.raises(UnknownPluginError, match="ghost-dist"):
         plugins.get_serializer("ghost")
@@ -166,6 +173,6 @@ def test_reset_rereads_entry_points(monkeypatch, fake_module):
     assert "late" not in plugins.all_serializers()
     fake_module.Late = make_serializer("late", 96)
     install(monkeypatch, [fake_ep("late", "fake_pyrite_plugins:Late", plugins.SERIALIZER_GROUP, "late-dist")])
-    assert "late" not in plugins.all_serializers()       # cached until reset
+    assert "late" not in plugins.all_serializers()  # cached until reset
     plugins.reset()
     assert plugins.get_serializer("late").serializer_id == 96

@@ -12,7 +12,6 @@ import Pyro5.protocol
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from pyrite.core import protocol
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
@@ -31,7 +30,7 @@ class FakeConnection:
         self.reads.append(size)
         if self.pos + size > len(self.data):
             raise ConnectionClosedError("receiving: connection lost")
-        chunk = self.data[self.pos:self.pos + size]
+        chunk = self.data[self.pos : self.pos + size]
         self.pos += size
         return chunk
 
@@ -55,9 +54,22 @@ def pyro5_bytes(msgtype, flags, seq, serializer_id, payload, annotations=None, c
 
 
 def test_constants_match_pyro5():
-    for name in ("MSG_CONNECT", "MSG_CONNECTOK", "MSG_CONNECTFAIL", "MSG_INVOKE", "MSG_RESULT", "MSG_PING",
-                 "FLAGS_EXCEPTION", "FLAGS_COMPRESSED", "FLAGS_ONEWAY", "FLAGS_BATCH", "FLAGS_ITEMSTREAMRESULT",
-                 "FLAGS_KEEPSERIALIZED", "FLAGS_CORR_ID", "PROTOCOL_VERSION"):
+    for name in (
+        "MSG_CONNECT",
+        "MSG_CONNECTOK",
+        "MSG_CONNECTFAIL",
+        "MSG_INVOKE",
+        "MSG_RESULT",
+        "MSG_PING",
+        "FLAGS_EXCEPTION",
+        "FLAGS_COMPRESSED",
+        "FLAGS_ONEWAY",
+        "FLAGS_BATCH",
+        "FLAGS_ITEMSTREAMRESULT",
+        "FLAGS_KEEPSERIALIZED",
+        "FLAGS_CORR_ID",
+        "PROTOCOL_VERSION",
+    ):
         assert getattr(protocol, name) == getattr(Pyro5.protocol, name), name
     assert protocol.HEADER_SIZE == Pyro5.protocol._header_size == 40
     assert protocol.MAGIC == Pyro5.protocol._magic_number == 0x4DC5
@@ -65,8 +77,16 @@ def test_constants_match_pyro5():
 
 def test_header_layout_byte_by_byte():
     corr = uuid.UUID("0123456789abcdef0123456789abcdef")
-    msg = protocol.SendingMessage(protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, 0x1234, 7, b"payload",
-                                  annotations={"ABCD": b"xy"}, compress=False, corr_id=corr)
+    msg = protocol.SendingMessage(
+        protocol.MSG_INVOKE,
+        protocol.FLAGS_ONEWAY,
+        0x1234,
+        7,
+        b"payload",
+        annotations={"ABCD": b"xy"},
+        compress=False,
+        corr_id=corr,
+    )
     data = msg.data
     assert data[0:4] == b"PYRO"
     assert data[4:6] == (502).to_bytes(2, "big")
@@ -74,8 +94,8 @@ def test_header_layout_byte_by_byte():
     assert data[7] == 7
     assert data[8:10] == (protocol.FLAGS_ONEWAY | protocol.FLAGS_CORR_ID).to_bytes(2, "big")
     assert data[10:12] == b"\x12\x34"
-    assert data[12:16] == (7).to_bytes(4, "big")           # payload length
-    assert data[16:20] == (8 + 2).to_bytes(4, "big")       # annotation chunks, headers included
+    assert data[12:16] == (7).to_bytes(4, "big")  # payload length
+    assert data[16:20] == (8 + 2).to_bytes(4, "big")  # annotation chunks, headers included
     assert data[20:36] == corr.bytes
     assert data[36:38] == b"\0\0"
     assert data[38:40] == b"\x4d\xc5"
@@ -85,14 +105,23 @@ def test_header_layout_byte_by_byte():
     assert bytes(msg.payload) == b"payload"
 
 
-@pytest.mark.parametrize("msgtype, flags, seq, ser, payload, annotations", [
-    (protocol.MSG_INVOKE, 0, 1, 1, b"hello", None),
-    (protocol.MSG_CONNECT, 0, 0, 2, b"", {}),
-    (protocol.MSG_RESULT, protocol.FLAGS_EXCEPTION | protocol.FLAGS_BATCH, 65535, 4, b"x" * 99, {"CORR": b"1234"}),
-    (protocol.MSG_PING, 0, 42, 42, b"ping", {"AAAA": b"", "BBBB": b"\0" * 300, "Zz9_": bytearray(b"ab")}),
-    (protocol.MSG_INVOKE, protocol.FLAGS_KEEPSERIALIZED | protocol.FLAGS_ITEMSTREAMRESULT, 7, 5, b"\xff" * 1000,
-     {"BLBI": memoryview(b"blob info")}),
-])
+@pytest.mark.parametrize(
+    "msgtype, flags, seq, ser, payload, annotations",
+    [
+        (protocol.MSG_INVOKE, 0, 1, 1, b"hello", None),
+        (protocol.MSG_CONNECT, 0, 0, 2, b"", {}),
+        (protocol.MSG_RESULT, protocol.FLAGS_EXCEPTION | protocol.FLAGS_BATCH, 65535, 4, b"x" * 99, {"CORR": b"1234"}),
+        (protocol.MSG_PING, 0, 42, 42, b"ping", {"AAAA": b"", "BBBB": b"\0" * 300, "Zz9_": bytearray(b"ab")}),
+        (
+            protocol.MSG_INVOKE,
+            protocol.FLAGS_KEEPSERIALIZED | protocol.FLAGS_ITEMSTREAMRESULT,
+            7,
+            5,
+            b"\xff" * 1000,
+            {"BLBI": memoryview(b"blob info")},
+        ),
+    ],
+)
 @pytest.mark.parametrize("with_corr", [False, True])
 def test_sending_message_bytes_identical_to_pyro5(msgtype, flags, seq, ser, payload, annotations, with_corr):
     corr = uuid.uuid4() if with_corr else None
@@ -123,8 +152,9 @@ def test_compressed_flag_given_by_caller_is_ignored():
 def test_pyro5_parses_our_message_and_we_parse_pyro5s():
     corr = uuid.uuid4()
     current_context.correlation_id = corr
-    ours = protocol.SendingMessage(protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, 9, 3, b"data" * 50,
-                                   {"XTRA": b"123"}, compress=True).data
+    ours = protocol.SendingMessage(
+        protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, 9, 3, b"data" * 50, {"XTRA": b"123"}, compress=True
+    ).data
     theirs = Pyro5.protocol.recv_stub(FakeConnection(ours))
     assert (theirs.type, theirs.seq, theirs.serializer_id) == (protocol.MSG_INVOKE, 9, 3)
     assert bytes(theirs.data) == b"data" * 50
@@ -132,8 +162,16 @@ def test_pyro5_parses_our_message_and_we_parse_pyro5s():
     assert theirs.flags & protocol.FLAGS_ONEWAY and theirs.flags & protocol.FLAGS_CORR_ID
     assert bytes(theirs.corr_id) == corr.bytes
 
-    pyro5_data = pyro5_bytes(protocol.MSG_RESULT, protocol.FLAGS_EXCEPTION, 9, 3, b"result" * 40,
-                             {"ANN1": b"a", "ANN2": b"bb"}, corr_id=corr, compress=True)
+    pyro5_data = pyro5_bytes(
+        protocol.MSG_RESULT,
+        protocol.FLAGS_EXCEPTION,
+        9,
+        3,
+        b"result" * 40,
+        {"ANN1": b"a", "ANN2": b"bb"},
+        corr_id=corr,
+        compress=True,
+    )
     msg = protocol.recv_message(FakeConnection(pyro5_data))
     assert (msg.type, msg.seq, msg.serializer_id) == (protocol.MSG_RESULT, 9, 3)
     assert msg.flags & protocol.FLAGS_EXCEPTION and not msg.flags & protocol.FLAGS_COMPRESSED
@@ -148,7 +186,7 @@ def test_recv_message_reads_header_then_payload_only():
     msg = protocol.recv_message(conn, [protocol.MSG_RESULT])
     assert bytes(msg.data) == b"abc"
     assert conn.reads == [6, 34, 9 + 3]
-    assert conn.data[conn.pos:] == b"NEXT"  # the next message is left alone
+    assert conn.data[conn.pos :] == b"NEXT"  # the next message is left alone
 
 
 def test_correlation_id_from_context_and_explicit():
@@ -186,18 +224,30 @@ def test_annotation_value_must_be_bytes_like(value):
         protocol.SendingMessage(protocol.MSG_INVOKE, 0, 1, 1, b"", {"ABCD": value})
 
 
-def header(msgtype=protocol.MSG_RESULT, flags=0, seq=1, ser=1, data_size=0, ann_size=0, corr=b"\0" * 16,
-           tag=b"PYRO", version=502, magic=0x4DC5):
-    return struct.pack("!4sHBBHHII16sHH", tag, version, msgtype, ser, flags, seq, data_size, ann_size, corr, 0,
-                       magic)
+def header(
+    msgtype=protocol.MSG_RESULT,
+    flags=0,
+    seq=1,
+    ser=1,
+    data_size=0,
+    ann_size=0,
+    corr=b"\0" * 16,
+    tag=b"PYRO",
+    version=502,
+    magic=0x4DC5,
+):
+    return struct.pack("!4sHBBHHII16sHH", tag, version, msgtype, ser, flags, seq, data_size, ann_size, corr, 0, magic)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (header(tag=b"HTTP"), "not a PYRO message"),
-    (header(version=501), "protocol version"),
-    (header(version=0xFFFF), "protocol version"),
-    (header(magic=0x1234), "magic"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (header(tag=b"HTTP"), "not a PYRO message"),
+        (header(version=501), "protocol version"),
+        (header(version=0xFFFF), "protocol version"),
+        (header(magic=0x1234), "magic"),
+    ],
+)
 def test_wrong_tag_version_or_magic(bad, match):
     with pytest.raises(ProtocolError, match=match):
         protocol.recv_message(FakeConnection(bad))
@@ -241,7 +291,7 @@ def test_oversized_message_refused_before_reading_payload():
     assert sum(conn.reads) == 40
     conn = FakeConnection(header(data_size=0xFFFFFFFF, ann_size=0xFFFFFFFF))
     with pytest.raises(MessageTooLargeError):
-        protocol.recv_message(conn, max_size=10 ** 9)
+        protocol.recv_message(conn, max_size=10**9)
     assert sum(conn.reads) == 40
 
 
@@ -290,7 +340,7 @@ def test_compression_roundtrip_and_threshold():
 
 
 def test_zip_bomb_is_capped():
-    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)   # 50 MB of zeros in ~50 KB
+    bomb = zlib.compress(b"\0" * (50 * 1024 * 1024), 9)  # 50 MB of zeros in ~50 KB
     assert len(bomb) < 100_000
     config.MAX_MESSAGE_SIZE = 1024 * 1024
     data = header(flags=protocol.FLAGS_COMPRESSED, data_size=len(bomb)) + bomb
@@ -309,11 +359,17 @@ def test_invalid_or_truncated_compressed_payload(garbage):
 
 
 @settings(max_examples=60, deadline=None)
-@given(msgtype=st.integers(1, 6), flags=st.integers(0, 0xFFFF), seq=st.integers(0, 0xFFFF),
-       ser=st.integers(1, 255), payload=st.binary(max_size=400),
-       annotations=st.dictionaries(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=4, max_size=4),
-                                   st.binary(max_size=50), max_size=4),
-       compress=st.booleans())
+@given(
+    msgtype=st.integers(1, 6),
+    flags=st.integers(0, 0xFFFF),
+    seq=st.integers(0, 0xFFFF),
+    ser=st.integers(1, 255),
+    payload=st.binary(max_size=400),
+    annotations=st.dictionaries(
+        st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=4, max_size=4), st.binary(max_size=50), max_size=4
+    ),
+    compress=st.booleans(),
+)
 def test_roundtrip_property(msgtype, flags, seq, ser, payload, annotations, compress):
     current_context.correlation_id = None
     flags &= ~(protocol.FLAGS_COMPRESSED | protocol.FLAGS_CORR_ID)

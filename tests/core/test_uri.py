@@ -8,7 +8,6 @@ import pickle
 import Pyro5.core
 import Pyro5.errors
 import pytest
-
 from pyrite.core.config import config
 from pyrite.core.errors import PyroError
 from pyrite.core.uri import DAEMON_NAME, NAMESERVER_NAME, URI
@@ -43,14 +42,13 @@ def test_pyrometa_matches_pyro5():
     ours, theirs = URI("PYROMETA:b.tag,a.tag@nshost"), Pyro5.core.URI("PYROMETA:b.tag,a.tag@nshost")
     assert ours.object == theirs.object == {"a.tag", "b.tag"}
     assert ours.__getstate__() == theirs.__getstate__()
-    assert str(ours) == "PYROMETA:a.tag,b.tag@nshost:9090"   # sorted: the same set prints the same
+    assert str(ours) == "PYROMETA:a.tag,b.tag@nshost:9090"  # sorted: the same set prints the same
     assert ours.port == config.NS_PORT
 
 
 def test_parts():
     uri = URI("pyro:thing@example.com:1234")
-    assert (uri.protocol, uri.object, uri.host, uri.port, uri.sockname) == ("PYRO", "thing", "example.com", 1234,
-                                                                           None)
+    assert (uri.protocol, uri.object, uri.host, uri.port, uri.sockname) == ("PYRO", "thing", "example.com", 1234, None)
     assert uri.location == "example.com:1234"
     uri = URI("PYRO:thing@[2001:db8::7]:5")
     assert (uri.host, uri.port, uri.location) == ("2001:db8::7", 5, "[2001:db8::7]:5")
@@ -67,12 +65,29 @@ def test_default_nameserver_port_follows_config():
     assert URI("PYROMETA:x@nshost").port == 12345
 
 
-@pytest.mark.parametrize("bad", [
-    "", "obj@host:1", "PYRO:", "PYRO:obj", "PYRO:obj@", "FOO:obj@host:1", "PYROX:obj@host:1",
-    "PYRO:obj@host:port", "PYRO:obj@host:-1", "PYRO:obj@host:65536", "PYRO:obj@host:99999999",
-    "PYRO:obj@[[::1]]:1", "PYRO:obj@[not-ipv6]:1", "PYRO:obj@./u:", "PYRO:obj@./u:a:b",
-    "PYRO:o b@host:1", "PYROMETA:a, b", "PYRO:obj@[fe80::1%eth0]:1",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "obj@host:1",
+        "PYRO:",
+        "PYRO:obj",
+        "PYRO:obj@",
+        "FOO:obj@host:1",
+        "PYROX:obj@host:1",
+        "PYRO:obj@host:port",
+        "PYRO:obj@host:-1",
+        "PYRO:obj@host:65536",
+        "PYRO:obj@host:99999999",
+        "PYRO:obj@[[::1]]:1",
+        "PYRO:obj@[not-ipv6]:1",
+        "PYRO:obj@./u:",
+        "PYRO:obj@./u:a:b",
+        "PYRO:o b@host:1",
+        "PYROMETA:a, b",
+        "PYRO:obj@[fe80::1%eth0]:1",
+    ],
+)
 def test_invalid_uris(bad):
     with pytest.raises(PyroError):
         URI(bad)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 
 import Pyro5.api
 import pytest
-
 from pyrite.core.config import config as pyrite_config
 
 SERIALIZERS = ["serpent", "json", "marshal", "msgpack"]

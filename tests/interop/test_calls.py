@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pyrite.core.config import config as pyrite_config
 
 from . import services
@@ -76,7 +75,8 @@ def make_daemon(lib: services.Lib, classes: Any, **kwargs: Any) -> Any:
 PYRO5_CLIENT_LIMITS = {
     # the marshal serializer's dumpsCall does kwargs.items(), but attribute access and
     # batches send kwargs=None: AttributeError inside the Pyro5 client, before anything is sent
-    ("marshal", "attributes"), ("marshal", "batch"),
+    ("marshal", "attributes"),
+    ("marshal", "batch"),
     # marshal applies no type replacement to call arguments, so no autoproxy for a callback object
     ("marshal", "callbacks"),
 }
@@ -146,8 +146,22 @@ def client_daemon(side: Side) -> Iterator[Any]:
 
 # --- calls and values ---------------------------------------------------------------------
 
-VALUES = [0, 42, -7, 2**40, 3.25, "text", "ünïcødé ✓", True, False, None, [1, 2, "three"],
-          {"a": 1, "b": [1, 2], "c": {"nested": None}}, [], {}]
+VALUES = [
+    0,
+    42,
+    -7,
+    2**40,
+    3.25,
+    "text",
+    "ünïcødé ✓",
+    True,
+    False,
+    None,
+    [1, 2, "three"],
+    {"a": 1, "b": [1, 2], "c": {"nested": None}},
+    [],
+    {},
+]
 
 
 def test_call_with_values(proxy: Any) -> None:
@@ -198,8 +212,10 @@ def test_unknown_method_is_refused(proxy: Any) -> None:
 
 # --- attributes ---------------------------------------------------------------------------
 
-def test_attributes_get_and_set(side: Side, proxy: Any, service: tuple[Any, Any],
-                                request: pytest.FixtureRequest, serializer: str) -> None:
+
+def test_attributes_get_and_set(
+    side: Side, proxy: Any, service: tuple[Any, Any], request: pytest.FixtureRequest, serializer: str
+) -> None:
     pyro5_limit(request, side, serializer, "attributes")
     obj, _ = service
     assert proxy.value == 1
@@ -209,8 +225,9 @@ def test_attributes_get_and_set(side: Side, proxy: Any, service: tuple[Any, Any]
     assert proxy.readonly == "read only"
 
 
-def test_read_only_attribute_cannot_be_set(side: Side, proxy: Any, request: pytest.FixtureRequest,
-                                           serializer: str) -> None:
+def test_read_only_attribute_cannot_be_set(
+    side: Side, proxy: Any, request: pytest.FixtureRequest, serializer: str
+) -> None:
     pyro5_limit(request, side, serializer, "attributes")
     with pytest.raises(AttributeError):
         proxy.readonly = "changed"
@@ -218,6 +235,7 @@ def test_read_only_attribute_cannot_be_set(side: Side, proxy: Any, request: pyte
 
 
 # --- oneway -------------------------------------------------------------------------------
+
 
 def test_oneway_does_not_wait(side: Side, proxy: Any, service: tuple[Any, Any]) -> None:
     obj, _ = service
@@ -238,6 +256,7 @@ def test_oneway_calls_all_arrive(side: Side, proxy: Any, service: tuple[Any, Any
 
 # --- batch --------------------------------------------------------------------------------
 
+
 def test_batch(side: Side, proxy: Any, request: pytest.FixtureRequest, serializer: str) -> None:
     pyro5_limit(request, side, serializer, "batch")
     batch = side.client.api.BatchProxy(proxy)
@@ -247,8 +266,9 @@ def test_batch(side: Side, proxy: Any, request: pytest.FixtureRequest, serialize
     assert list(batch()) == [3, "hello batch?", [1, {"x": None}]]
 
 
-def test_batch_stops_at_the_first_error(side: Side, proxy: Any, service: tuple[Any, Any],
-                                        request: pytest.FixtureRequest, serializer: str) -> None:
+def test_batch_stops_at_the_first_error(
+    side: Side, proxy: Any, service: tuple[Any, Any], request: pytest.FixtureRequest, serializer: str
+) -> None:
     pyro5_limit(request, side, serializer, "batch")
     pyro5_limit(request, side, serializer, "batch-error")
     batch = side.client.api.BatchProxy(proxy)
@@ -264,8 +284,9 @@ def test_batch_stops_at_the_first_error(side: Side, proxy: Any, service: tuple[A
     assert proxy.count() == 0
 
 
-def test_oneway_batch(side: Side, proxy: Any, service: tuple[Any, Any],
-                      request: pytest.FixtureRequest, serializer: str) -> None:
+def test_oneway_batch(
+    side: Side, proxy: Any, service: tuple[Any, Any], request: pytest.FixtureRequest, serializer: str
+) -> None:
     pyro5_limit(request, side, serializer, "batch")
     obj, _ = service
     batch = side.client.api.BatchProxy(proxy)
@@ -277,6 +298,7 @@ def test_oneway_batch(side: Side, proxy: Any, service: tuple[Any, Any],
 
 # --- exceptions ---------------------------------------------------------------------------
 
+
 def test_exception_with_remote_traceback(side: Side, proxy: Any) -> None:
     with pytest.raises(ValueError, match="^it broke$") as info:
         proxy.fail("it broke")
@@ -285,8 +307,7 @@ def test_exception_with_remote_traceback(side: Side, proxy: Any) -> None:
     text = "".join(remote)
     assert "in fail" in text and "ValueError: it broke" in text
     # the client library's formatter shows the remote part too
-    formatted = "".join(side.client.errors.get_pyro_traceback(type(info.value), info.value,
-                                                              info.value.__traceback__))
+    formatted = "".join(side.client.errors.get_pyro_traceback(type(info.value), info.value, info.value.__traceback__))
     assert "ValueError: it broke" in formatted and "in fail" in formatted
 
 
@@ -314,6 +335,7 @@ def test_connection_survives_exceptions(proxy: Any) -> None:
 
 # --- streaming ----------------------------------------------------------------------------
 
+
 def test_remote_generator(proxy: Any) -> None:
     assert list(proxy.generate(5)) == [0, 10, 20, 30, 40]
     assert list(proxy.generate(0)) == []
@@ -338,6 +360,7 @@ def test_two_streams_interleaved(proxy: Any) -> None:
 
 
 # --- autoproxy, proxies and URIs as values ------------------------------------------------
+
 
 def test_autoproxy(side: Side, proxy: Any, request: pytest.FixtureRequest, serializer: str) -> None:
     pyro5_limit(request, side, serializer, "autoproxy")
@@ -365,6 +388,7 @@ def test_proxy_and_uri_travel_as_values(side: Side, proxy: Any, service: tuple[A
 
 # --- SerializedBlob -----------------------------------------------------------------------
 
+
 def test_serialized_blob(side: Side, proxy: Any, request: pytest.FixtureRequest, serializer: str) -> None:
     pyro5_limit(request, side, serializer, "blob")
     # the data travels as the call's positional arguments (Pyro5's layout), so it is a sequence
@@ -374,6 +398,7 @@ def test_serialized_blob(side: Side, proxy: Any, request: pytest.FixtureRequest,
 
 
 # --- call context: correlation id ---------------------------------------------------------
+
 
 def test_correlation_id_arrives(side: Side, proxy: Any) -> None:
     context = side.client.api.current_context
@@ -389,6 +414,7 @@ def test_correlation_id_arrives(side: Side, proxy: Any) -> None:
 
 
 # --- handshake ----------------------------------------------------------------------------
+
 
 def _recording_proxy_class(side: Side, received: list[Any]) -> type:
     class RecordingProxy(side.client.api.Proxy):  # type: ignore[name-defined,misc]
@@ -429,6 +455,7 @@ def test_handshake_refused(side: Side, service: tuple[Any, Any], serializer: str
 
 # --- timeouts -----------------------------------------------------------------------------
 
+
 def test_call_timeout(side: Side, proxy: Any, service: tuple[Any, Any]) -> None:
     obj, _ = service
     proxy._pyroTimeout = 0.3
@@ -442,8 +469,10 @@ def test_call_timeout(side: Side, proxy: Any, service: tuple[Any, Any]) -> None:
 
 # --- callbacks ----------------------------------------------------------------------------
 
-def test_callbacks_into_the_client(side: Side, proxy: Any, client_daemon: Any,
-                                   request: pytest.FixtureRequest, serializer: str) -> None:
+
+def test_callbacks_into_the_client(
+    side: Side, proxy: Any, client_daemon: Any, request: pytest.FixtureRequest, serializer: str
+) -> None:
     pyro5_limit(request, side, serializer, "callbacks")
     listener = side.client_classes.Listener()
     client_daemon.register(listener)
@@ -453,6 +482,7 @@ def test_callbacks_into_the_client(side: Side, proxy: Any, client_daemon: Any,
 
 
 # --- unix sockets -------------------------------------------------------------------------
+
 
 def test_unix_socket(side: Side, serializer: str, tmp_path: Path) -> None:
     path = tmp_path / "interop.sock"
@@ -471,6 +501,7 @@ def test_unix_socket(side: Side, serializer: str, tmp_path: Path) -> None:
 
 
 # --- the daemon object --------------------------------------------------------------------
+
 
 def test_daemon_object(side: Side, service: tuple[Any, Any], serializer: str) -> None:
     obj, uri = service

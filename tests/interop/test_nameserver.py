@@ -16,7 +16,6 @@ from typing import Any
 
 import Pyro5.api
 import pytest
-
 from pyrite.core.config import config as pyrite_config
 
 from . import services
@@ -123,7 +122,9 @@ def test_metadata(side: NsSide, ns: Any) -> None:
     ns.register("interop.meta.y", "PYRO:y@127.0.0.1:3333", metadata=["colour:blue", "size:big"])
     listed = ns.list(prefix="interop.meta.", return_metadata=True)
     assert {name: set(meta) for name, (_, meta) in listed.items()} == {
-        "interop.meta.x": {"colour:red", "size:big"}, "interop.meta.y": {"colour:blue", "size:big"}}
+        "interop.meta.x": {"colour:red", "size:big"},
+        "interop.meta.y": {"colour:blue", "size:big"},
+    }
     found = ns.yplookup(meta_all={"size:big", "colour:red"})
     assert list(found) == ["interop.meta.x"]
     assert found["interop.meta.x"][0] == "PYRO:x@127.0.0.1:3333"
@@ -132,8 +133,7 @@ def test_metadata(side: NsSide, ns: Any) -> None:
     assert found == {"interop.meta.y": "PYRO:y@127.0.0.1:3333"}
     ns.set_metadata("interop.meta.y", {"colour:green"})
     assert set(ns.list(prefix="interop.meta.y", return_metadata=True)["interop.meta.y"][1]) == {"colour:green"}
-    assert ns.yplookup(meta_all={"size:big"}, return_metadata=False) == {
-        "interop.meta.x": "PYRO:x@127.0.0.1:3333"}
+    assert ns.yplookup(meta_all={"size:big"}, return_metadata=False) == {"interop.meta.x": "PYRO:x@127.0.0.1:3333"}
     with pytest.raises(side.client.errors.NamingError):
         ns.set_metadata("interop.meta.nope", {"a"})
 

@@ -9,6 +9,7 @@ import sys
 
 from pyrite.core.client import Proxy
 from pyrite.core.uri import NAMESERVER_NAME, URI
+
 from tests.nameserver.test_processes import NameServerProcess, script
 
 BCHOST = "127.255.255.255"
@@ -27,8 +28,10 @@ def run(command: list[str]) -> NameServerProcess:
 
 
 def test_pyrite_ns_short_broadcast_options_and_nat():
-    proc = run(script("pyrite-ns") + ["-n", "127.0.0.1", "-p", "0", "-b", BCHOST, "-c", "0",
-                                      "--nathost", "nat.example", "--natport", "4242"])
+    proc = run(
+        script("pyrite-ns")
+        + ["-n", "127.0.0.1", "-p", "0", "-b", BCHOST, "-c", "0", "--nathost", "nat.example", "--natport", "4242"]
+    )
     try:
         bc_port = int(proc.wait_for(r"^Broadcast server running on .*:(\d+)$").group(1))
         internal = URI(proc.wait_for(r"^internal URI = (\S+)$").group(1))
@@ -40,14 +43,15 @@ def test_pyrite_ns_short_broadcast_options_and_nat():
         with Proxy(internal) as ns:
             ns._pyroTimeout = 5.0
             ns.ping()
-            assert ns.lookup(NAMESERVER_NAME) == external   # its own entry is the NAT address
+            assert ns.lookup(NAMESERVER_NAME) == external  # its own entry is the NAT address
     finally:
         proc.stop()
 
 
 def test_module_entry_with_long_broadcast_options():
-    proc = run([sys.executable, "-m", "pyrite.nameserver", "-n", "127.0.0.1", "-p", "0",
-                "--bchost", BCHOST, "--bcport", "0"])
+    proc = run(
+        [sys.executable, "-m", "pyrite.nameserver", "-n", "127.0.0.1", "-p", "0", "--bchost", BCHOST, "--bcport", "0"]
+    )
     try:
         bc_port = int(proc.wait_for(r"^Broadcast server running on .*:(\d+)$").group(1))
         uri = proc.uri()

@@ -6,7 +6,6 @@ import socket
 import time
 
 import pytest
-
 from pyrite.core.config import config
 from pyrite.core.uri import NAMESERVER_NAME
 from pyrite.nameserver.autoclean import AutoCleaner
@@ -25,7 +24,7 @@ def fast_cleaner(monkeypatch):
 def dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]      # closed again: nothing listens there
+        return s.getsockname()[1]  # closed again: nothing listens there
 
 
 def test_refuses_bad_settings():
@@ -33,7 +32,7 @@ def test_refuses_bad_settings():
     config.NS_AUTOCLEAN = 0.0
     with pytest.raises(ValueError):
         AutoCleaner(ns)
-    config.NS_AUTOCLEAN = 1.0      # below the minimum of 3 s
+    config.NS_AUTOCLEAN = 1.0  # below the minimum of 3 s
     with pytest.raises(ValueError, match="cannot be smaller"):
         AutoCleaner(ns)
 
@@ -47,7 +46,7 @@ def test_removes_dead_keeps_live(fast_cleaner):
         ns.register(NAMESERVER_NAME, f"PYRO:{NAMESERVER_NAME}@127.0.0.1:{dead_port()}")
         ns.register("alive", live_uri)
         ns.register("dead", f"PYRO:dead@127.0.0.1:{dead_port()}")
-        ns.register("alias", "PYRONAME:somewhere.else")    # not checkable: stays
+        ns.register("alias", "PYRONAME:somewhere.else")  # not checkable: stays
         cleaner = AutoCleaner(ns)
         cleaner.start()
         try:
@@ -69,7 +68,7 @@ def test_a_reregistered_name_is_not_removed(fast_cleaner, monkeypatch):
     original = cleaner._remove_if_unchanged
 
     def moved_meanwhile(name, uri):
-        ns.register(name, "PYRO:svc@127.0.0.1:1")     # the server came back elsewhere
+        ns.register(name, "PYRO:svc@127.0.0.1:1")  # the server came back elsewhere
         return original(name, uri)
 
     cleaner._remove_if_unchanged = moved_meanwhile

@@ -7,7 +7,6 @@ import socket
 import time
 
 import pytest
-
 from pyrite.core.uri import URI
 from pyrite.nameserver import broadcast
 from pyrite.nameserver.broadcast import BroadcastServer
@@ -47,7 +46,7 @@ def test_ignores_everything_else(responder):
     port = responder.getPort()
     for junk in (b"", b"GET_NSUR", b"GET_NSURI\n", b"get_nsuri", b"\x00" * 500, b"GET_NSURI" * 10):
         assert ask(port, junk, timeout=0.3) is None
-    assert ask(port) == NS_URI.encode()     # still alive and answering
+    assert ask(port) == NS_URI.encode()  # still alive and answering
 
 
 def test_any_address_is_replaced_by_the_interface_address():
@@ -74,7 +73,7 @@ def test_replies_are_rate_limited(responder, monkeypatch):
                 replies += 1
         except socket.timeout:
             pass
-    assert 1 <= replies <= 6     # at most two one-second windows' worth
+    assert 1 <= replies <= 6  # at most two one-second windows' worth
 
 
 def test_in_an_external_event_loop():

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
@@ -103,8 +102,9 @@ def test_pyrite_client(running):
         assert ns.list(prefix="e2e.") == {"e2e.one": "PYRO:one@127.0.0.1:1111", "e2e.two": "PYRO:two@127.0.0.1:2222"}
         listing = ns.list(regex=r"e2e\.t.*", return_metadata=True)
         # serpent has no empty-set literal: an empty set arrives as () (with Pyro5 too)
-        assert {name: (uri, set(meta)) for name, (uri, meta) in listing.items()} == \
-            {"e2e.two": ("PYRO:two@127.0.0.1:2222", set())}
+        assert {name: (uri, set(meta)) for name, (uri, meta) in listing.items()} == {
+            "e2e.two": ("PYRO:two@127.0.0.1:2222", set())
+        }
         assert ns.yplookup(meta_all=["a", "b"]) == {"e2e.one": ("PYRO:one@127.0.0.1:1111", {"a", "b"})}
         ns.set_metadata("e2e.two", ["b"])
         assert set(ns.yplookup(meta_any={"b"}, return_metadata=False)) == {"e2e.one", "e2e.two"}
@@ -130,8 +130,10 @@ def test_pyro5_client(running, serializer):
         uri, meta = ns.lookup("p5.one", return_metadata=True)
         assert set(meta) == {"x", "y"}
         listing = ns.list(prefix="p5.", return_metadata=True)
-        assert {name: (entry[0], set(entry[1])) for name, entry in listing.items()} == \
-            {"p5.one": ("PYRO:one@127.0.0.1:1111", {"x", "y"}), "p5.two": ("PYRO:two@127.0.0.1:2222", set())}
+        assert {name: (entry[0], set(entry[1])) for name, entry in listing.items()} == {
+            "p5.one": ("PYRO:one@127.0.0.1:1111", {"x", "y"}),
+            "p5.two": ("PYRO:two@127.0.0.1:2222", set()),
+        }
         assert set(ns.list(regex="p5.*")) == {"p5.one", "p5.two"}
         assert set(ns.yplookup(meta_all=["x"], return_metadata=False)) == {"p5.one"}
         assert set(ns.yplookup(meta_any=["y", "nope"])) == {"p5.one"}
@@ -140,7 +142,7 @@ def test_pyro5_client(running, serializer):
         with pytest.raises(Pyro5.errors.NamingError):
             ns.lookup("p5.none")
         with pytest.raises(Pyro5.errors.NamingError):
-            ns.remove(regex=".*")                         # the guard reaches Pyro5 clients as a NamingError
+            ns.remove(regex=".*")  # the guard reaches Pyro5 clients as a NamingError
         assert ns.remove(prefix="p5.t") == 1
         assert ns.remove(regex="p5.*", everything=True) == 1
         assert ns.count() == 1
@@ -257,7 +259,7 @@ def test_storage_option_and_bad_storage(tmp_path):
 
 def test_when_a_broadcast_responder_starts(tmp_path):
     uri, daemon, bc = start_ns(host="127.0.0.1", port=0)
-    assert bc is None           # loopback and no explicit bchost, as Pyro5
+    assert bc is None  # loopback and no explicit bchost, as Pyro5
     daemon.close()
     uri, daemon, bc = start_ns(host="127.0.0.1", port=0, bchost=BCHOST, bcport=0, enableBroadcast=False)
     assert bc is None
@@ -274,12 +276,11 @@ def test_when_a_broadcast_responder_starts(tmp_path):
 
 
 def test_nat(tmp_path):
-    uri, daemon, bc = start_ns(host="127.0.0.1", port=0, bchost=BCHOST, bcport=0, nathost="nathosttest",
-                               natport=12345)
+    uri, daemon, bc = start_ns(host="127.0.0.1", port=0, bchost=BCHOST, bcport=0, nathost="nathosttest", natport=12345)
     try:
         assert uri.location == "nathosttest:12345"
         assert daemon.uriFor("thing").location == "nathosttest:12345"
-        assert bc.nsUri.location != "nathosttest:12345"      # the broadcast answers with the internal address
+        assert bc.nsUri.location != "nathosttest:12345"  # the broadcast answers with the internal address
         assert bc.nsUri.host == "127.0.0.1"
     finally:
         daemon.close()
@@ -315,7 +316,7 @@ def test_autoclean_in_the_daemon(monkeypatch):
         deadline = time.monotonic() + 15
         while daemon.nameserver.count() > 1 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert list(daemon.nameserver.list()) == [NAMESERVER_NAME]   # itself is never checked or removed
+        assert list(daemon.nameserver.list()) == [NAMESERVER_NAME]  # itself is never checked or removed
     assert daemon.cleaner_thread is None
     assert not cleaner.is_alive()
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pyrite.core.client import Proxy
 from pyrite.core.uri import NAMESERVER_NAME, URI
 
@@ -32,8 +31,7 @@ class NameServerProcess:
     """A name server subprocess; ``lines`` collects what it prints."""
 
     def __init__(self, command: list[str]) -> None:
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     bufsize=1)
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -98,7 +96,7 @@ def test_sqlite_registrations_survive_kill_9(processes, tmp_path):
             ns.register(f"durable.{i}", f"PYRO:obj{i}@127.0.0.1:{1000 + i}", metadata={f"tag{i % 3}"})
         ns.remove("durable.0")
         ns.set_metadata("durable.1", {"changed"})
-    first.kill9()             # every call above was acknowledged before this
+    first.kill9()  # every call above was acknowledged before this
     assert first.proc.returncode == -signal.SIGKILL
 
     second = processes(command)
@@ -109,8 +107,10 @@ def test_sqlite_registrations_survive_kill_9(processes, tmp_path):
         assert "durable.0" not in ns.list()
         assert str(ns.lookup("durable.24")) == "PYRO:obj24@127.0.0.1:1024"
         assert set(ns.lookup("durable.1", return_metadata=True)[1]) == {"changed"}
-        assert set(ns.yplookup(meta_all=["tag2"], return_metadata=False)) == {f"durable.{i}" for i in (2, 5, 8, 11, 14, 17, 20, 23)}
-        assert ns.lookup(NAMESERVER_NAME) == new_uri     # its own entry follows the new port
+        assert set(ns.yplookup(meta_all=["tag2"], return_metadata=False)) == {
+            f"durable.{i}" for i in (2, 5, 8, 11, 14, 17, 20, 23)
+        }
+        assert ns.lookup(NAMESERVER_NAME) == new_uri  # its own entry follows the new port
 
 
 def test_pyrite_ns_runs_and_stops_on_sigterm(processes, tmp_path):
@@ -129,15 +129,15 @@ def test_pyrite_ns_runs_and_stops_on_sigterm(processes, tmp_path):
 def test_pyrite_ns_reports_a_busy_port(processes):
     first = processes(script("pyrite-ns") + ["-n", "127.0.0.1", "-p", "0", "-x"])
     port = first.uri().port
-    result = subprocess.run(script("pyrite-ns") + ["-n", "127.0.0.1", "-p", str(port), "-x"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        script("pyrite-ns") + ["-n", "127.0.0.1", "-p", str(port), "-x"], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("Error: ")
 
 
 def nsc(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(script("pyrite-nsc") + list(args), input=stdin, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(script("pyrite-nsc") + list(args), input=stdin, capture_output=True, text=True, timeout=60)
 
 
 def test_pyrite_nsc(processes):
@@ -156,11 +156,13 @@ def test_pyrite_nsc(processes):
     result = nsc(*where, "lookup", "cli.none")
     assert result.returncode == 1 and result.stdout == "Error: NamingError - name not registered: cli.none\n"
     listing = nsc(*where, "list", "cli.").stdout
-    assert listing == ("--------START LIST - prefix 'cli.'\n"
-                       "cli.one --> PYRO:one@127.0.0.1:1111\n"
-                       "    metadata: {'blue', 'red'}\n"
-                       "cli.two --> PYRO:two@127.0.0.1:2222\n"
-                       "--------END LIST - prefix 'cli.'\n")
+    assert listing == (
+        "--------START LIST - prefix 'cli.'\n"
+        "cli.one --> PYRO:one@127.0.0.1:1111\n"
+        "    metadata: {'blue', 'red'}\n"
+        "cli.two --> PYRO:two@127.0.0.1:2222\n"
+        "--------END LIST - prefix 'cli.'\n"
+    )
     assert "cli.two" in nsc(*where, "listmatching", r"cli\.t.*").stdout
     assert "cli.one" in nsc(*where, "yplookup_all", "red", "blue").stdout
     assert "cli.one" not in nsc(*where, "yplookup_all", "red", "green").stdout
@@ -180,7 +182,7 @@ def test_pyrite_nsc_finds_the_name_server_by_broadcast(processes):
     ns_proc = processes(script("pyrite-ns") + ["-n", "127.0.0.1", "-p", "0", "--bchost", BCHOST, "--bcport", "0"])
     bcport = ns_proc.wait_for(rf"^Broadcast server running on {re.escape(BCHOST)}:(\d+)$").group(1)
     uri = ns_proc.uri()
-    result = nsc("-v", "-p", bcport, "ping")     # no host: -p is the broadcast port
+    result = nsc("-v", "-p", bcport, "ping")  # no host: -p is the broadcast port
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Using the name server at {uri}" in result.stdout and "Name server answered the ping." in result.stdout
 

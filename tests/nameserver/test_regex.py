@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from pyrite.core.errors import NamingError
 from pyrite.nameserver import regexmatch
 
@@ -17,14 +16,28 @@ def _stop_workers():
     regexmatch.shutdown()
 
 
-@pytest.mark.parametrize("pattern", [r"test\..*", r".+other..", r"name.$", r"\d{4}", "(x|o)th", "(?:ab)+c",
-                                     "[a-z]*$", "", "literal", "(?i)ABC.*"])
+@pytest.mark.parametrize(
+    "pattern",
+    [r"test\..*", r".+other..", r"name.$", r"\d{4}", "(x|o)th", "(?:ab)+c", "[a-z]*$", "", "literal", "(?i)ABC.*"],
+)
 def test_linear_patterns(pattern):
     assert regexmatch.is_linear(pattern)
 
 
-@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(.*)*x", r"(a|a)*b", r"a.*b.*c", r"x?x?x?xxx", r"(\w+)\1",
-                                     r"(?=a.*)a", r"(a|ab)(c|bcd)", "(?(1)a|b)"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(a+)+$",
+        r"(.*)*x",
+        r"(a|a)*b",
+        r"a.*b.*c",
+        r"x?x?x?xxx",
+        r"(\w+)\1",
+        r"(?=a.*)a",
+        r"(a|ab)(c|bcd)",
+        "(?(1)a|b)",
+    ],
+)
 def test_patterns_for_the_sandbox(pattern):
     assert not regexmatch.is_linear(pattern)
 
@@ -35,6 +48,7 @@ NAMES = ["test.a", "test.b", "xother.a", "aaaa", "abc", "a-b-c"]
 @pytest.mark.parametrize("pattern", [r"test\..*", r"a.*b.*c", r"(a|b)+$", r"(a+)+", r".*", r"x?o?"])
 def test_same_answer_as_re(pattern):
     import re
+
     expected = [n for n in NAMES if re.match(pattern, n)]
     matched, everything = regexmatch.filter_names(pattern, NAMES)
     assert matched == expected
@@ -80,11 +94,11 @@ def test_no_sandbox_means_refusal(monkeypatch):
     monkeypatch.setattr(regexmatch._pool, "unavailable", "testing")
     with pytest.raises(NamingError, match="too complex"):
         regexmatch.filter_names(r"(a+)+$", ["aaa"])
-    assert regexmatch.filter_names(r"a.*", ["abc", "x"]) == (["abc"], False)   # linear ones still work
+    assert regexmatch.filter_names(r"a.*", ["abc", "x"]) == (["abc"], False)  # linear ones still work
 
 
 def test_a_dead_idle_worker_is_replaced():
-    assert regexmatch.filter_names(r"a.*b.*c", ["abc"]) == (["abc"], False)     # starts a worker
+    assert regexmatch.filter_names(r"a.*b.*c", ["abc"]) == (["abc"], False)  # starts a worker
     idle = list(regexmatch._pool._idle)
     assert idle
     for worker in idle:

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-
 from pyrite.core.errors import NamingError, PyroError
 from pyrite.core.uri import NAMESERVER_NAME, URI
 from pyrite.nameserver import regexmatch
@@ -27,7 +26,7 @@ def test_register_and_lookup(ns):
     ns.register("test.object2", URI("PYRO:222222@host.com:4444"))
     assert ns.lookup("test.object1") == URI("PYRO:000000@host.com:4444")
     assert isinstance(ns.lookup("test.object2"), URI)
-    ns.register("test.object1", "PYRO:111111@host.com:4444")   # overwriting is the default
+    ns.register("test.object1", "PYRO:111111@host.com:4444")  # overwriting is the default
     assert str(ns.lookup("test.object1")) == "PYRO:111111@host.com:4444"
     with pytest.raises(NamingError, match=r"name is taken: test\.object1"):
         ns.register("test.object1", "PYRO:X@Y:5555", safe=True)
@@ -40,14 +39,17 @@ def test_register_and_lookup(ns):
     assert ns.lookup("alias").protocol == "PYRONAME"
 
 
-@pytest.mark.parametrize("name, uri, error", [
-    (None, None, TypeError),
-    (4444, 4444, TypeError),
-    ("test.wrongtype", 4444, TypeError),
-    (4444, "PYRO:X@Y:5555", TypeError),
-    (["list"], "PYRO:X@Y:5555", TypeError),
-    ("test.nonuri", "THISVALUEISNOTANURI", PyroError),
-])
+@pytest.mark.parametrize(
+    "name, uri, error",
+    [
+        (None, None, TypeError),
+        (4444, 4444, TypeError),
+        ("test.wrongtype", 4444, TypeError),
+        (4444, "PYRO:X@Y:5555", TypeError),
+        (["list"], "PYRO:X@Y:5555", TypeError),
+        ("test.nonuri", "THISVALUEISNOTANURI", PyroError),
+    ],
+)
 def test_register_refuses_bad_input(ns, name, uri, error):
     with pytest.raises(error):
         ns.register(name, uri)
@@ -76,8 +78,12 @@ def test_metadata(ns):
     uri, meta = ns.lookup("meta3", return_metadata=True)
     assert uri.object == "meta3" and meta == {"p", "q", "r"} and isinstance(meta, set)
     assert ns.lookup("plain", return_metadata=True)[1] == set()
-    assert ns.list() == {"meta1": "PYRO:meta1@localhost:1111", "meta2": "PYRO:meta2@localhost:2222",
-                         "meta3": "PYRO:meta3@localhost:3333", "plain": "PYRO:plain@localhost:4444"}
+    assert ns.list() == {
+        "meta1": "PYRO:meta1@localhost:1111",
+        "meta2": "PYRO:meta2@localhost:2222",
+        "meta3": "PYRO:meta3@localhost:3333",
+        "plain": "PYRO:plain@localhost:4444",
+    }
     full = ns.list(return_metadata=True)
     assert full["meta1"] == ("PYRO:meta1@localhost:1111", {"a", "b", "c"})
     assert full["plain"] == ("PYRO:plain@localhost:4444", set())
@@ -97,15 +103,16 @@ def test_metadata(ns):
     assert ns.lookup("meta1", return_metadata=True)[1] == {"one", "two"}
     ns.set_metadata("meta1", None)
     assert ns.lookup("meta1", return_metadata=True)[1] == set()
-    assert str(ns.lookup("meta1")) == "PYRO:meta1@localhost:1111"   # the uri is untouched
+    assert str(ns.lookup("meta1")) == "PYRO:meta1@localhost:1111"  # the uri is untouched
     with pytest.raises(TypeError):
         ns.set_metadata("meta2", "string")
     assert ns.list(prefix="meta", return_metadata=True)["meta2"][1] == {"x", "y", "z"}
     assert ns.list(regex="meta2.*", return_metadata=True) == {"meta2": ("PYRO:meta2@localhost:2222", {"x", "y", "z"})}
 
 
-@pytest.mark.parametrize("kwargs", [{"meta_all": 12345}, {"meta_all": "string"}, {"meta_any": 12345},
-                                    {"meta_any": "string"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"meta_all": 12345}, {"meta_all": "string"}, {"meta_any": 12345}, {"meta_any": "string"}]
+)
 def test_yplookup_refuses_bad_types(ns, kwargs):
     with pytest.raises(TypeError):
         ns.yplookup(**kwargs)
@@ -119,8 +126,15 @@ def test_one_filter_at_a_time(ns):
 
 
 def test_list_filters(ns):
-    for name in ("test.objects.1", "test.objects.2", "test.objects.3", "test.other.a", "test.other.b",
-                 "test.other.c", "entirely.else"):
+    for name in (
+        "test.objects.1",
+        "test.objects.2",
+        "test.objects.3",
+        "test.other.a",
+        "test.other.b",
+        "test.other.c",
+        "entirely.else",
+    ):
         ns.register(name, "PYRONAME:" + name)
     assert len(ns.list()) == 7
     assert ns.list(prefix="nothing") == {}
@@ -147,8 +161,8 @@ def test_remove(ns):
     assert ns.remove(regex="wrong.*") == 0
     assert ns.remove("test.0") == 1
     assert ns.remove("test.0") == 0
-    assert ns.remove(prefix="test.1") == 11        # 1 and 10-19
-    assert ns.remove(regex=r"test\..") == 8         # 2-9
+    assert ns.remove(prefix="test.1") == 11  # 1 and 10-19
+    assert ns.remove(regex=r"test\..") == 8  # 2-9
     assert list(ns.list()) == [NAMESERVER_NAME]
 
 
@@ -168,12 +182,12 @@ def test_remove_all_needs_everything_flag(ns, pattern):
     for i in range(5):
         ns.register(f"svc.{i}", "PYRO:obj@host:555")
     if pattern == "":
-        assert ns.remove(regex=pattern) == 0          # an empty filter is no filter (Pyro5)
+        assert ns.remove(regex=pattern) == 0  # an empty filter is no filter (Pyro5)
     else:
         with pytest.raises(NamingError, match="everything=True"):
             ns.remove(regex=pattern)
     assert ns.count() == 5
-    assert ns.remove(prefix="") == 0                   # likewise an empty prefix removes nothing
+    assert ns.remove(prefix="") == 0  # likewise an empty prefix removes nothing
     assert ns.count() == 5
     assert ns.remove(regex=pattern, everything=True) == 5
     assert ns.count() == 0
@@ -193,7 +207,7 @@ def test_remove_while_another_thread_deletes(ns):
     t = threading.Thread(target=lambda: outcome.append(ns.remove("testkey")))
     t.start()
     time.sleep(0.1)
-    del ns.storage["testkey"]     # vanishes while the remover waits for the lock
+    del ns.storage["testkey"]  # vanishes while the remover waits for the lock
     ns.lock.release()
     t.join(timeout=10)
     assert outcome == [0]
@@ -220,7 +234,7 @@ def test_slow_regex_does_not_block_lookups(ns, monkeypatch):
 
     t = threading.Thread(target=hostile)
     t.start()
-    time.sleep(0.3)        # let it get going
+    time.sleep(0.3)  # let it get going
     done_while_busy = 0
     for i in range(50):
         assert str(ns.lookup("victim")) == "PYRO:x@h:1"

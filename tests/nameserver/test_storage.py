@@ -6,7 +6,6 @@ import sqlite3
 import threading
 
 import pytest
-
 from pyrite.core.errors import NamingError
 from pyrite.nameserver.storage import MemoryStorage, SqlStorage, make_storage
 
@@ -28,7 +27,7 @@ def test_mapping_basics(storage):
     assert uri == "PYRO:a@h:1" and set(meta) == {"x", "y"}
     assert set(storage["b"][1]) == set()
     assert sorted(storage) == ["a", "b"]
-    storage["a"] = ("PYRO:a2@h:1", {"z"})          # replacing drops the old metadata
+    storage["a"] = ("PYRO:a2@h:1", {"z"})  # replacing drops the old metadata
     assert storage["a"][0] == "PYRO:a2@h:1" and set(storage["a"][1]) == {"z"}
     del storage["a"]
     assert "a" not in storage
@@ -45,8 +44,9 @@ def test_everything_and_remove_items(storage):
         storage[f"n{i}"] = (f"PYRO:o{i}@h:1", {f"t{i}"})
     assert storage.everything() == {f"n{i}": f"PYRO:o{i}@h:1" for i in range(5)}
     full = storage.everything(return_metadata=True)
-    assert {name: (uri, set(meta)) for name, (uri, meta) in full.items()} == \
-        {f"n{i}": (f"PYRO:o{i}@h:1", {f"t{i}"}) for i in range(5)}
+    assert {name: (uri, set(meta)) for name, (uri, meta) in full.items()} == {
+        f"n{i}": (f"PYRO:o{i}@h:1", {f"t{i}"}) for i in range(5)
+    }
     storage.remove_items(["n1", "n3", "not-there"])
     assert sorted(storage) == ["n0", "n2", "n4"]
 
@@ -57,7 +57,7 @@ def test_prefix_list_is_literal_and_case_sensitive(storage):
     storage["test_x"] = ("PYRO:3@h:1", None)
     storage["te%t"] = ("PYRO:4@h:1", None)
     result = storage.optimized_prefix_list("test.")
-    if result is None:   # memory storage leaves it to the name server
+    if result is None:  # memory storage leaves it to the name server
         assert isinstance(storage, MemoryStorage)
         return
     assert result == {"test.one": "PYRO:1@h:1"}
@@ -77,8 +77,10 @@ def test_metadata_search(storage):
         return
     assert result == {"p1": "PYRO:p1@h:1"}
     assert storage.optimized_metadata_search(metadata_all=["printer"]) == {"p1": "PYRO:p1@h:1", "p2": "PYRO:p2@h:1"}
-    assert storage.optimized_metadata_search(metadata_any={"storage", "color"}) == \
-        {"p1": "PYRO:p1@h:1", "s1": "PYRO:s1@h:1"}
+    assert storage.optimized_metadata_search(metadata_any={"storage", "color"}) == {
+        "p1": "PYRO:p1@h:1",
+        "s1": "PYRO:s1@h:1",
+    }
     assert storage.optimized_metadata_search(metadata_all={"printer", "nope"}) == {}
     with_meta = storage.optimized_metadata_search(metadata_any={"storage"}, return_metadata=True)
     assert with_meta["s1"][0] == "PYRO:s1@h:1" and set(with_meta["s1"][1]) == {"storage"}
@@ -123,8 +125,9 @@ def test_sql_file_is_interchangeable_with_pyro5(tmp_path):
 def test_sql_migrates_the_old_schema(tmp_path):
     path = str(tmp_path / "old.sqlite")
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE pyro_names (id integer PRIMARY KEY, name nvarchar NOT NULL UNIQUE, "
-                   "uri nvarchar NOT NULL)")
+        db.execute(
+            "CREATE TABLE pyro_names (id integer PRIMARY KEY, name nvarchar NOT NULL UNIQUE, uri nvarchar NOT NULL)"
+        )
         db.execute("INSERT INTO pyro_names(name, uri) VALUES ('old', 'PYRO:old@h:1')")
     db.close()
     store = SqlStorage(path)
@@ -147,7 +150,7 @@ def test_sql_is_thread_safe(tmp_path):
                 assert store[f"t{n}.{i}"][0] == f"PYRO:o@h:{i + 1}"
                 if i % 2:
                     del store[f"t{n}.{i}"]
-        except Exception as exc:   # pragma: no cover - reported below
+        except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
@@ -166,7 +169,7 @@ def test_sql_is_thread_safe(tmp_path):
 def test_sql_closed_and_bad_files(tmp_path):
     store = SqlStorage(str(tmp_path / "c.sqlite"))
     store.close()
-    store.close()   # twice is fine
+    store.close()  # twice is fine
     with pytest.raises(NamingError):
         len(store)
     with pytest.raises(ValueError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pyrite.core.errors import NamingError
 from pyrite.nameserver import cli, nsc
 from pyrite.nameserver.registry import NameServer
@@ -11,11 +10,38 @@ from pyrite.nameserver.registry import NameServer
 
 def test_ns_options_are_pyro5s():
     parser = cli.make_parser()
-    options = parser.parse_args(["-n", "127.0.0.1", "-p", "0", "-u", "/tmp/s", "-s", "sql:x.db", "--bchost", "h",
-                                 "--bcport", "5", "--nathost", "nat", "--natport", "6", "-x"])
-    assert (options.host, options.port, options.unixsocket, options.storage, options.bchost, options.bcport,
-            options.nathost, options.natport, options.enablebc) == \
-        ("127.0.0.1", 0, "/tmp/s", "sql:x.db", "h", 5, "nat", 6, False)
+    options = parser.parse_args(
+        [
+            "-n",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-u",
+            "/tmp/s",
+            "-s",
+            "sql:x.db",
+            "--bchost",
+            "h",
+            "--bcport",
+            "5",
+            "--nathost",
+            "nat",
+            "--natport",
+            "6",
+            "-x",
+        ]
+    )
+    assert (
+        options.host,
+        options.port,
+        options.unixsocket,
+        options.storage,
+        options.bchost,
+        options.bcport,
+        options.nathost,
+        options.natport,
+        options.enablebc,
+    ) == ("127.0.0.1", 0, "/tmp/s", "sql:x.db", "h", 5, "nat", 6, False)
     defaults = parser.parse_args([])
     assert defaults.storage == "memory" and defaults.enablebc is True and defaults.port is None
 

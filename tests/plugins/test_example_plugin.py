@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 
 import pytest
-
 from pyrite.core import plugins
 from pyrite.core.errors import ExceptionWrapper, NamingError, PyroError, SerializeError
 from pyrite.core.uri import URI
@@ -26,14 +25,16 @@ def test_entry_point_is_installed_by_its_distribution():
 
 def test_found_by_name_and_id(ser):
     from pyrite_example_serializer import ReprSerializer
+
     assert type(ser) is ReprSerializer
     assert ser.serializer_id == 42 and ser.name == "example-repr"
     assert plugins.get_serializer_by_id(42) is ser
     assert "example-repr" in plugins.all_serializers()
 
 
-@pytest.mark.parametrize("value", [None, 1, -2**100, 1.5, "tëxt", b"\x00bytes", [1, [2]], (1, (2,)), {"a": {1: 2}},
-                                   {1, 2}, 3 - 4j])
+@pytest.mark.parametrize(
+    "value", [None, 1, -(2**100), 1.5, "tëxt", b"\x00bytes", [1, [2]], (1, (2,)), {"a": {1: 2}}, {1, 2}, 3 - 4j]
+)
 def test_round_trips(ser, value):
     assert ser.loads(ser.dumps(value)) == value
 
@@ -58,8 +59,12 @@ def test_calls(ser):
 
 
 def test_never_runs_code(ser):
-    for text in (b"__import__('os').system('echo hacked')", b"open('/etc/passwd').read()", b"(lambda: 1)()",
-                 b"[x for x in range(3)]"):
+    for text in (
+        b"__import__('os').system('echo hacked')",
+        b"open('/etc/passwd').read()",
+        b"(lambda: 1)()",
+        b"[x for x in range(3)]",
+    ):
         with pytest.raises(SerializeError):
             ser.loads(text)
     with pytest.raises(PyroError):
@@ -69,6 +74,7 @@ def test_never_runs_code(ser):
 def test_type_replacement_applies(ser):
     class Service:
         pass
+
     type(ser).register_type_replacement(Service, lambda obj: URI("PYRO:svc@localhost:3"))
     try:
         assert ser.loads(ser.dumps([Service()])) == [URI("PYRO:svc@localhost:3")]

@@ -7,24 +7,34 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pyrite.core import plugins
 from pyrite.core.errors import PyroError
 from pyrite.core.uri import URI
 
 NAMES = ["serpent", "marshal", "json", "msgpack", "cbor2"]
 
-scalars = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
-uris = st.builds(lambda obj, port: URI(f"PYRO:{obj}@localhost:{port}"),
-                 st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=10), st.integers(1, 65535))
-values = st.recursive(scalars | uris,
-                      lambda children: st.lists(children, max_size=5)
-                      # a "__class__" key marks a class dict on the wire (Pyro5's convention),
-                      # so plain dicts in this property never carry one
-                      | st.dictionaries(st.text(max_size=10).filter(lambda k: k != "__class__"),
-                                        children, max_size=5),
-                      max_leaves=30)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+uris = st.builds(
+    lambda obj, port: URI(f"PYRO:{obj}@localhost:{port}"),
+    st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=10),
+    st.integers(1, 65535),
+)
+values = st.recursive(
+    scalars | uris,
+    lambda children: (
+        st.lists(children, max_size=5)
+        # a "__class__" key marks a class dict on the wire (Pyro5's convention),
+        # so plain dicts in this property never carry one
+        | st.dictionaries(st.text(max_size=10).filter(lambda k: k != "__class__"), children, max_size=5)
+    ),
+    max_leaves=30,
+)
 
 
 def normalize(value):
@@ -51,15 +61,19 @@ def test_round_trip(name, value):
 
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=40, deadline=None)
-@given(value=st.binary(max_size=64) | st.complex_numbers(allow_nan=False, allow_infinity=False)
-       | st.sets(st.integers(), max_size=5))
+@given(
+    value=st.binary(max_size=64)
+    | st.complex_numbers(allow_nan=False, allow_infinity=False)
+    | st.sets(st.integers(), max_size=5)
+)
 def test_round_trip_of_special_types(name, value):
     ser = plugins.get_serializer(name)
     if name == "json" and not isinstance(value, set):
-        return      # json cannot write bytes or complex (asserted in test_serializers)
+        return  # json cannot write bytes or complex (asserted in test_serializers)
     back = ser.loads(ser.dumps(value))
     if isinstance(value, bytes) and name == "serpent":
         import serpent
+
         back = serpent.tobytes(back)
     if isinstance(value, set):
         back = set(back)
@@ -88,7 +102,7 @@ def test_mangled_valid_data_only_raises_pyro_errors(name, value, cut, flip):
     data = bytearray(ser.dumpsCall("o", "m", (value,), {}))
     if data:
         data[cut % len(data)] ^= flip
-    for payload in (bytes(data), bytes(data[:cut % (len(data) + 1)])):
+    for payload in (bytes(data), bytes(data[: cut % (len(data) + 1)])):
         try:
             ser.loadsCall(payload)
         except PyroError:

@@ -9,7 +9,6 @@ import Pyro5.serializers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from pyrite.core import errors, plugins
 from pyrite.core.client import Proxy
 from pyrite.core.errors import ExceptionWrapper
@@ -72,8 +71,12 @@ def test_proxies_map_both_ways(pair):
     theirs_proxy._pyroHandshake = "shake"
     back = ours.loads(theirs.dumps(theirs_proxy))
     assert type(back) is Proxy and back._pyroUri == URI("PYRO:thing@localhost:4444")
-    assert (back._pyroMethods, back._pyroOneway, back._pyroAttrs, back._pyroHandshake) == ({"a", "b"}, {"b"},
-                                                                                           {"c"}, "shake")
+    assert (back._pyroMethods, back._pyroOneway, back._pyroAttrs, back._pyroHandshake) == (
+        {"a", "b"},
+        {"b"},
+        {"c"},
+        "shake",
+    )
     proxy = Proxy("PYRO:thing@localhost:4444")
     proxy._pyroMethods = {"x"}
     back = theirs.loads(ours.dumps(proxy))
@@ -124,6 +127,7 @@ def test_same_unknown_class_refusal_as_pyro5(pair):
     class Custom:
         def __init__(self):
             self.x = 1
+
     with pytest.raises(Pyro5.errors.SerializeError, match="unsupported serialized class"):
         theirs.loads(ours.dumps(Custom()))
     with pytest.raises(errors.SerializeError, match="no converter for serialized class .*Custom"):
@@ -132,6 +136,7 @@ def test_same_unknown_class_refusal_as_pyro5(pair):
 
 def test_msgpack_ext_types_match_pyro5():
     import datetime
+
     ours, theirs = plugins.get_serializer("msgpack"), Pyro5.serializers.serializers["msgpack"]
     values = [1 + 2j, 2**80, datetime.datetime(2020, 1, 2, 3, 4, 5), datetime.date(2020, 1, 2)]
     assert ours.dumps(values) == theirs.dumps(values)
@@ -142,17 +147,27 @@ def test_json_conversions_match_pyro5():
     import datetime
     import decimal
     import uuid
+
     ours, theirs = plugins.get_serializer("json"), Pyro5.serializers.serializers["json"]
-    values = [{1, 2}, uuid.UUID(int=5), decimal.Decimal("1.25"), datetime.datetime(2020, 1, 2, 3, 4, 5),
-              datetime.date(2020, 1, 2)]
+    values = [
+        {1, 2},
+        uuid.UUID(int=5),
+        decimal.Decimal("1.25"),
+        datetime.datetime(2020, 1, 2, 3, 4, 5),
+        datetime.date(2020, 1, 2),
+    ]
     assert ours.dumps(values) == theirs.dumps(values)
 
 
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
-    max_leaves=25)
+    max_leaves=25,
+)
 
 
 @settings(max_examples=60, deadline=None)

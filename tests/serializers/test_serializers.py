@@ -13,14 +13,18 @@ import uuid
 
 import pytest
 import serpent
-
 from pyrite.core import errors, plugins
 from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.errors import ExceptionWrapper, PyroError, SecurityError, SerializeError
 from pyrite.core.uri import URI
-from pyrite.serializers import (SerializerBase, register_class_to_dict, register_dict_to_class,
-                                unregister_class_to_dict, unregister_dict_to_class)
+from pyrite.serializers import (
+    SerializerBase,
+    register_class_to_dict,
+    register_dict_to_class,
+    unregister_class_to_dict,
+    unregister_dict_to_class,
+)
 from pyrite.serializers.cbor_serializer import CborSerializer
 from pyrite.serializers.json_serializer import JsonSerializer
 from pyrite.serializers.marshal_serializer import MarshalSerializer
@@ -43,8 +47,26 @@ def roundtrip(ser, value):
 
 # ---------------------------------------------------------------- basic values
 
-COMMON = [None, True, False, 0, -1, 2**62, 2**70, -(2**70), 1.5, -0.0, "", "text", "ünïcødé ✓ \n\t'\"\\",
-          [], [1, "a", None], {}, {"a": 1, "b": [1, 2, {"c": None}]}, [[[[1]]]]]
+COMMON = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**62,
+    2**70,
+    -(2**70),
+    1.5,
+    -0.0,
+    "",
+    "text",
+    "ünïcødé ✓ \n\t'\"\\",
+    [],
+    [1, "a", None],
+    {},
+    {"a": 1, "b": [1, 2, {"c": None}]},
+    [[[[1]]]],
+]
 
 
 @pytest.mark.parametrize("value", COMMON, ids=repr)
@@ -97,8 +119,14 @@ def test_bytes(ser):
         assert serpent.tobytes(back) == data
     else:
         assert back == data
-    assert bytes(roundtrip(ser, bytearray(data)) if ser.name != "serpent" else serpent.tobytes(
-        roundtrip(ser, bytearray(data)))) == data
+    assert (
+        bytes(
+            roundtrip(ser, bytearray(data))
+            if ser.name != "serpent"
+            else serpent.tobytes(roundtrip(ser, bytearray(data)))
+        )
+        == data
+    )
 
 
 def test_serpent_bytes_repr_config():
@@ -146,8 +174,12 @@ def test_datetimes(ser):
         aware = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
         t = datetime.time(1, 2, 3, 4)
         delta = datetime.timedelta(days=2, seconds=5, microseconds=6)
-        assert roundtrip(ser, [aware, t, delta, fractions.Fraction(1, 3)]) == [aware, t, delta,
-                                                                               fractions.Fraction(1, 3)]
+        assert roundtrip(ser, [aware, t, delta, fractions.Fraction(1, 3)]) == [
+            aware,
+            t,
+            delta,
+            fractions.Fraction(1, 3),
+        ]
 
 
 def test_arrays(ser):
@@ -158,8 +190,7 @@ def test_arrays(ser):
 def test_serpent_specials():
     ser = plugins.get_serializer("serpent")
     Color = enum.Enum("Color", "RED GREEN")
-    assert roundtrip(ser, [Color.GREEN, collections.deque([1, 2]), datetime.timedelta(seconds=90)]) == [2, [1, 2],
-                                                                                                          90.0]
+    assert roundtrip(ser, [Color.GREEN, collections.deque([1, 2]), datetime.timedelta(seconds=90)]) == [2, [1, 2], 90.0]
     assert roundtrip(ser, complex(float("nan"), 1)).imag == 1.0
     assert roundtrip(ser, set()) == ()
 
@@ -168,8 +199,9 @@ def test_marshal_converts_nested_unmarshallable_values():
     ser = plugins.get_serializer("marshal")
     u = uuid.uuid4()
     Level = enum.IntEnum("Level", "LOW HIGH")
-    back = ser.loads(ser.dumps({"ids": [u], "when": datetime.date(2020, 1, 2), "lvl": Level.HIGH,
-                                "uri": URI("PYRO:x@h:1")}))
+    back = ser.loads(
+        ser.dumps({"ids": [u], "when": datetime.date(2020, 1, 2), "lvl": Level.HIGH, "uri": URI("PYRO:x@h:1")})
+    )
     assert back == {"ids": [str(u)], "when": "2020-01-02", "lvl": 2, "uri": URI("PYRO:x@h:1")}
     assert type(back["lvl"]) is int
 
@@ -205,8 +237,14 @@ def test_call_with_blob_data_as_vargs(ser):
 
 # ---------------------------------------------------------------- protocol classes
 
-URIS = ["PYRO:obj@localhost:5555", "PYRO:obj@[::1]:5555", "PYRO:obj@./u:/tmp/sock", "PYRONAME:some.name",
-        "PYRONAME:some.name@nshost:1234", "PYROMETA:meta1,meta2@localhost"]
+URIS = [
+    "PYRO:obj@localhost:5555",
+    "PYRO:obj@[::1]:5555",
+    "PYRO:obj@./u:/tmp/sock",
+    "PYRONAME:some.name",
+    "PYRONAME:some.name@nshost:1234",
+    "PYROMETA:meta1,meta2@localhost",
+]
 
 
 @pytest.mark.parametrize("text", URIS)
@@ -218,8 +256,10 @@ def test_uri_round_trip(ser, text):
 
 def test_uri_wire_form(ser):
     uri = URI("PYRO:obj@localhost:5555")
-    assert SerializerBase.class_to_dict(uri) == {"__class__": "Pyro5.core.URI",
-                                                  "state": ("PYRO", "obj", None, "localhost", 5555)}
+    assert SerializerBase.class_to_dict(uri) == {
+        "__class__": "Pyro5.core.URI",
+        "state": ("PYRO", "obj", None, "localhost", 5555),
+    }
     assert b"Pyro5.core.URI" in ser.dumps(uri)
 
 
@@ -254,11 +294,13 @@ def test_proxy_round_trip(ser):
 def test_proxy_subclass_travels_as_plain_proxy(ser):
     class MyProxy(Proxy):
         pass
+
     back = roundtrip(ser, MyProxy("PYRO:x@localhost:1"))
     assert type(back) is Proxy and back._pyroUri == URI("PYRO:x@localhost:1")
 
 
 # ---------------------------------------------------------------- exceptions
+
 
 def test_pyrite_errors_round_trip_with_traceback(ser):
     for cls in errors.ERROR_CLASSES.values():
@@ -276,8 +318,13 @@ def test_pyrite_internal_error_subclasses_travel_as_public_ancestor(ser):
 
 
 def test_builtin_exceptions_round_trip(ser):
-    for exc in (ValueError("v"), ZeroDivisionError("division by zero"), KeyError("k"), OSError(2, "gone"),
-                RuntimeError()):
+    for exc in (
+        ValueError("v"),
+        ZeroDivisionError("division by zero"),
+        KeyError("k"),
+        OSError(2, "gone"),
+        RuntimeError(),
+    ):
         exc.custom = "attr"
         back = roundtrip(ser, exc)
         assert type(back) is type(exc) and back.args == exc.args and back.custom == "attr"
@@ -286,8 +333,12 @@ def test_builtin_exceptions_round_trip(ser):
 def test_exception_wire_form():
     exc = ValueError("x")
     exc._pyroTraceback = ["tb"]
-    assert SerializerBase.class_to_dict(exc) == {"__class__": "builtins.ValueError", "__exception__": True,
-                                                  "args": ("x",), "attributes": {"_pyroTraceback": ["tb"]}}
+    assert SerializerBase.class_to_dict(exc) == {
+        "__class__": "builtins.ValueError",
+        "__exception__": True,
+        "args": ("x",),
+        "attributes": {"_pyroTraceback": ["tb"]},
+    }
 
 
 def test_exception_wrapper_round_trip(ser):
@@ -301,7 +352,9 @@ def test_exception_wrapper_round_trip(ser):
         wrapper.raiseIt()
     assert info.value._pyroTraceback == ["remote tb\n"]
     d = SerializerBase.class_to_dict(ExceptionWrapper(inner))
-    assert d["__class__"] == "Pyro5.core._ExceptionWrapper" and d["exception"]["__class__"] == "Pyro5.errors.NamingError"
+    assert (
+        d["__class__"] == "Pyro5.core._ExceptionWrapper" and d["exception"]["__class__"] == "Pyro5.errors.NamingError"
+    )
 
 
 @pytest.mark.parametrize("cls", [SystemExit, KeyboardInterrupt, GeneratorExit, BaseException])
@@ -318,26 +371,33 @@ def test_base_exceptions_are_never_rebuilt(ser, cls):
 def test_unknown_exception_class_is_refused_as_in_pyro5(ser):
     class LocalError(Exception):
         pass
+
     with pytest.raises(SerializeError, match="no converter for serialized class .*LocalError"):
         roundtrip(ser, LocalError("x"))
 
 
 def test_exception_attributes_cannot_reach_dunders():
-    data = {"__class__": "builtins.ValueError", "__exception__": True, "args": ["x"],
-            "attributes": {"__class__": "builtins.SystemExit", "__dict__": {}, "__traceback__": "x", "ok": 1}}
+    data = {
+        "__class__": "builtins.ValueError",
+        "__exception__": True,
+        "args": ["x"],
+        "attributes": {"__class__": "builtins.SystemExit", "__dict__": {}, "__traceback__": "x", "ok": 1},
+    }
     exc = SerializerBase.dict_to_class(data)
     assert type(exc) is ValueError and exc.ok == 1 and exc.__traceback__ is None
 
 
 def test_bad_exception_args_are_serialize_errors():
     with pytest.raises(SerializeError):
-        SerializerBase.dict_to_class({"__class__": "builtins.UnicodeDecodeError", "__exception__": True,
-                                      "args": ["too", "few"]})
+        SerializerBase.dict_to_class(
+            {"__class__": "builtins.UnicodeDecodeError", "__exception__": True, "args": ["too", "few"]}
+        )
     with pytest.raises(SerializeError):
         SerializerBase.dict_to_class({"__class__": "builtins.ValueError", "__exception__": True, "args": 5})
 
 
 # ---------------------------------------------------------------- custom classes and refusals
+
 
 class Thing:
     def __init__(self, name, size):
@@ -354,14 +414,21 @@ class SlotThing:
 
 def test_unregistered_classes_are_refused(ser):
     data = ser.dumps(Thing("x", 1))
-    with pytest.raises(SerializeError, match=r"no converter for serialized class tests\.serializers\.test_serializers\.Thing"):
+    with pytest.raises(
+        SerializeError, match=r"no converter for serialized class tests\.serializers\.test_serializers\.Thing"
+    ):
         ser.loads(data)
-    assert SerializerBase.class_to_dict(SlotThing()) == {"a": 1, "b": 2, "__class__":
-                                                         "tests.serializers.test_serializers.SlotThing"}
+    assert SerializerBase.class_to_dict(SlotThing()) == {
+        "a": 1,
+        "b": 2,
+        "__class__": "tests.serializers.test_serializers.SlotThing",
+    }
 
 
-@pytest.mark.parametrize("classname", ["os.system", "subprocess.Popen", "builtins.eval", "pickle.loads",
-                                       "collections.OrderedDict", "builtins.object"])
+@pytest.mark.parametrize(
+    "classname",
+    ["os.system", "subprocess.Popen", "builtins.eval", "pickle.loads", "collections.OrderedDict", "builtins.object"],
+)
 def test_arbitrary_class_names_are_refused(ser, classname):
     with pytest.raises(SerializeError):
         ser.loads(ser.dumps({"__class__": classname, "args": ["rm -rf /"]}))
@@ -447,10 +514,22 @@ def test_autoproxy_style_replacement_gives_proxy(ser):
 
 # ---------------------------------------------------------------- hostile input
 
-GARBAGE = [b"", b"\xff\xfe\xfd", b"[1, 2", b"{'a': }", b"__import__('os').system('true')",
-           b"\x93\x01\x02", b"\xc1" * 10, b"[" * 100000, b"\xdb\xff\xff\xff\xff", b"\x85" * 50,
-           b"\xa8\xff\xff\xff\x7f", b"[\x00\x00\x00\x40" * 3, b"\xdd\xff\xff\xff\xff",
-           b"\x9b\xff\xff\xff\xff\xff\xff\xff\xff"]
+GARBAGE = [
+    b"",
+    b"\xff\xfe\xfd",
+    b"[1, 2",
+    b"{'a': }",
+    b"__import__('os').system('true')",
+    b"\x93\x01\x02",
+    b"\xc1" * 10,
+    b"[" * 100000,
+    b"\xdb\xff\xff\xff\xff",
+    b"\x85" * 50,
+    b"\xa8\xff\xff\xff\x7f",
+    b"[\x00\x00\x00\x40" * 3,
+    b"\xdd\xff\xff\xff\xff",
+    b"\x9b\xff\xff\xff\xff\xff\xff\xff\xff",
+]
 
 
 @pytest.mark.parametrize("data", GARBAGE, ids=range(len(GARBAGE)))
@@ -468,26 +547,36 @@ def test_marshal_refuses_huge_declared_sizes_within_the_memory_of_the_data(code)
     # with the address space capped at 1 GiB, loading any of these unguarded would fail
     # with MemoryError instead of the guard's SerializeError
     import resource
+
     ser = plugins.get_serializer("marshal")
     limit = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 * 2,
-                                                1 << 30), limit[1]))
+    resource.setrlimit(
+        resource.RLIMIT_AS, (max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 * 2, 1 << 30), limit[1])
+    )
     try:
-        for pad in (b"", b"s\x00\x00\x01\x00" + b"x" * 65536):   # short data, and data past the walk-first size
-            data = (b")\x02" + pad + code + (2**31 - 1).to_bytes(4, "little")) if pad else code + (2**31 - 1).to_bytes(4, "little")
+        for pad in (b"", b"s\x00\x00\x01\x00" + b"x" * 65536):  # short data, and data past the walk-first size
+            data = (
+                (b")\x02" + pad + code + (2**31 - 1).to_bytes(4, "little"))
+                if pad
+                else code + (2**31 - 1).to_bytes(4, "little")
+            )
             with pytest.raises(SerializeError) as caught:
                 ser.loads(data)
-            assert "MemoryError" not in str(caught.value)   # refused by the guard, not by running out
+            assert "MemoryError" not in str(caught.value)  # refused by the guard, not by running out
     finally:
         resource.setrlimit(resource.RLIMIT_AS, limit)
 
 
 def test_marshal_guard_passes_big_plain_data_exactly():
     import marshal
+
     ser = plugins.get_serializer("marshal")
-    big = bytes(range(256)) * 8192 + b"(\xff\xff\xff\x7f" * 1000   # header-like bytes inside a bytes value
-    assert ser.loads(marshal.dumps([big, list(range(3000)), "l\xff\xff\xff\x7f"])) == \
-        [big, list(range(3000)), "l\xff\xff\xff\x7f"]
+    big = bytes(range(256)) * 8192 + b"(\xff\xff\xff\x7f" * 1000  # header-like bytes inside a bytes value
+    assert ser.loads(marshal.dumps([big, list(range(3000)), "l\xff\xff\xff\x7f"])) == [
+        big,
+        list(range(3000)),
+        "l\xff\xff\xff\x7f",
+    ]
 
 
 def test_wrong_call_shapes_are_serialize_errors(ser):
@@ -499,14 +588,21 @@ def test_wrong_call_shapes_are_serialize_errors(ser):
 
 def test_serpent_refuses_code():
     ser = plugins.get_serializer("serpent")
-    for text in (b"__import__('os').getcwd()", b"[x for x in ()]", b"(lambda: 1)", b"1 if True else 2",
-                 b"{**{}}", b"open('/etc/passwd')"):
+    for text in (
+        b"__import__('os').getcwd()",
+        b"[x for x in ()]",
+        b"(lambda: 1)",
+        b"1 if True else 2",
+        b"{**{}}",
+        b"open('/etc/passwd')",
+    ):
         with pytest.raises(SerializeError):
             ser.loads(text)
 
 
 def test_marshal_refuses_code_objects_and_other_non_data():
     import marshal
+
     ser = plugins.get_serializer("marshal")
     code = compile("print('hi')", "<x>", "exec")
     for value in (code, [1, code], {"k": (code,)}, Ellipsis, ("o", "m", [code], {})):
@@ -518,6 +614,7 @@ def test_marshal_refuses_code_objects_and_other_non_data():
 
 def test_msgpack_unknown_ext_and_int_keys():
     import msgpack
+
     ser = plugins.get_serializer("msgpack")
     with pytest.raises(SerializeError):
         ser.loads(msgpack.packb(msgpack.ExtType(0x55, b"x")))
@@ -527,21 +624,28 @@ def test_msgpack_unknown_ext_and_int_keys():
 
 def test_cbor_refuses_unsafe_tags():
     import cbor2
+
     ser = plugins.get_serializer("cbor2")
-    for payload in (cbor2.dumps(cbor2.CBORTag(35, "a+")), cbor2.dumps(cbor2.CBORTag(36, "text")),
-                    bytes.fromhex("d81c81d81d00"), cbor2.dumps(cbor2.CBORTag(999999, 1))):
+    for payload in (
+        cbor2.dumps(cbor2.CBORTag(35, "a+")),
+        cbor2.dumps(cbor2.CBORTag(36, "text")),
+        bytes.fromhex("d81c81d81d00"),
+        cbor2.dumps(cbor2.CBORTag(999999, 1)),
+    ):
         with pytest.raises(SerializeError):
             ser.loads(payload)
 
 
 def test_invalid_uri_and_proxy_states_are_refused(ser):
-    for data in ({"__class__": "Pyro5.core.URI", "state": ["PYRO", "x", None, "h", "notaport"]},
-                 {"__class__": "Pyro5.core.URI", "state": ["EVIL", "x", None, "h", 1]},
-                 {"__class__": "Pyro5.core.URI"},
-                 {"__class__": "Pyro5.client.Proxy", "state": ["PYRO:x@h:1", [], [], []]},
-                 {"__class__": "Pyro5.client.Proxy", "state": ["PYRO:x@h:1", [1], [], [], None, None]},
-                 {"__class__": "Pyro5.core._ExceptionWrapper", "exception": 42},
-                 {"__class__": "Pyro5.errors.NoSuchError", "args": []}):
+    for data in (
+        {"__class__": "Pyro5.core.URI", "state": ["PYRO", "x", None, "h", "notaport"]},
+        {"__class__": "Pyro5.core.URI", "state": ["EVIL", "x", None, "h", 1]},
+        {"__class__": "Pyro5.core.URI"},
+        {"__class__": "Pyro5.client.Proxy", "state": ["PYRO:x@h:1", [], [], []]},
+        {"__class__": "Pyro5.client.Proxy", "state": ["PYRO:x@h:1", [1], [], [], None, None]},
+        {"__class__": "Pyro5.core._ExceptionWrapper", "exception": 42},
+        {"__class__": "Pyro5.errors.NoSuchError", "args": []},
+    ):
         with pytest.raises(PyroError):
             ser.loads(ser.dumps(data))
 
@@ -563,6 +667,7 @@ def test_circular_data_is_refused(ser):
 
 
 # ---------------------------------------------------------------- threads
+
 
 def test_shared_instance_is_thread_safe(ser):
     failures = []

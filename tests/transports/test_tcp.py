@@ -10,7 +10,6 @@ import time
 import tracemalloc
 
 import pytest
-
 from pyrite.core import plugins, protocol
 from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError, ConnectionClosedError, TimeoutError
@@ -69,6 +68,7 @@ def _accept_within(listener, seconds: float = WAIT):
 
 # -- plugin lookup --------------------------------------------------------------------------
 
+
 def test_lookup_through_entry_points():
     plugins.reset()
     assert type(plugins.get_transport("127.0.0.1:1234")) is TcpTransport
@@ -88,15 +88,30 @@ def test_transports_implement_the_protocols(tcp, tmp_path):
             assert isinstance(conn, Connection)
 
 
-@pytest.mark.parametrize("location", ["127.0.0.1:0", "localhost:9090", "[::1]:80", "[fe80::1%eth0]:7",
-                                      "my-host.example.com:65535", ":9090"])
+@pytest.mark.parametrize(
+    "location", ["127.0.0.1:0", "localhost:9090", "[::1]:80", "[fe80::1%eth0]:7", "my-host.example.com:65535", ":9090"]
+)
 def test_tcp_serves(location):
     assert TcpTransport.serves(location)
     assert not UnixTransport.serves(location)
 
 
-@pytest.mark.parametrize("location", ["./u:/tmp/x", "./u:x", "localhost", "localhost:", "host:70000",
-                                      "[::1]", "::1:80", "[[::1]]:80", "a b:1", "host:port", ""])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "./u:/tmp/x",
+        "./u:x",
+        "localhost",
+        "localhost:",
+        "host:70000",
+        "[::1]",
+        "::1:80",
+        "[[::1]]:80",
+        "a b:1",
+        "host:port",
+        "",
+    ],
+)
 def test_tcp_does_not_serve(location):
     assert not TcpTransport.serves(location)
 
@@ -116,6 +131,7 @@ def test_parse_and_format_location():
 
 
 # -- listening and connecting -------------------------------------------------------------------
+
 
 def test_ipv4_roundtrip_and_addresses(tcp):
     with tcp.listen("127.0.0.1:0") as listener:
@@ -252,10 +268,11 @@ def test_close_wakes_blocked_accept(tcp):
 
 # -- recv semantics -------------------------------------------------------------------------
 
+
 def test_recv_exact_sizes_across_many_sends(pair):
     client, server = pair
-    data = bytes(range(256)) * 400   # 102400 bytes
-    sender = threading.Thread(target=lambda: [client.send(data[i:i + 1000]) for i in range(0, len(data), 1000)])
+    data = bytes(range(256)) * 400  # 102400 bytes
+    sender = threading.Thread(target=lambda: [client.send(data[i : i + 1000]) for i in range(0, len(data), 1000)])
     sender.start()
     got = [server.recv(n) for n in (1, 39, 0, 5000, 17, 97343)]
     sender.join(WAIT)
@@ -266,7 +283,7 @@ def test_recv_exact_sizes_across_many_sends(pair):
 
 def test_large_payload_roundtrip(pair):
     client, server = pair
-    payload = bytes(range(251)) * 20000   # ~5 MB: crosses several chunks
+    payload = bytes(range(251)) * 20000  # ~5 MB: crosses several chunks
     sender = threading.Thread(target=client.send, args=(payload,))
     sender.start()
     assert server.recv(len(payload)) == payload
@@ -328,7 +345,7 @@ def test_timeout_property():
         assert conn.timeout is None
         conn.timeout = 2
         assert conn.timeout == 2.0 and a.gettimeout() == 2.0
-        conn.timeout = 0.0   # like config.COMMTIMEOUT: 0 means no timeout
+        conn.timeout = 0.0  # like config.COMMTIMEOUT: 0 means no timeout
         assert conn.timeout is None and a.gettimeout() is None
         with pytest.raises(ValueError):
             conn.timeout = -1
@@ -338,6 +355,7 @@ def test_timeout_property():
 
 
 # -- closed peers and closed connections ---------------------------------------------------------
+
 
 def test_peer_close_raises_connection_closed(pair):
     client, server = pair
@@ -375,7 +393,7 @@ def test_own_close_is_idempotent_and_final(pair):
     with pytest.raises(ConnectionClosedError):
         client.recv_some(1)
     assert client.pending() == 0
-    assert client.peer_address is not None   # remembered from before the close
+    assert client.peer_address is not None  # remembered from before the close
 
 
 def test_close_from_another_thread_wakes_blocked_recv(pair):
@@ -435,21 +453,22 @@ def test_huge_declared_recv_times_out_without_memory(pair):
 
 # -- recv_some and pending ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("timeout", [None, 5.0])
 def test_recv_some_and_pending(pair, timeout):
     client, server = pair
     server.timeout = timeout
-    assert server.recv_some(100) is None          # nothing there yet, and no blocking
+    assert server.recv_some(100) is None  # nothing there yet, and no blocking
     assert server.pending() == 0
     client.send(b"0123456789" * 10)
-    assert server.recv(10) == b"0123456789"       # the read-ahead took the rest in
+    assert server.recv(10) == b"0123456789"  # the read-ahead took the rest in
     assert server.pending() == 90
     assert server.recv_some(30) == b"0123456789" * 3
     assert server.pending() == 60
     assert server.recv_some(1000) == b"0123456789" * 6
     assert server.pending() == 0
     assert server.recv_some(10) is None
-    assert server.timeout == timeout              # recv_some leaves the timeout alone
+    assert server.timeout == timeout  # recv_some leaves the timeout alone
     client.send(b"abc")
     deadline = time.monotonic() + WAIT
     got = None
@@ -463,7 +482,7 @@ def test_recv_some_and_pending(pair, timeout):
     deadline = time.monotonic() + WAIT
     while (got := server.recv_some(10)) is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert got == b""                              # end of stream
+    assert got == b""  # end of stream
 
 
 def test_pending_data_invisible_to_selector(pair):
@@ -472,7 +491,7 @@ def test_pending_data_invisible_to_selector(pair):
     assert server.recv(6) == b"header"
     with selectors.DefaultSelector() as sel:
         sel.register(server.fileno(), selectors.EVENT_READ)
-        assert sel.select(0.1) == []              # why engines must check pending()
+        assert sel.select(0.1) == []  # why engines must check pending()
     assert server.pending() == 8
     assert server.recv(8) == b"+payload"
 

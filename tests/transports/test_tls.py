@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pyrite.core import plugins, protocol
 from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError, ConnectionClosedError, TimeoutError
@@ -39,6 +38,7 @@ def tcp() -> TcpTransport:
 
 def _serve_echo(listener, results: list, count: int = 1) -> threading.Thread:
     """Accept ``count`` clients; echo one 5-byte message each; record the result or the error."""
+
     def run() -> None:
         for _ in range(count):
             conn = listener.accept()
@@ -54,6 +54,7 @@ def _serve_echo(listener, results: list, count: int = 1) -> threading.Thread:
                 results.append(exc)
             finally:
                 conn.close()
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
@@ -70,7 +71,7 @@ def test_one_way_tls_roundtrip(tcp):
             client.send(b"hello")
             assert client.recv(5) == b"hello"
         server.join(WAIT)
-    assert results == [("cert", None)]   # the server asked for no client certificate
+    assert results == [("cert", None)]  # the server asked for no client certificate
 
 
 @pytest.mark.parametrize("host", ["localhost", "[::1]"])
@@ -120,7 +121,7 @@ def test_two_way_tls_with_client_certificate(tcp):
             client.send(b"2-way")
             assert client.recv(5) == b"2-way"
         server.join(WAIT)
-    (kind, cert), = results
+    ((kind, cert),) = results
     assert dict(x[0] for x in cert["subject"])["commonName"] == "pyrite test client"
 
 
@@ -181,7 +182,7 @@ def test_silent_client_does_not_block_accept(tcp):
         silent = socket.create_connection(("127.0.0.1", int(listener.location.rsplit(":", 1)[1])), timeout=WAIT)
         try:
             started = time.monotonic()
-            quiet = listener.accept()      # returns at once: the handshake is not done in accept
+            quiet = listener.accept()  # returns at once: the handshake is not done in accept
             assert quiet is not None
             assert time.monotonic() - started < WAIT
             results: list = []
@@ -195,7 +196,7 @@ def test_silent_client_does_not_block_accept(tcp):
             quiet.timeout = 0.3
             with pytest.raises(TimeoutError):
                 quiet.recv(1)
-            assert quiet.getpeercert() is None   # no handshake happened
+            assert quiet.getpeercert() is None  # no handshake happened
             quiet.close()
         finally:
             silent.close()
@@ -214,7 +215,7 @@ def test_tls_recv_some_completes_handshake_without_blocking(tcp):
             data = None
             sent = False
             while time.monotonic() < deadline:
-                data = server.recv_some(100)   # drives the handshake step by step; never blocks
+                data = server.recv_some(100)  # drives the handshake step by step; never blocks
                 if data:
                     break
                 if not sent and "c" in box:
@@ -246,7 +247,8 @@ def test_encrypted_server_key_with_password(tcp):
 
 def test_encrypted_key_without_password_is_clear_error(tcp, monkeypatch):
     import io
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))   # not a terminal: no prompt
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal: no prompt
     config.SSL_SERVERKEY = str(CERTS / "server_encrypted.key")
     with pytest.raises(CommunicationError, match="SSL_SERVERKEYPASSWD"):
         tcp.listen("127.0.0.1:0")
@@ -274,12 +276,14 @@ def test_contexts_follow_config_and_are_cached():
 
 def test_cacerts_directory(tcp, tmp_path):
     # a capath directory holds certificates under their subject-hash names
-    import subprocess
     import shutil
+    import subprocess
+
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to compute the subject hash")
-    digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(CERTS / "ca.crt")],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    digest = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(CERTS / "ca.crt")], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (tmp_path / f"{digest}.0").write_bytes((CERTS / "ca.crt").read_bytes())
     config.SSL_CACERTS = str(tmp_path)
     results: list = []
@@ -293,6 +297,7 @@ def test_cacerts_directory(tcp, tmp_path):
 
 def test_closed_tls_peer(tcp):
     with tcp.listen("127.0.0.1:0") as listener:
+
         def client_side() -> None:
             with tcp.connect(listener.location, timeout=WAIT) as client:
                 client.send(b"bye")

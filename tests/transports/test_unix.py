@@ -9,7 +9,6 @@ import sys
 import uuid
 
 import pytest
-
 from pyrite.core import plugins, protocol
 from pyrite.core.errors import CommunicationError, ConnectionClosedError
 from pyrite.transports.unix import UnixTransport
@@ -59,7 +58,7 @@ def test_roundtrip_and_file_removed_on_close(unix, sockpath):
 def test_stale_socket_file_is_replaced(unix, sockpath):
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(sockpath)
-    stale.close()   # the file stays behind, nobody listens
+    stale.close()  # the file stays behind, nobody listens
     assert os.path.exists(sockpath)
     with unix.listen("./u:" + sockpath) as listener:
         with unix.connect(listener.location, timeout=WAIT) as client, listener.accept() as server:
@@ -92,8 +91,8 @@ def test_regular_file_is_never_removed(unix, tmp_path):
 
 def test_close_leaves_a_replacement_socket_alone(unix, sockpath):
     first = unix.listen("./u:" + sockpath)
-    os.unlink(sockpath)                        # someone removed our file ...
-    second = unix.listen("./u:" + sockpath)    # ... and another server took the path
+    os.unlink(sockpath)  # someone removed our file ...
+    second = unix.listen("./u:" + sockpath)  # ... and another server took the path
     try:
         first.close()
         assert os.path.exists(sockpath)

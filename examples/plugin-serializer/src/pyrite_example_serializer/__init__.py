@@ -33,7 +33,7 @@ class ReprSerializer(SerializerBase):
     """Python literal syntax as the wire format (serializer id 42)."""
 
     name = "example-repr"
-    serializer_id = 42   # not used by pyrite (1-5) or Pyro5 (1-4)
+    serializer_id = 42  # not used by pyrite (1-5) or Pyro5 (1-4)
 
     def _literal(self, obj: Any) -> Any:
         t = type(obj)

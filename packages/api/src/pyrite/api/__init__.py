@@ -72,17 +72,42 @@ _FROM_MODULE = {
 }
 
 # Pyro5.api offers these classmethods of SerializerBase as plain names.
-_SERIALIZER_BASE_METHODS = ("register_dict_to_class", "register_class_to_dict",
-                            "unregister_dict_to_class", "unregister_class_to_dict")
+_SERIALIZER_BASE_METHODS = (
+    "register_dict_to_class",
+    "register_class_to_dict",
+    "unregister_dict_to_class",
+    "unregister_class_to_dict",
+)
 
 _MODULES = {"errors": "pyrite.core.errors"}
 
-__all__ = ["config", "URI", "locate_ns", "resolve", "type_meta", "current_context",
-           "Proxy", "BatchProxy", "SerializedBlob", "SerializerBase",
-           "Daemon", "DaemonObject", "callback", "expose", "behavior", "oneway",
-           "start_ns", "start_ns_loop", "serve", "register_dict_to_class",
-           "register_class_to_dict", "unregister_dict_to_class", "unregister_class_to_dict",
-           "errors", "__version__"]
+__all__ = [
+    "config",
+    "URI",
+    "locate_ns",
+    "resolve",
+    "type_meta",
+    "current_context",
+    "Proxy",
+    "BatchProxy",
+    "SerializedBlob",
+    "SerializerBase",
+    "Daemon",
+    "DaemonObject",
+    "callback",
+    "expose",
+    "behavior",
+    "oneway",
+    "start_ns",
+    "start_ns_loop",
+    "serve",
+    "register_dict_to_class",
+    "register_class_to_dict",
+    "unregister_dict_to_class",
+    "unregister_class_to_dict",
+    "errors",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

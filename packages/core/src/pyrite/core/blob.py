@@ -30,6 +30,7 @@ class SerializedBlob:
             return self._data
         from . import plugins
         from .protocol import ReceivingMessage, SendingMessage
+
         msg = self._data
         serializer = plugins.get_serializer_by_id(msg.serializer_id)
         if isinstance(msg, ReceivingMessage):

@@ -33,8 +33,16 @@ class _CallContext(threading.local):
 
     def from_global(self, values: dict[str, Any]) -> None:
         """Take over a context captured with to_global in another thread."""
-        for key in ("client", "client_sock_addr", "seq", "msg_flags", "serializer_id",
-                    "annotations", "response_annotations", "correlation_id"):
+        for key in (
+            "client",
+            "client_sock_addr",
+            "seq",
+            "msg_flags",
+            "serializer_id",
+            "annotations",
+            "response_annotations",
+            "correlation_id",
+        ):
             setattr(self, key, values[key])
 
     def track_resource(self, resource: Any) -> None:

@@ -26,18 +26,39 @@ import marshal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from threading import get_ident
-from typing import Any, Iterator
+from typing import Any
 
 from . import plugins
 from .blob import SerializedBlob
 from .callcontext import current_context
 from .config import config
-from .errors import (CommunicationError, ConnectionClosedError, ExceptionWrapper, ProtocolError, PyroError,
-                     SerializeError, TimeoutError)
-from .protocol import (FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_KEEPSERIALIZED, FLAGS_ONEWAY,
-                       MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_RESULT, ReceivingMessage,
-                       SendingMessage, recv_message, send_message)
+from .errors import (
+    CommunicationError,
+    ConnectionClosedError,
+    ExceptionWrapper,
+    ProtocolError,
+    PyroError,
+    SerializeError,
+    TimeoutError,
+)
+from .protocol import (
+    FLAGS_BATCH,
+    FLAGS_EXCEPTION,
+    FLAGS_ITEMSTREAMRESULT,
+    FLAGS_KEEPSERIALIZED,
+    FLAGS_ONEWAY,
+    MSG_CONNECT,
+    MSG_CONNECTFAIL,
+    MSG_CONNECTOK,
+    MSG_INVOKE,
+    MSG_RESULT,
+    ReceivingMessage,
+    SendingMessage,
+    recv_message,
+    send_message,
+)
 from .uri import DAEMON_NAME, URI
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
@@ -50,20 +71,47 @@ _CONNECT_REPLY_TYPES = (MSG_CONNECTOK, MSG_CONNECTFAIL)
 # Attribute names that always live on the proxy itself and never go to the
 # remote object.  Pickle and copy probe some of these with getattr(), so they
 # must fail fast instead of connecting to fetch metadata.
-_LOCAL_NAMES = frozenset([
-    "__getnewargs__", "__getnewargs_ex__", "__getinitargs__", "__getstate__", "__setstate__",
-    "_pyroConnection", "_pyroUri", "_pyroOneway", "_pyroMethods", "_pyroAttrs", "_pyroTimeout", "_pyroSeq",
-    "_pyroLocalSocket", "_pyroRawWireResponse", "_pyroHandshake", "_pyroMaxRetries", "_pyroSerializer",
-    "_Proxy__pyroTimeout", "_Proxy__pyroOwnerThread", "_Proxy__objectId", "_Proxy__serializer",
-    "_Proxy__serializerName",
-])
+_LOCAL_NAMES = frozenset(
+    [
+        "__getnewargs__",
+        "__getnewargs_ex__",
+        "__getinitargs__",
+        "__getstate__",
+        "__setstate__",
+        "_pyroConnection",
+        "_pyroUri",
+        "_pyroOneway",
+        "_pyroMethods",
+        "_pyroAttrs",
+        "_pyroTimeout",
+        "_pyroSeq",
+        "_pyroLocalSocket",
+        "_pyroRawWireResponse",
+        "_pyroHandshake",
+        "_pyroMaxRetries",
+        "_pyroSerializer",
+        "_Proxy__pyroTimeout",
+        "_Proxy__pyroOwnerThread",
+        "_Proxy__objectId",
+        "_Proxy__serializer",
+        "_Proxy__serializerName",
+    ]
+)
 _LOCAL_PREFIXES = ("_pyro", "_Proxy__")
 
 
 def _log_wire(text: str, msg: Any) -> None:
-    log.debug("%s: msgtype=%d flags=0x%x ser=%d seq=%d annotations=%s corr_id=%s\ndata=%r", text, msg.type,
-              msg.flags, msg.serializer_id, msg.seq, sorted(getattr(msg, "annotations", {}) or {}),
-              bytes(msg.corr_id).hex(), bytes(msg.data))
+    log.debug(
+        "%s: msgtype=%d flags=0x%x ser=%d seq=%d annotations=%s corr_id=%s\ndata=%r",
+        text,
+        msg.type,
+        msg.flags,
+        msg.serializer_id,
+        msg.seq,
+        sorted(getattr(msg, "annotations", {}) or {}),
+        bytes(msg.corr_id).hex(),
+        bytes(msg.data),
+    )
 
 
 class Proxy:
@@ -90,7 +138,7 @@ class Proxy:
     whose other end a Daemon serves; no handshake is done then.
     """
 
-    def __init__(self, uri: "str | URI", connected_socket: Any = None) -> None:
+    def __init__(self, uri: str | URI, connected_socket: Any = None) -> None:
         if connected_socket is not None:
             uri = URI("PYRO:" + str(uri) + "@<<connected-socket>>:0")
         elif isinstance(uri, str):
@@ -160,8 +208,10 @@ class Proxy:
 
     def __repr__(self) -> str:
         connected = "connected" if self._pyroConnection is not None else "not connected"
-        return (f"<{type(self).__module__}.{type(self).__name__} at 0x{id(self):x}; {connected}; "
-                f"for {self._pyroUri}; owner {self.__pyroOwnerThread}>")
+        return (
+            f"<{type(self).__module__}.{type(self).__name__} at 0x{id(self):x}; {connected}; "
+            f"for {self._pyroUri}; owner {self.__pyroOwnerThread}>"
+        )
 
     def __dir__(self) -> list[str]:
         names = set(dir(type(self))) | set(self.__dict__)
@@ -171,8 +221,14 @@ class Proxy:
 
     def __getstate__(self) -> tuple:
         # Pyro5's 6-tuple of plain values: the serializers put exactly this on the wire
-        return (str(self._pyroUri), tuple(self._pyroOneway), tuple(self._pyroMethods), tuple(self._pyroAttrs),
-                self._pyroHandshake, self._pyroSerializer)
+        return (
+            str(self._pyroUri),
+            tuple(self._pyroOneway),
+            tuple(self._pyroMethods),
+            tuple(self._pyroAttrs),
+            self._pyroHandshake,
+            self._pyroSerializer,
+        )
 
     def __setstate__(self, state: tuple) -> None:
         uri = URI(state[0])
@@ -194,7 +250,7 @@ class Proxy:
         d["_Proxy__serializer"] = None
         d["_Proxy__serializerName"] = None
 
-    def __copy__(self) -> "Proxy":
+    def __copy__(self) -> Proxy:
         """A new, unconnected proxy for the same object with the same settings."""
         other = object.__new__(type(self))
         other.__setstate__(self.__getstate__())
@@ -203,7 +259,7 @@ class Proxy:
         other._pyroMaxRetries = self._pyroMaxRetries
         return other
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
@@ -323,8 +379,9 @@ class Proxy:
             self.__pyroCreateConnection()
             if self._pyroMethods or self._pyroAttrs:
                 return  # the handshake brought them
-        result = known_metadata or self._pyroInvoke("get_metadata", [objectId or self._pyroUri.object], {},
-                                                    objectId=DAEMON_NAME)
+        result = known_metadata or self._pyroInvoke(
+            "get_metadata", [objectId or self._pyroUri.object], {}, objectId=DAEMON_NAME
+        )
         self.__processMetadata(result)
 
     def __processMetadata(self, metadata: Any) -> None:
@@ -343,13 +400,17 @@ class Proxy:
         d["_pyroMethods"] = methods
         d["_pyroAttrs"] = attrs
         if not methods and not attrs:
-            raise PyroError(f"remote object '{self._pyroUri}' has no exposed methods or attributes "
-                            "(are its members marked with @expose?)")
+            raise PyroError(
+                f"remote object '{self._pyroUri}' has no exposed methods or attributes "
+                "(are its members marked with @expose?)"
+            )
 
     def __check_owner(self) -> None:
         if get_ident() != self.__pyroOwnerThread:
-            raise PyroError(f"this proxy belongs to thread {self.__pyroOwnerThread}, not to the calling thread "
-                            f"{get_ident()}: make a proxy per thread, or call _pyroClaimOwnership() first")
+            raise PyroError(
+                f"this proxy belongs to thread {self.__pyroOwnerThread}, not to the calling thread "
+                f"{get_ident()}: make a proxy per thread, or call _pyroClaimOwnership() first"
+            )
 
     def __get_serializer(self) -> Any:
         name = self._pyroSerializer or config.SERIALIZER
@@ -375,6 +436,7 @@ class Proxy:
         uri = self._pyroUri
         if uri.protocol != "PYRO":
             from .naming import resolve
+
             uri = resolve(uri)
         self.__connect_and_handshake(uri, replaceUri)
         if not self._pyroMethods and not self._pyroAttrs:
@@ -391,8 +453,9 @@ class Proxy:
             conn = plugins.get_transport(location).connect(location, self.__pyroTimeout or None)
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
             seq = self._pyroSeq
-            msg = SendingMessage(MSG_CONNECT, 0, seq, serializer.serializer_id, payload,
-                                 annotations=self._pyroAnnotations())
+            msg = SendingMessage(
+                MSG_CONNECT, 0, seq, serializer.serializer_id, payload, annotations=self._pyroAnnotations()
+            )
             if config.LOGWIRE:
                 _log_wire("proxy: connect request out", msg)
             send_message(conn, msg)
@@ -407,7 +470,7 @@ class Proxy:
             if isinstance(exc, PyroError) or not isinstance(exc, Exception):
                 raise
             raise CommunicationError(f"cannot connect to {location}: {exc}") from exc
-        user_code = False   # exceptions from the overridable hooks pass through unchanged
+        user_code = False  # exceptions from the overridable hooks pass through unchanged
         try:
             response: Any = "?"
             if reply.data:
@@ -445,8 +508,9 @@ class Proxy:
 
     # ------------------------------------------------------------------ calls
 
-    def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: dict[str, Any] | None, flags: int = 0,
-                    objectId: str | None = None) -> Any:
+    def _pyroInvoke(
+        self, methodname: str, vargs: Any, kwargs: dict[str, Any] | None, flags: int = 0, objectId: str | None = None
+    ) -> Any:
         """Send one call and return its result (None for a oneway call); raise what the remote raised."""
         d = self.__dict__
         if get_ident() != d["_Proxy__pyroOwnerThread"]:
@@ -465,8 +529,9 @@ class Proxy:
         objectId = objectId or d["_Proxy__objectId"]
         annotations = self._pyroAnnotations()
         if vargs and isinstance(vargs[0], SerializedBlob):
-            payload, flags, annotations, serializer_id = _blob_call(vargs, kwargs, annotations, flags, objectId,
-                                                                   methodname, serializer)
+            payload, flags, annotations, serializer_id = _blob_call(
+                vargs, kwargs, annotations, flags, objectId, methodname, serializer
+            )
         else:
             payload = serializer.dumpsCall(objectId, methodname, vargs, kwargs)
         if methodname in d["_pyroOneway"]:
@@ -507,8 +572,9 @@ class Proxy:
                 except UnicodeDecodeError:
                     raise ProtocolError("invalid stream id in response") from None
                 if not stream_id:
-                    raise ProtocolError("the call returned an iterator, but the server has item streaming "
-                                        "switched off (ITER_STREAMING)")
+                    raise ProtocolError(
+                        "the call returned an iterator, but the server has item streaming switched off (ITER_STREAMING)"
+                    )
                 return _StreamResultIterator(stream_id, self)
             if rflags & FLAGS_EXCEPTION:
                 if not isinstance(data, BaseException):
@@ -530,16 +596,19 @@ class Proxy:
         return self._pyroInvoke("<batch>", calls, None, flags)
 
 
-def _blob_call(vargs: Any, kwargs: Any, annotations: dict[str, bytes], flags: int, objectId: str,
-               methodname: str, serializer: Any) -> tuple[Any, int, dict[str, bytes], int]:
+def _blob_call(
+    vargs: Any, kwargs: Any, annotations: dict[str, bytes], flags: int, objectId: str, methodname: str, serializer: Any
+) -> tuple[Any, int, dict[str, bytes], int]:
     """The payload, flags, annotations and serializer id of a call whose argument is a SerializedBlob.
 
     The object id and method travel in the BLBI annotation, since a daemon passes
     the payload on without reading it.  A blob that holds a received message is
     forwarded byte for byte, with that message's serializer id."""
     if len(vargs) > 1 or kwargs:
-        raise SerializeError(f"a SerializedBlob must be the call's sole argument (got {len(vargs)} positional, "
-                             f"{len(kwargs or ())} keyword)")
+        raise SerializeError(
+            f"a SerializedBlob must be the call's sole argument (got {len(vargs)} positional, "
+            f"{len(kwargs or ())} keyword)"
+        )
     blob = vargs[0]
     annotations = dict(annotations)
     annotations["BLBI"] = marshal.dumps((blob.info, objectId, methodname))
@@ -551,8 +620,7 @@ def _blob_call(vargs: Any, kwargs: Any, annotations: dict[str, bytes], flags: in
         if isinstance(message, SendingMessage):
             return message.payload, flags, annotations, message.serializer_id
         raise TypeError("blob data should be a protocol message")
-    return serializer.dumpsCall(objectId, methodname, blob._data, kwargs), flags, annotations, \
-        serializer.serializer_id
+    return serializer.dumpsCall(objectId, methodname, blob._data, kwargs), flags, annotations, serializer.serializer_id
 
 
 class _RemoteMethod:
@@ -565,7 +633,7 @@ class _RemoteMethod:
         self._name = name
         self._max_retries = max_retries
 
-    def __getattr__(self, name: str) -> "_RemoteMethod":
+    def __getattr__(self, name: str) -> _RemoteMethod:
         if name.startswith("__"):
             raise AttributeError(name)
         return _RemoteMethod(self._send, f"{self._name}.{name}", self._max_retries)
@@ -599,7 +667,7 @@ class _StreamResultIterator:
         self.proxy: Proxy | None = proxy
         self.pyroseq = proxy._pyroSeq
 
-    def __iter__(self) -> "_StreamResultIterator":
+    def __iter__(self) -> _StreamResultIterator:
         return self
 
     def __next__(self) -> Any:
@@ -607,7 +675,9 @@ class _StreamResultIterator:
         if proxy is None:
             raise StopIteration
         if proxy._pyroConnection is None:
-            raise ConnectionClosedError(f"cannot fetch the next streamed item: the proxy for {proxy._pyroUri} is closed")
+            raise ConnectionClosedError(
+                f"cannot fetch the next streamed item: the proxy for {proxy._pyroUri} is closed"
+            )
         self.pyroseq = (self.pyroseq + 1) & 0xFFFF
         try:
             return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
@@ -633,8 +703,7 @@ class _StreamResultIterator:
             # this in the middle of one), so a separate connection does the closing.
             with contextlib.suppress(CommunicationError):
                 with proxy.__copy__() as closer:
-                    closer._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY,
-                                       objectId=DAEMON_NAME)
+                    closer._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY, objectId=DAEMON_NAME)
 
 
 class _BatchedRemoteMethod:
@@ -646,7 +715,7 @@ class _BatchedRemoteMethod:
         self._calls = calls
         self._name = name
 
-    def __getattr__(self, name: str) -> "_BatchedRemoteMethod":
+    def __getattr__(self, name: str) -> _BatchedRemoteMethod:
         if name.startswith("__"):
             raise AttributeError(name)
         return _BatchedRemoteMethod(self._calls, f"{self._name}.{name}")
@@ -680,13 +749,13 @@ class BatchProxy:
             raise AttributeError(name)
         return _BatchedRemoteMethod(self.__calls, name)
 
-    def __enter__(self) -> "BatchProxy":
+    def __enter__(self) -> BatchProxy:
         return self
 
     def __exit__(self, *args: Any) -> None:
         pass
 
-    def __copy__(self) -> "BatchProxy":
+    def __copy__(self) -> BatchProxy:
         other = type(self)(self.__proxy)
         other.__calls = list(self.__calls)
         return other
@@ -748,7 +817,9 @@ class _SocketConnection:
             while remaining:
                 chunk = self.sock.recv(min(remaining, 1 << 20))
                 if not chunk:
-                    raise ConnectionClosedError(f"peer closed the connection with {remaining} of {size} bytes still to come")
+                    raise ConnectionClosedError(
+                        f"peer closed the connection with {remaining} of {size} bytes still to come"
+                    )
                 chunks.append(chunk)
                 remaining -= len(chunk)
         except socket.timeout:
@@ -773,4 +844,3 @@ class _SocketConnection:
 
     def getpeercert(self) -> None:
         return None
-

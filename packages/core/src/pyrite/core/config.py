@@ -105,13 +105,14 @@ class Configuration:
         for key, text in os.environ.items():
             if not key.startswith(ENV_PREFIX):
                 continue
-            item = key[len(ENV_PREFIX):]
+            item = key[len(ENV_PREFIX) :]
             if item not in _DEFAULTS:
-                raise ValueError(f"unknown pyrite environment config variable: {key} "
-                                 f"(known items: {', '.join(sorted(_DEFAULTS))})")
+                raise ValueError(
+                    f"unknown pyrite environment config variable: {key} (known items: {', '.join(sorted(_DEFAULTS))})"
+                )
             setattr(self, item, _convert(item, _DEFAULTS[item], text))
 
-    def copy(self) -> "Configuration":
+    def copy(self) -> Configuration:
         """An independent copy of the current settings."""
         other = object.__new__(Configuration)
         for item in self.__slots__:
@@ -127,10 +128,13 @@ class Configuration:
         """A human-readable summary of versions and current settings."""
         from . import __version__
         from .protocol import PROTOCOL_VERSION
-        lines = [f"pyrite version: {__version__}",
-                 f"Python version: {platform.python_implementation()} {platform.python_version()}",
-                 f"Protocol version: {PROTOCOL_VERSION}",
-                 "Currently active configuration settings:"]
+
+        lines = [
+            f"pyrite version: {__version__}",
+            f"Python version: {platform.python_implementation()} {platform.python_version()}",
+            f"Protocol version: {PROTOCOL_VERSION}",
+            "Currently active configuration settings:",
+        ]
         lines += [f"{k} = {v}" for k, v in sorted(self.as_dict().items())]
         return "\n".join(lines)
 
@@ -143,15 +147,19 @@ def _configure_logging() -> None:
     """Set up logging from PYRITE_LOGLEVEL / PYRITE_LOGFILE, as Pyro5 does from its PYRO_ ones,
     but only if the program has not configured logging itself."""
     import logging
+
     if not config.LOGLEVEL or logging.root.handlers:
         return
     level = getattr(logging, str(config.LOGLEVEL).upper(), None)
     if not isinstance(level, int):
         raise ValueError(f"invalid value for {ENV_PREFIX}LOGLEVEL: {config.LOGLEVEL!r}")
     logfile = config.LOGFILE or "pyrite.log"
-    logging.basicConfig(level=level, filename=None if logfile == "{stderr}" else logfile,
-                        format="[%(asctime)s.%(msecs)03d,%(name)s,%(levelname)s] %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        level=level,
+        filename=None if logfile == "{stderr}" else logfile,
+        format="[%(asctime)s.%(msecs)03d,%(name)s,%(levelname)s] %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
 
 
 _configure_logging()

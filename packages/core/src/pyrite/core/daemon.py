@@ -63,7 +63,8 @@ import time
 import uuid
 import warnings
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import dispatch, plugins
 from .callcontext import current_context
@@ -101,8 +102,10 @@ class DaemonObject:
     def info(self) -> str:
         """A line describing the daemon."""
         d = self.daemon
-        return (f"{DAEMON_NAME} bound on {d.locationStr}, NAT {d.natLocationStr}, "
-                f"{len(d.objectsById)} objects registered. Servertype: {d.transportServer}")
+        return (
+            f"{DAEMON_NAME} bound on {d.locationStr}, NAT {d.natLocationStr}, "
+            f"{len(d.objectsById)} objects registered. Servertype: {d.transportServer}"
+        )
 
     def get_metadata(self, objectId: str) -> dict[str, set[str]]:
         """The exposed methods, oneway methods and attributes of a registered object."""
@@ -116,8 +119,9 @@ class DaemonObject:
         obj = dispatch._unpack(obj)
         metadata = get_exposed_members(obj)
         if not metadata["methods"] and not metadata["attrs"]:
-            warnings.warn(f"{obj!r} has no exposed methods or attributes (are its members marked with @expose?)",
-                          stacklevel=2)
+            warnings.warn(
+                f"{obj!r} has no exposed methods or attributes (are its members marked with @expose?)", stacklevel=2
+            )
         return metadata
 
     def get_next_stream_item(self, streamId: str) -> Any:
@@ -171,8 +175,16 @@ class Daemon:
     ``Connection`` or a connected socket) it serves that one connection only.
     """
 
-    def __init__(self, host: Any = None, port: int = 0, unixsocket: str | None = None, nathost: Any = None,
-                 natport: int | None = None, interface: type = DaemonObject, connected_socket: Any = None) -> None:
+    def __init__(
+        self,
+        host: Any = None,
+        port: int = 0,
+        unixsocket: str | None = None,
+        nathost: Any = None,
+        natport: int | None = None,
+        interface: type = DaemonObject,
+        connected_socket: Any = None,
+    ) -> None:
         self.transportServer: Any = None
         self._listener: Any = None
         self._closed = False
@@ -227,8 +239,7 @@ class Daemon:
         # a reply asks for daemon.annotations() only when a subclass overrides it
         self._custom_annotations = type(self).annotations is not Daemon.annotations
         self.__mustshutdown.clear()
-        log.debug("daemon listening on %s, pid %d, wire protocol %d",
-                  self.locationStr, os.getpid(), PROTOCOL_VERSION)
+        log.debug("daemon listening on %s, pid %d, wire protocol %d", self.locationStr, os.getpid(), PROTOCOL_VERSION)
 
     # -- the engine seam ---------------------------------------------------------------------
 
@@ -349,8 +360,7 @@ class Daemon:
 
     # -- object registry -----------------------------------------------------------------------
 
-    def register(self, obj_or_class: Any, objectId: str | None = None, force: bool = False,
-                 weak: bool = False) -> URI:
+    def register(self, obj_or_class: Any, objectId: str | None = None, force: bool = False, weak: bool = False) -> URI:
         """Register an object or a class under ``objectId`` (generated if None); returns its URI.
 
         A class is instantiated by the daemon per its ``@behavior`` (default:
@@ -370,7 +380,9 @@ class Daemon:
         if not force:
             existing = getattr(obj_or_class, "_pyroId", "")
             if existing and dispatch._unpack_quiet(self.objectsById.get(existing)) is obj_or_class:
-                raise DaemonError(f"{obj_or_class!r} is already registered as {existing!r} (use force=True to re-register)")
+                raise DaemonError(
+                    f"{obj_or_class!r} is already registered as {existing!r} (use force=True to re-register)"
+                )
             if objectId in self.objectsById:
                 raise DaemonError(f"the id {objectId!r} is already taken in this daemon")
         elif objectId == DAEMON_NAME:
@@ -435,6 +447,7 @@ class Daemon:
     def proxyFor(self, objectOrId: Any, nat: bool = True) -> Any:
         """A ready proxy (metadata filled in) for a registered object."""
         from .client import Proxy
+
         uri = self.uriFor(objectOrId, nat)
         try:
             registered = self.objectsById[uri.object]
@@ -491,8 +504,14 @@ class Daemon:
         return engine
 
     @staticmethod
-    def serveSimple(objects: dict[Any, str | None], host: Any = None, port: int = 0, daemon: Daemon | None = None,
-                    ns: bool = True, verbose: bool = True) -> None:
+    def serveSimple(
+        objects: dict[Any, str | None],
+        host: Any = None,
+        port: int = 0,
+        daemon: Daemon | None = None,
+        ns: bool = True,
+        verbose: bool = True,
+    ) -> None:
         """Pyro4's name for ``serve``."""
         serve(objects, host, port, daemon, ns, verbose)
 
@@ -570,8 +589,9 @@ class Daemon:
         else:
             family = "IPv4"
         count = len(getattr(self, "objectsById", ()))
-        return (f"<{type(self).__module__}.{type(self).__name__} at 0x{id(self):x}; {location} - {family}; "
-                f"{count} objects>")
+        return (
+            f"<{type(self).__module__}.{type(self).__name__} at 0x{id(self):x}; {location} - {family}; {count} objects>"
+        )
 
     def __enter__(self) -> Daemon:
         if self.transportServer is None:
@@ -608,11 +628,16 @@ def _unregister_weak(daemon_ref: weakref.ref, object_id: str, ref: weakref.ref) 
         daemon.objectsById.pop(object_id, None)
 
 
-def _default_methodcall_error_handler(daemon: Daemon, client_sock: Any, method: Callable[..., Any], vargs: Any,
-                                      kwargs: Any, exception: Exception) -> None:
+def _default_methodcall_error_handler(
+    daemon: Daemon, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
+) -> None:
     """What a daemon does by default with an exception from the called code: log it at debug level."""
-    log.debug("remote call raised: client=%s method=%s exception=%r",
-              client_sock, getattr(method, "__qualname__", method), exception)
+    log.debug(
+        "remote call raised: client=%s method=%s exception=%r",
+        client_sock,
+        getattr(method, "__qualname__", method),
+        exception,
+    )
 
 
 class _ExistingConnectionEngine:
@@ -639,13 +664,15 @@ class _ExistingConnectionEngine:
         sock.getpeername()  # it must be connected
         if config.SSL:
             import ssl
+
             if not isinstance(sock, ssl.SSLSocket):
                 raise CommunicationError("SSL configured but the existing socket is not an SSL socket")
         try:
             from pyrite.transports.sockets import SocketConnection
         except ImportError:
-            raise PyroError("serving a connected socket needs pyrite-transports: "
-                            "pip install pyrite-transports") from None
+            raise PyroError(
+                "serving a connected socket needs pyrite-transports: pip install pyrite-transports"
+            ) from None
         return SocketConnection(sock, config.COMMTIMEOUT or None)
 
     @staticmethod
@@ -732,8 +759,14 @@ class _ExistingConnectionEngine:
             return True
 
 
-def serve(objects: dict[Any, str | None], host: Any = None, port: int = 0, daemon: Daemon | None = None,
-          use_ns: bool = True, verbose: bool = True) -> None:
+def serve(
+    objects: dict[Any, str | None],
+    host: Any = None,
+    port: int = 0,
+    daemon: Daemon | None = None,
+    use_ns: bool = True,
+    verbose: bool = True,
+) -> None:
     """Start a daemon (or use ``daemon``), register ``objects`` and run its request loop.
 
     ``objects`` maps each object or class to a name (or None).  With
@@ -747,6 +780,7 @@ def serve(objects: dict[Any, str | None], host: Any = None, port: int = 0, daemo
         ns = None
         if use_ns:
             from .naming import locate_ns
+
             ns = locate_ns()
         try:
             for obj, name in objects.items():

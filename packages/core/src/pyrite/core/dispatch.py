@@ -26,20 +26,46 @@ import queue
 import threading
 import uuid
 import weakref
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import plugins
 from .blob import SerializedBlob
 from .callcontext import current_context
 from .config import config
-from .errors import (CommunicationError, DaemonError, ExceptionWrapper, ProtocolError, PyroError, SecurityError,
-                     format_traceback)
-from .exposure import (METHOD_CALLBACK, _method_tables, get_exposed_property_value, method_table,
-                       set_exposed_property_value)
-from .protocol import (FLAGS_BATCH, FLAGS_CORR_ID, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_KEEPSERIALIZED,
-                       FLAGS_ONEWAY, MSG_CONNECT, MSG_CONNECTFAIL, MSG_CONNECTOK, MSG_INVOKE, MSG_PING, MSG_RESULT,
-                       ReceivingMessage, SendingMessage, send_message)
+from .errors import (
+    CommunicationError,
+    DaemonError,
+    ExceptionWrapper,
+    ProtocolError,
+    PyroError,
+    SecurityError,
+    format_traceback,
+)
+from .exposure import (
+    METHOD_CALLBACK,
+    _method_tables,
+    get_exposed_property_value,
+    method_table,
+    set_exposed_property_value,
+)
+from .protocol import (
+    FLAGS_BATCH,
+    FLAGS_CORR_ID,
+    FLAGS_EXCEPTION,
+    FLAGS_ITEMSTREAMRESULT,
+    FLAGS_KEEPSERIALIZED,
+    FLAGS_ONEWAY,
+    MSG_CONNECT,
+    MSG_CONNECTFAIL,
+    MSG_CONNECTOK,
+    MSG_INVOKE,
+    MSG_PING,
+    MSG_RESULT,
+    ReceivingMessage,
+    SendingMessage,
+    send_message,
+)
 from .uri import DAEMON_NAME
 
 if TYPE_CHECKING:
@@ -141,8 +167,9 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
     if msg_type != MSG_INVOKE:
         if msg_type == MSG_PING:
             # the payload is ignored: a ping is answered without deserializing anything
-            reply = SendingMessage(MSG_PING, 0, seq, serializer_id, b"pong",
-                                   _response_annotations(daemon), corr_id=corr)
+            reply = SendingMessage(
+                MSG_PING, 0, seq, serializer_id, b"pong", _response_annotations(daemon), corr_id=corr
+            )
             send_message(conn, reply)
             return
         raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
@@ -228,8 +255,15 @@ def _exception_reply(daemon: Daemon, serializer: Any, seq: int, corr: Any, exc: 
     tb_lines = format_traceback(type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK)
     payload = _error_payload(serializer, exc, tb_lines)
     try:
-        return SendingMessage(MSG_RESULT, FLAGS_EXCEPTION, seq, serializer.serializer_id, payload,
-                              _response_annotations(daemon), corr_id=corr)
+        return SendingMessage(
+            MSG_RESULT,
+            FLAGS_EXCEPTION,
+            seq,
+            serializer.serializer_id,
+            payload,
+            _response_annotations(daemon),
+            corr_id=corr,
+        )
     except PyroError as too_large:
         # e.g. the exception text itself exceeds MAX_MESSAGE_SIZE: send a short one instead
         payload = _error_payload(serializer, PyroError(f"error reply could not be sent: {too_large}"), None)
@@ -251,8 +285,12 @@ def _batch(daemon: Daemon, obj: Any, calls: Any) -> list[Any]:
         except Exception as exc:
             if method is not None:
                 daemon.methodcall_error_handler(daemon, ctx.client_sock_addr, method, vargs, kwargs, exc)
-            exc._pyroTraceback = format_traceback(type(exc), exc, exc.__traceback__,  # type: ignore[attr-defined]
-                                                  config.DETAILED_TRACEBACK)
+            exc._pyroTraceback = format_traceback(
+                type(exc),
+                exc,
+                exc.__traceback__,  # type: ignore[attr-defined]
+                config.DETAILED_TRACEBACK,
+            )
             results.append(ExceptionWrapper(exc))
             break
     return results
@@ -342,16 +380,18 @@ class OnewayExecutor:
         self._lock = threading.Lock()
         self._closed = False
 
-    def submit(self, daemon: Daemon, method: Callable[..., Any], vargs: Any, kwargs: Any,
-               context: dict[str, Any]) -> None:
+    def submit(
+        self, daemon: Daemon, method: Callable[..., Any], vargs: Any, kwargs: Any, context: dict[str, Any]
+    ) -> None:
         """Queue a oneway call; ``context`` is the caller's ``current_context.to_global()``."""
         job = (daemon, method, vargs, kwargs, context)
         if self._closed:
             raise DaemonError("daemon is shutting down")
         with self._lock:
             if self._queue.qsize() >= self._idle and len(self._threads) < self.max_threads:
-                thread = threading.Thread(target=self._work, name=f"pyrite-oneway-{len(self._threads) + 1}",
-                                          daemon=True)
+                thread = threading.Thread(
+                    target=self._work, name=f"pyrite-oneway-{len(self._threads) + 1}", daemon=True
+                )
                 self._threads.append(thread)
                 self._idle += 1
                 thread.start()
@@ -373,8 +413,9 @@ class OnewayExecutor:
             except Exception:
                 log.exception("methodcall_error_handler failed")
             if getattr(method, "_pyroCallback", False):
-                log.warning("exception in oneway callback method %s", getattr(method, "__name__", method),
-                            exc_info=True)
+                log.warning(
+                    "exception in oneway callback method %s", getattr(method, "__name__", method), exc_info=True
+                )
         finally:
             current_context.from_global(saved)
 
@@ -394,6 +435,7 @@ class OnewayExecutor:
     def shutdown(self, timeout: float = 2.0) -> None:
         """Stop the threads after the calls already queued; waits at most ``timeout`` seconds in all."""
         import time
+
         if self._closed:
             return
         self._closed = True

@@ -57,8 +57,18 @@ class SerializeError(ProtocolError):
 # every class above, by name: what the serializers accept as ``Pyro5.errors.<name>``.
 ERROR_CLASSES: dict[str, type[PyroError]] = {
     cls.__name__: cls
-    for cls in (PyroError, CommunicationError, ConnectionClosedError, TimeoutError, ProtocolError,
-                MessageTooLargeError, NamingError, DaemonError, SecurityError, SerializeError)
+    for cls in (
+        PyroError,
+        CommunicationError,
+        ConnectionClosedError,
+        TimeoutError,
+        ProtocolError,
+        MessageTooLargeError,
+        NamingError,
+        DaemonError,
+        SecurityError,
+        SerializeError,
+    )
 }
 
 
@@ -71,13 +81,15 @@ def _format_remote(lines: list[str]) -> list[str]:
     return out
 
 
-def get_pyro_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
-                       ex_tb: TracebackType | None = None) -> list[str]:
+def get_pyro_traceback(
+    ex_type: Any = None, ex_value: BaseException | None = None, ex_tb: TracebackType | None = None
+) -> list[str]:
     """The traceback lines of an exception, including the remote part if it came from a daemon.
 
     With no arguments it uses the exception being handled (``sys.exc_info()``).
     """
     from .config import config
+
     if ex_type is not None and ex_value is None and ex_tb is None and not isinstance(ex_type, type):
         raise TypeError("invalid argument: ex_type should be an exception type, or supply no arguments")
     if ex_type is None and ex_tb is None:
@@ -94,8 +106,12 @@ def _safe_repr(value: Any) -> str:
         return "<unrepresentable>"
 
 
-def format_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
-                     ex_tb: TracebackType | None = None, detailed: bool = False) -> list[str]:
+def format_traceback(
+    ex_type: Any = None,
+    ex_value: BaseException | None = None,
+    ex_tb: TracebackType | None = None,
+    detailed: bool = False,
+) -> list[str]:
     """Format a traceback as a list of lines; ``detailed`` adds each frame's local variables."""
     if ex_type is None and ex_tb is None:
         ex_type, ex_value, ex_tb = sys.exc_info()
@@ -111,8 +127,12 @@ def format_traceback(ex_type: Any = None, ex_value: BaseException | None = None,
         where = code.co_name
         if "self" in frame.f_locals:
             where = f"{type(frame.f_locals['self']).__name__}.{where}"
-        out += [rule, f'File "{code.co_filename}", line {tb.tb_lineno}, in {where}\n', "Line:\n",
-                "    " + linecache.getline(code.co_filename, tb.tb_lineno).strip() + "\n"]
+        out += [
+            rule,
+            f'File "{code.co_filename}", line {tb.tb_lineno}, in {where}\n',
+            "Line:\n",
+            "    " + linecache.getline(code.co_filename, tb.tb_lineno).strip() + "\n",
+        ]
         if not first:
             out.append("Locals:\n")
             for name in sorted(frame.f_locals):

@@ -34,23 +34,74 @@ The inspection results are cached per class; call ``reset_exposed_members``
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["expose", "oneway", "behavior", "callback", "is_private_attribute", "get_exposed_members",
-           "reset_exposed_members", "get_exposed_property_value", "set_exposed_property_value"]
+__all__ = [
+    "expose",
+    "oneway",
+    "behavior",
+    "callback",
+    "is_private_attribute",
+    "get_exposed_members",
+    "reset_exposed_members",
+    "get_exposed_property_value",
+    "set_exposed_property_value",
+]
 
 # Dunder names that are never remotely reachable: the machinery of objects and proxies.
-_PRIVATE_DUNDERS = frozenset((
-    "__init__", "__init_subclass__", "__class__", "__module__", "__weakref__",
-    "__call__", "__new__", "__del__", "__repr__",
-    "__str__", "__format__", "__nonzero__", "__bool__", "__coerce__",
-    "__cmp__", "__eq__", "__ne__", "__hash__", "__ge__", "__gt__", "__le__", "__lt__",
-    "__dir__", "__enter__", "__exit__", "__copy__", "__deepcopy__", "__sizeof__",
-    "__getattr__", "__setattr__", "__hasattr__", "__getattribute__", "__delattr__",
-    "__instancecheck__", "__subclasscheck__", "__getinitargs__", "__getnewargs__",
-    "__getstate__", "__setstate__", "__reduce__", "__reduce_ex__", "__subclasshook__",
-    "__dict__", "__slots__", "__globals__", "__code__", "__closure__", "__builtins__",
-))
+_PRIVATE_DUNDERS = frozenset(
+    (
+        "__init__",
+        "__init_subclass__",
+        "__class__",
+        "__module__",
+        "__weakref__",
+        "__call__",
+        "__new__",
+        "__del__",
+        "__repr__",
+        "__str__",
+        "__format__",
+        "__nonzero__",
+        "__bool__",
+        "__coerce__",
+        "__cmp__",
+        "__eq__",
+        "__ne__",
+        "__hash__",
+        "__ge__",
+        "__gt__",
+        "__le__",
+        "__lt__",
+        "__dir__",
+        "__enter__",
+        "__exit__",
+        "__copy__",
+        "__deepcopy__",
+        "__sizeof__",
+        "__getattr__",
+        "__setattr__",
+        "__hasattr__",
+        "__getattribute__",
+        "__delattr__",
+        "__instancecheck__",
+        "__subclasscheck__",
+        "__getinitargs__",
+        "__getnewargs__",
+        "__getstate__",
+        "__setstate__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__subclasshook__",
+        "__dict__",
+        "__slots__",
+        "__globals__",
+        "__code__",
+        "__closure__",
+        "__builtins__",
+    )
+)
 
 INSTANCE_MODES = ("session", "single", "percall")
 
@@ -142,8 +193,9 @@ def expose(method_or_class: _T) -> _T:
     return method_or_class
 
 
-def behavior(instance_mode: str = "session",
-             instance_creator: Callable[[type], Any] | None = None) -> Callable[[type], type]:
+def behavior(
+    instance_mode: str = "session", instance_creator: Callable[[type], Any] | None = None
+) -> Callable[[type], type]:
     """Class decorator: how a daemon makes instances of a *registered class*.
 
     ``instance_mode`` is ``"session"`` (one instance per client connection,
@@ -163,6 +215,7 @@ def behavior(instance_mode: str = "session",
             raise TypeError(f"@behavior applies to classes only, not to {clazz!r}")
         clazz._pyroInstancing = (instance_mode, instance_creator)  # type: ignore[attr-defined]
         return clazz
+
     return decorate
 
 
@@ -211,8 +264,9 @@ def _inspect(cls: type, only_exposed: bool) -> tuple[frozenset[str], frozenset[s
     return frozenset(methods), frozenset(oneways), frozenset(attrs)
 
 
-def get_exposed_members(obj: Any, only_exposed: bool = True, as_lists: bool = False,
-                        use_cache: bool = True) -> dict[str, Any]:
+def get_exposed_members(
+    obj: Any, only_exposed: bool = True, as_lists: bool = False, use_cache: bool = True
+) -> dict[str, Any]:
     """The remotely reachable members of an object's class (or of a class):
     ``{"methods": ..., "oneway": ..., "attrs": ...}``, sets of names (lists
     with ``as_lists``).  This is the metadata a proxy receives.

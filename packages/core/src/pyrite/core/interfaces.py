@@ -7,7 +7,8 @@ the server engines use ``fileno()`` for selectors and the methods below.
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 @runtime_checkable

@@ -21,8 +21,9 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .config import config
 from .errors import NamingError, PyroError, TimeoutError
@@ -36,7 +37,7 @@ __all__ = ["locate_ns", "resolve", "type_meta"]
 log = logging.getLogger("pyrite.core.naming")
 
 BROADCAST_REQUEST = b"GET_NSURI"
-BROADCAST_TIMEOUT = 0.7   # seconds to wait for an answer, per round
+BROADCAST_TIMEOUT = 0.7  # seconds to wait for an answer, per round
 BROADCAST_ROUNDS = 3
 
 
@@ -51,8 +52,9 @@ def _has_127_0_1_1() -> bool:
     return True
 
 
-def _bind(uri: str) -> "Proxy | None":
+def _bind(uri: str) -> Proxy | None:
     from .client import Proxy
+
     proxy = Proxy(uri)
     try:
         proxy._pyroBind()
@@ -62,9 +64,10 @@ def _bind(uri: str) -> "Proxy | None":
     return proxy
 
 
-def _broadcast_locate(port: int) -> "Proxy | None":
+def _broadcast_locate(port: int) -> Proxy | None:
     """Ask for a name server with a UDP broadcast; a Proxy for the first valid answer, or None."""
     from .client import Proxy
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -99,7 +102,7 @@ def _broadcast_locate(port: int) -> "Proxy | None":
                 try:
                     uri = URI(data.decode("iso-8859-1"))
                 except (PyroError, ValueError):
-                    continue   # not an answer to us: keep listening until the round's deadline
+                    continue  # not an answer to us: keep listening until the round's deadline
                 if uri.protocol == "PYRO":
                     log.debug("located NS by broadcast: %s", uri)
                     return Proxy(uri)
@@ -109,8 +112,11 @@ def _broadcast_locate(port: int) -> "Proxy | None":
             sock.close()
 
 
-def locate_ns(host: "str | ipaddress.IPv4Address | ipaddress.IPv6Address | None" = None,
-              port: int | None = None, broadcast: bool = True) -> "Proxy":
+def locate_ns(
+    host: str | ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+    port: int | None = None,
+    broadcast: bool = True,
+) -> Proxy:
     """A proxy for a name server.
 
     With ``host`` (a host name, an IP address or a ``./u:path`` Unix socket
@@ -136,7 +142,7 @@ def locate_ns(host: "str | ipaddress.IPv4Address | ipaddress.IPv6Address | None"
                     log.debug("located NS on %s", candidate)
                     return proxy
         if config.PREFER_IP_VERSION == 6:
-            broadcast = False   # IPv6 has no broadcast
+            broadcast = False  # IPv6 has no broadcast
         if broadcast:
             proxy = _broadcast_locate(port or config.NS_BCPORT)
             if proxy is not None:
@@ -154,6 +160,7 @@ def locate_ns(host: "str | ipaddress.IPv4Address | ipaddress.IPv6Address | None"
             host = f"[{host}]"
         uristring = f"PYRO:{NAMESERVER_NAME}@{host}:{port}"
     from .client import Proxy
+
     proxy = Proxy(uristring)
     try:
         proxy._pyroBind()
@@ -179,7 +186,7 @@ def _retrying(call: Callable[[], Any], delay_time: float, accept: Callable[[Any]
         time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
 
 
-def resolve(uri: "str | URI", delay_time: float = 0.0) -> URI:
+def resolve(uri: str | URI, delay_time: float = 0.0) -> URI:
     """The PYRO uri that a PYRONAME or PYROMETA uri stands for (a PYRO uri is returned as is).
 
     It asks the name server at the uri's location, or the one ``locate_ns``
@@ -215,12 +222,15 @@ def resolve(uri: "str | URI", delay_time: float = 0.0) -> URI:
     raise PyroError(f"cannot resolve a {uri.protocol} URI")
 
 
-def type_meta(class_or_object: Any, prefix: str = "class:") -> "set[str] | frozenset[str]":
+def type_meta(class_or_object: Any, prefix: str = "class:") -> set[str] | frozenset[str]:
     """Name server metadata for a class (or an object's class): ``prefix`` + the dotted name of every
     class in its MRO, leaving out builtins.  Register with it to find objects by type (PYROMETA)."""
     if hasattr(class_or_object, "__mro__"):
-        return {prefix + cls.__module__ + "." + cls.__name__
-                for cls in class_or_object.__mro__ if cls.__module__ not in ("builtins", "__builtin__")}
+        return {
+            prefix + cls.__module__ + "." + cls.__name__
+            for cls in class_or_object.__mro__
+            if cls.__module__ not in ("builtins", "__builtin__")
+        }
     if hasattr(class_or_object, "__class__"):
         return type_meta(class_or_object.__class__, prefix)
     return frozenset()

@@ -20,9 +20,10 @@ installed after the first lookup are not seen by a running process; tests call
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import PyroError
 
@@ -68,7 +69,8 @@ def _group(group: str) -> dict[str, EntryPoint]:
         if other is not None and other.value != ep.value:
             raise PluginConflictError(
                 f"{group} plugin name {ep.name!r} is claimed twice: by {other.value} from distribution "
-                f"{_dist_name(other)!r} and by {ep.value} from distribution {_dist_name(ep)!r}; uninstall one")
+                f"{_dist_name(other)!r} and by {ep.value} from distribution {_dist_name(ep)!r}; uninstall one"
+            )
         found[ep.name] = ep
     return found
 
@@ -77,13 +79,13 @@ def _group(group: str) -> dict[str, EntryPoint]:
 class _Serializers:
     by_name: dict[str, Any] = field(default_factory=dict)
     by_id: dict[int, Any] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)   # name -> why it failed to load
-    dist: dict[str, str] = field(default_factory=dict)      # name -> distribution
+    broken: dict[str, str] = field(default_factory=dict)  # name -> why it failed to load
+    dist: dict[str, str] = field(default_factory=dict)  # name -> distribution
 
 
 @dataclass
 class _Transports:
-    classes: list[tuple[Any, str]] = field(default_factory=list)   # (class, distribution)
+    classes: list[tuple[Any, str]] = field(default_factory=list)  # (class, distribution)
     instances: dict[type, Any] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
 
@@ -124,8 +126,10 @@ def _load_serializers() -> _Serializers:
             continue
         except Exception as exc:
             # one broken third-party plugin must not make every other serializer unusable
-            reg.broken[name] = (f"loading {ep.value} from distribution {dist!r} failed "
-                                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}")
+            reg.broken[name] = (
+                f"loading {ep.value} from distribution {dist!r} failed "
+                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}"
+            )
             continue
         sid = getattr(cls, "serializer_id", None)
         if not isinstance(sid, int) or not 0 < sid < 256:
@@ -134,12 +138,15 @@ def _load_serializers() -> _Serializers:
             other = reg.by_id[sid]
             raise PluginConflictError(
                 f"serializer id {sid} is claimed by {other.name!r} from distribution {reg.dist[other.name]!r} "
-                f"and by {name!r} from distribution {dist!r}; a serializer id must be unique")
+                f"and by {name!r} from distribution {dist!r}; a serializer id must be unique"
+            )
         try:
             instance = cls()
         except Exception as exc:
-            reg.broken[name] = (f"creating {ep.value} from distribution {dist!r} failed "
-                                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}")
+            reg.broken[name] = (
+                f"creating {ep.value} from distribution {dist!r} failed "
+                f"({type(exc).__name__}: {exc}); fix or uninstall {dist!r}"
+            )
             continue
         if getattr(instance, "name", None) != name:
             instance.name = name
@@ -165,8 +172,7 @@ def get_serializer(name: str) -> Any:
     if hint:
         raise UnknownPluginError(f"no serializer {name!r}: {hint}")
     known = ", ".join(sorted(reg.by_name)) or "none"
-    raise UnknownPluginError(f"no serializer {name!r}: it is either misspelled or not installed "
-                             f"(installed: {known})")
+    raise UnknownPluginError(f"no serializer {name!r}: it is either misspelled or not installed (installed: {known})")
 
 
 def get_serializer_by_id(serializer_id: int) -> Any:
@@ -221,7 +227,8 @@ def get_transport(location: str) -> Any:
         if getattr(other, "priority", 0) == getattr(best, "priority", 0) and other_dist != dist:
             raise PluginConflictError(
                 f"location {location!r} is served by {best.__name__} from distribution {dist!r} and by "
-                f"{other.__name__} from distribution {other_dist!r} at the same priority")
+                f"{other.__name__} from distribution {other_dist!r} at the same priority"
+            )
     with _lock:
         instance = reg.instances.get(best)
         if instance is None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import struct
 import uuid
 import zlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .callcontext import current_context
 from .config import config
@@ -87,9 +88,17 @@ class SendingMessage:
 
     __slots__ = ("type", "flags", "seq", "serializer_id", "corr_id", "parts", "_data", "payload_offset")
 
-    def __init__(self, msgtype: int, flags: int, seq: int, serializer_id: int, payload: bytes | bytearray | memoryview,
-                 annotations: Mapping[str, bytes | bytearray | memoryview] | None = None,
-                 compress: bool | None = None, corr_id: uuid.UUID | bytes | None = None) -> None:
+    def __init__(
+        self,
+        msgtype: int,
+        flags: int,
+        seq: int,
+        serializer_id: int,
+        payload: bytes | bytearray | memoryview,
+        annotations: Mapping[str, bytes | bytearray | memoryview] | None = None,
+        compress: bool | None = None,
+        corr_id: uuid.UUID | bytes | None = None,
+    ) -> None:
         flags &= ~FLAGS_COMPRESSED
         if compress is None:
             compress = config.COMPRESSION
@@ -127,8 +136,19 @@ class SendingMessage:
         self.seq = seq
         self.serializer_id = serializer_id
         self.corr_id = raw_corr
-        header = _header.pack(b"PYRO", PROTOCOL_VERSION, msgtype, serializer_id, flags, seq & 0xFFFF,
-                              len(payload), ann_size, raw_corr, 0, MAGIC)
+        header = _header.pack(
+            b"PYRO",
+            PROTOCOL_VERSION,
+            msgtype,
+            serializer_id,
+            flags,
+            seq & 0xFFFF,
+            len(payload),
+            ann_size,
+            raw_corr,
+            0,
+            MAGIC,
+        )
         self.payload_offset = HEADER_SIZE + ann_size
         if len(payload) >= SCATTER_THRESHOLD:
             self._data: bytes | None = None
@@ -149,11 +169,13 @@ class SendingMessage:
         """The payload bytes as sent (compressed if the flag says so)."""
         if self._data is None:
             return memoryview(self.parts[1])
-        return memoryview(self._data)[self.payload_offset:]
+        return memoryview(self._data)[self.payload_offset :]
 
     def __repr__(self) -> str:
-        return (f"<SendingMessage type={self.type} flags={self.flags} seq={self.seq} "
-                f"ser={self.serializer_id} size={sum(len(p) for p in self.parts)}>")
+        return (
+            f"<SendingMessage type={self.type} flags={self.flags} seq={self.seq} "
+            f"ser={self.serializer_id} size={sum(len(p) for p in self.parts)}>"
+        )
 
 
 def validate_header_start(data: bytes) -> None:
@@ -163,7 +185,9 @@ def validate_header_start(data: bytes) -> None:
     if data[:4] != b"PYRO":
         raise ProtocolError("invalid data: not a PYRO message")
     if len(data) >= 6 and data[4:6] != _VERSION_BYTES:
-        raise ProtocolError(f"invalid protocol version: {int.from_bytes(data[4:6], 'big')} (expected {PROTOCOL_VERSION})")
+        raise ProtocolError(
+            f"invalid protocol version: {int.from_bytes(data[4:6], 'big')} (expected {PROTOCOL_VERSION})"
+        )
     if len(data) >= HEADER_SIZE and data[38:40] != _MAGIC_BYTES:
         raise ProtocolError(f"bad magic bytes {bytes(data[38:40])!r} in message header")
 
@@ -175,20 +199,42 @@ class ReceivingMessage:
     payload is decompressed if flagged, never beyond ``max_size``.
     """
 
-    __slots__ = ("type", "serializer_id", "flags", "seq", "data_size", "annotations_size", "corr_id",
-                 "annotations", "data", "max_size")
+    __slots__ = (
+        "type",
+        "serializer_id",
+        "flags",
+        "seq",
+        "data_size",
+        "annotations_size",
+        "corr_id",
+        "annotations",
+        "data",
+        "max_size",
+    )
 
     def __init__(self, header: bytes, payload: bytes | None = None, max_size: int | None = None) -> None:
         if len(header) != HEADER_SIZE:
             raise ProtocolError(f"header must be {HEADER_SIZE} bytes, got {len(header)}")
         if header[:6] != _VALID_START or header[38:40] != _MAGIC_BYTES:
             validate_header_start(header)
-        (_, _, self.type, self.serializer_id, self.flags, self.seq, self.data_size,
-         self.annotations_size, self.corr_id, _, _) = _header.unpack(header)
+        (
+            _,
+            _,
+            self.type,
+            self.serializer_id,
+            self.flags,
+            self.seq,
+            self.data_size,
+            self.annotations_size,
+            self.corr_id,
+            _,
+            _,
+        ) = _header.unpack(header)
         self.max_size = config.MAX_MESSAGE_SIZE if max_size is None else max_size
         if self.data_size + self.annotations_size > self.max_size:
-            raise MessageTooLargeError(f"message too large ({self.data_size + self.annotations_size}, "
-                                       f"max={self.max_size})")
+            raise MessageTooLargeError(
+                f"message too large ({self.data_size + self.annotations_size}, max={self.max_size})"
+            )
         self.annotations: dict[str, bytes] = {}
         self.data: Any = None
         if payload is not None:
@@ -204,8 +250,9 @@ class ReceivingMessage:
     def add_payload(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse the annotation chunks and the payload that follow the header."""
         if len(payload) != self.data_size + self.annotations_size:
-            raise ProtocolError(f"message body is {len(payload)} bytes, header announced "
-                                f"{self.data_size + self.annotations_size}")
+            raise ProtocolError(
+                f"message body is {len(payload)} bytes, header announced {self.data_size + self.annotations_size}"
+            )
         view = memoryview(payload)
         size = self.annotations_size
         pos = 0
@@ -219,7 +266,7 @@ class ReceivingMessage:
                 key = raw_key.decode("ascii")
             except UnicodeDecodeError:
                 raise ProtocolError("annotation id is not ascii") from None
-            self.annotations[key] = bytes(view[pos + 8:pos + 8 + length])
+            self.annotations[key] = bytes(view[pos + 8 : pos + 8 + length])
             pos += 8 + length
         data = view[size:] if size else payload
         if self.flags & FLAGS_COMPRESSED:
@@ -229,8 +276,10 @@ class ReceivingMessage:
         self.data = data
 
     def __repr__(self) -> str:
-        return (f"<ReceivingMessage type={self.type} flags={self.flags} seq={self.seq} "
-                f"ser={self.serializer_id} size={self.data_size}>")
+        return (
+            f"<ReceivingMessage type={self.type} flags={self.flags} seq={self.seq} "
+            f"ser={self.serializer_id} size={self.data_size}>"
+        )
 
 
 def decompress(data: bytes | bytearray | memoryview, max_size: int) -> bytes:
@@ -247,8 +296,9 @@ def decompress(data: bytes | bytearray | memoryview, max_size: int) -> bytes:
     return out
 
 
-def recv_message(connection: Any, accepted_types: Iterable[int] | None = None,
-                 max_size: int | None = None) -> ReceivingMessage:
+def recv_message(
+    connection: Any, accepted_types: Iterable[int] | None = None, max_size: int | None = None
+) -> ReceivingMessage:
     """Read one whole message from ``connection`` (anything with ``recv(n)`` returning exactly n bytes).
 
     Raises ProtocolError for a bad tag, version or magic, a message type not in
@@ -261,8 +311,9 @@ def recv_message(connection: Any, accepted_types: Iterable[int] | None = None,
     header = head + connection.recv(HEADER_SIZE - 6)
     msg = ReceivingMessage(header, max_size=max_size)
     if accepted_types is not None and msg.type not in accepted_types:
-        exc = ProtocolError(f"invalid msg type {msg.type} received (expected: "
-                            f"{','.join(str(t) for t in accepted_types)})")
+        exc = ProtocolError(
+            f"invalid msg type {msg.type} received (expected: {','.join(str(t) for t in accepted_types)})"
+        )
         exc.pyroMsg = msg  # type: ignore[attr-defined]
         raise exc
     msg.add_payload(connection.recv(msg.annotations_size + msg.data_size))

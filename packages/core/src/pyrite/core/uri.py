@@ -31,7 +31,7 @@ class URI:
 
     __slots__ = ("protocol", "object", "sockname", "host", "port")
 
-    def __init__(self, uri: "str | URI") -> None:
+    def __init__(self, uri: str | URI) -> None:
         if isinstance(uri, URI):
             self.__setstate__(uri.__getstate__())
             return
@@ -52,6 +52,7 @@ class URI:
             self._parse_location(location, None)
         elif self.protocol in ("PYRONAME", "PYROMETA"):
             from .config import config
+
             if self.protocol == "PYROMETA":
                 obj = {m.strip() for m in obj.split(",")}
             self._parse_location(location, config.NS_PORT)

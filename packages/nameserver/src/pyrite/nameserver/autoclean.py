@@ -56,7 +56,7 @@ class AutoCleaner(threading.Thread):
     min_autoclean_value = 3
     max_unreachable_time = 20.0
     loop_delay = 2.0
-    override_autoclean_min = False   # tests lower the minimum
+    override_autoclean_min = False  # tests lower the minimum
 
     def __init__(self, nameserver: Any) -> None:
         if config.NS_AUTOCLEAN <= 0:
@@ -68,7 +68,7 @@ class AutoCleaner(threading.Thread):
         self.period = float(config.NS_AUTOCLEAN)
         self.timeout = float(config.COMMTIMEOUT or 5.0)
         self.last_cleaned = time.monotonic()
-        self.unreachable: dict[str, float] = {}   # name -> since when
+        self.unreachable: dict[str, float] = {}  # name -> since when
         self._stopped = threading.Event()
 
     @property
@@ -89,20 +89,22 @@ class AutoCleaner(threading.Thread):
                 continue
             try:
                 self.clean()
-            except Exception:   # the cleaner must outlive any one bad round (e.g. a closed storage)
+            except Exception:  # the cleaner must outlive any one bad round (e.g. a closed storage)
                 log.exception("autoclean round failed")
             self.last_cleaned = time.monotonic()
 
     def clean(self) -> list[str]:
         """One round: check every registration, remove the ones unreachable for too long.
         Returns the names removed."""
-        entries = {name: uri for name, uri in self.nameserver.list().items()
-                   if name not in (DAEMON_NAME, NAMESERVER_NAME)}
+        entries = {
+            name: uri for name, uri in self.nameserver.list().items() if name not in (DAEMON_NAME, NAMESERVER_NAME)
+        }
         if not entries:
             self.unreachable.clear()
             return []
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_CHECKS, len(entries)),
-                                thread_name_prefix="pyrite-ns-autoclean-check") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(MAX_PARALLEL_CHECKS, len(entries)), thread_name_prefix="pyrite-ns-autoclean-check"
+        ) as pool:
             results = dict(zip(entries, pool.map(lambda u: _reachable(u, self.timeout), entries.values())))
         now = time.monotonic()
         removed = []
@@ -117,8 +119,7 @@ class AutoCleaner(threading.Thread):
                 continue
             since = self.unreachable.setdefault(name, now)
             if now - since >= self.max_unreachable_time:
-                log.info("autoclean: removing %s; no connection to %s for %.0f s", name, entries[name],
-                         now - since)
+                log.info("autoclean: removing %s; no connection to %s for %.0f s", name, entries[name], now - since)
                 del self.unreachable[name]
                 if self._remove_if_unchanged(name, entries[name]):
                     removed.append(name)

@@ -31,7 +31,7 @@ log = logging.getLogger("pyrite.nameserver")
 
 REQUEST = b"GET_NSURI"
 MAX_REPLIES_PER_SECOND = 200
-_POLL = 1.0   # how often a responder thread looks at its running flag
+_POLL = 1.0  # how often a responder thread looks at its running flag
 
 
 def _local_address_toward(peer: str) -> str | None:
@@ -48,7 +48,7 @@ def _local_address_toward(peer: str) -> str | None:
 class _EventAdapter:
     """What ``Daemon.combine()`` reads from a server it merges into its own loop."""
 
-    def __init__(self, bcserver: "BroadcastServer") -> None:
+    def __init__(self, bcserver: BroadcastServer) -> None:
         self.sockets = [bcserver]
 
     def events(self, eventobjects: Any) -> None:
@@ -98,7 +98,7 @@ class BroadcastServer:
         log.info("ns broadcast server created on %s", self.locationStr)
 
     @property
-    def sockets(self) -> list["BroadcastServer"]:
+    def sockets(self) -> list[BroadcastServer]:
         """The objects a selector waits on (this responder itself, via ``fileno()``)."""
         return [self]
 
@@ -140,7 +140,7 @@ class BroadcastServer:
         """Read one datagram (waiting at most a second) and answer it if it is ``GET_NSURI``."""
         try:
             data, addr = self.sock.recvfrom(64)
-        except (OSError, ValueError):   # timeout, closed socket, ICMP errors
+        except (OSError, ValueError):  # timeout, closed socket, ICMP errors
             return
         if data != REQUEST or not self._may_reply():
             return
@@ -159,10 +159,10 @@ class BroadcastServer:
         """Stop answering and release the port (a running thread ends within a second)."""
         self.running = False
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)   # wakes a thread blocked in recvfrom
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recvfrom
         self.sock.close()
 
-    def __enter__(self) -> "BroadcastServer":
+    def __enter__(self) -> BroadcastServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

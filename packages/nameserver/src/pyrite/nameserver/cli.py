@@ -23,7 +23,7 @@ from __future__ import annotations
 import signal
 import sys
 from argparse import ArgumentParser
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyrite.core.errors import PyroError
 
@@ -36,16 +36,22 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("-n", "--host", dest="host", help="address or host name to listen on (default: config.NS_HOST)")
     parser.add_argument("-p", "--port", dest="port", type=int, help="TCP port to listen on; 0 picks a free one")
     parser.add_argument("-u", "--unixsocket", help="listen on this Unix-domain socket path instead of TCP")
-    parser.add_argument("-s", "--storage", default="memory",
-                        help="where registrations live: 'memory' (default) or 'sql:FILE' for sqlite")
+    parser.add_argument(
+        "-s",
+        "--storage",
+        default="memory",
+        help="where registrations live: 'memory' (default) or 'sql:FILE' for sqlite",
+    )
     # -b/-c are pyrite's short forms; Pyro5 5.17 spells these only --bchost/--bcport
     parser.add_argument("-b", "--bchost", dest="bchost", help="address the broadcast responder binds to")
-    parser.add_argument("-c", "--bcport", dest="bcport", type=int,
-                        help="UDP port of the broadcast responder; 0 picks a free one")
+    parser.add_argument(
+        "-c", "--bcport", dest="bcport", type=int, help="UDP port of the broadcast responder; 0 picks a free one"
+    )
     parser.add_argument("--nathost", dest="nathost", help="host name clients use when behind NAT")
     parser.add_argument("--natport", dest="natport", type=int, help="port clients use when behind NAT")
-    parser.add_argument("-x", "--nobc", dest="enablebc", action="store_false", default=True,
-                        help="run without the broadcast responder")
+    parser.add_argument(
+        "-x", "--nobc", dest="enablebc", action="store_false", default=True, help="run without the broadcast responder"
+    )
     return parser
 
 
@@ -56,15 +62,24 @@ def _terminate(signum: int, frame: object) -> None:
 def main(args: Sequence[str] | None = None) -> int:
     """Parse the options and run the name server; returns the exit status."""
     options = make_parser().parse_args(args)
-    from .server import start_ns_loop   # imported here so --help works without a daemon
+    from .server import start_ns_loop  # imported here so --help works without a daemon
+
     try:
         signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:   # not in the main thread (e.g. called from a test thread)
+    except ValueError:  # not in the main thread (e.g. called from a test thread)
         pass
     try:
-        start_ns_loop(options.host, options.port, enableBroadcast=options.enablebc, bchost=options.bchost,
-                      bcport=options.bcport, unixsocket=options.unixsocket, nathost=options.nathost,
-                      natport=options.natport, storage=options.storage)
+        start_ns_loop(
+            options.host,
+            options.port,
+            enableBroadcast=options.enablebc,
+            bchost=options.bchost,
+            bcport=options.bcport,
+            unixsocket=options.unixsocket,
+            nathost=options.nathost,
+            natport=options.natport,
+            storage=options.storage,
+        )
     except KeyboardInterrupt:
         print("Name server stopped.")
         return 0

@@ -30,14 +30,25 @@ from __future__ import annotations
 import re
 import sys
 from argparse import ArgumentParser
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pyrite.core.errors import PyroError
 
 __all__ = ["main", "handle_command", "COMMANDS"]
 
-COMMANDS = ("list", "lookup", "register", "remove", "removematching", "listmatching",
-            "yplookup_all", "yplookup_any", "setmeta", "ping")
+COMMANDS = (
+    "list",
+    "lookup",
+    "register",
+    "remove",
+    "removematching",
+    "listmatching",
+    "yplookup_all",
+    "yplookup_any",
+    "setmeta",
+    "ping",
+)
 
 
 def _tags(metadata: Any) -> str:
@@ -66,7 +77,7 @@ def _matches_everything(pattern: str) -> bool:
     try:
         return re.match(pattern, "") is not None
     except re.error:
-        return False   # the name server reports the invalid pattern
+        return False  # the name server reports the invalid pattern
 
 
 def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
@@ -122,7 +133,7 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
                 return
             try:
                 count = namesrv.remove(regex=pattern, everything=True)
-            except TypeError:   # a Pyro5 name server: no such flag, and no guard to lift
+            except TypeError:  # a Pyro5 name server: no such flag, and no guard to lift
                 count = namesrv.remove(regex=pattern)
         else:
             if not _ask(f"This may remove many registrations matching {pattern!r}. Continue (y/n)?"):
@@ -146,9 +157,16 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
         _print_list(namesrv.yplookup(meta_any=args, return_metadata=True), " - metadata query")
 
     commands: dict[str, Callable[[], None]] = {
-        "ping": cmd_ping, "list": cmd_list, "listmatching": cmd_listmatching, "lookup": cmd_lookup,
-        "register": cmd_register, "remove": cmd_remove, "removematching": cmd_removematching,
-        "setmeta": cmd_setmeta, "yplookup_all": cmd_yplookup_all, "yplookup_any": cmd_yplookup_any,
+        "ping": cmd_ping,
+        "list": cmd_list,
+        "listmatching": cmd_listmatching,
+        "lookup": cmd_lookup,
+        "register": cmd_register,
+        "remove": cmd_remove,
+        "removematching": cmd_removematching,
+        "setmeta": cmd_setmeta,
+        "yplookup_all": cmd_yplookup_all,
+        "yplookup_any": cmd_yplookup_any,
     }
     try:
         commands[cmd]()
@@ -162,10 +180,12 @@ def handle_command(namesrv: Any, cmd: str, args: Sequence[str]) -> None:
 def make_parser() -> ArgumentParser:
     """The argument parser of ``pyrite-nsc``."""
     parser = ArgumentParser(prog="pyrite-nsc", description="pyrite name server control utility.")
-    parser.add_argument("-n", "--host", dest="host", default="",
-                        help="name server host (default: find it by broadcast or config)")
-    parser.add_argument("-p", "--port", dest="port", type=int,
-                        help="name server port; without -n, the broadcast port to ask on")
+    parser.add_argument(
+        "-n", "--host", dest="host", default="", help="name server host (default: find it by broadcast or config)"
+    )
+    parser.add_argument(
+        "-p", "--port", dest="port", type=int, help="name server port; without -n, the broadcast port to ask on"
+    )
     parser.add_argument("-u", "--unixsocket", help="reach the name server on this Unix-domain socket")
     parser.add_argument("-v", "--verbose", action="store_true", dest="verbose", help="say more about what happens")
     parser.add_argument("command", choices=COMMANDS)
@@ -176,6 +196,7 @@ def main(args: Sequence[str] | None = None) -> int:
     """Parse the command line, find the name server, run the command; returns the exit status."""
     options, command_args = make_parser().parse_known_args(args)
     from pyrite.core.naming import locate_ns
+
     if options.verbose:
         print("Looking for the name server...")
     where = f"./u:{options.unixsocket}" if options.unixsocket else options.host
@@ -195,7 +216,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 return 2
             raise
         except Exception:
-            return 1   # handle_command printed the error
+            return 1  # handle_command printed the error
     if options.verbose:
         print("Done.")
     return 0

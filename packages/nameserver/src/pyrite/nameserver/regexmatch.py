@@ -46,8 +46,7 @@ else:  # pragma: no cover - Python 3.10
     import sre_constants as _c
     import sre_parse as _p
 
-__all__ = ["MAX_PATTERN_LENGTH", "TIMEOUT", "MAX_WORKERS", "compile_regex", "is_linear", "filter_names",
-           "shutdown"]
+__all__ = ["MAX_PATTERN_LENGTH", "TIMEOUT", "MAX_WORKERS", "compile_regex", "is_linear", "filter_names", "shutdown"]
 
 MAX_PATTERN_LENGTH = 1000
 """Longest regex pattern a client may send, in characters."""
@@ -74,8 +73,11 @@ def compile_regex(regex: Any) -> re.Pattern[str]:
 # --- static analysis: which patterns cannot backtrack badly --------------------------------
 
 _SINGLE_CHAR = frozenset((_c.LITERAL, _c.NOT_LITERAL, _c.ANY, _c.IN))
-_REPEATS = frozenset(op for op in (getattr(_c, "MAX_REPEAT", None), getattr(_c, "MIN_REPEAT", None),
-                                   getattr(_c, "POSSESSIVE_REPEAT", None)) if op is not None)
+_REPEATS = frozenset(
+    op
+    for op in (getattr(_c, "MAX_REPEAT", None), getattr(_c, "MIN_REPEAT", None), getattr(_c, "POSSESSIVE_REPEAT", None))
+    if op is not None
+)
 
 
 def _fixed_width(items: Any) -> bool:
@@ -140,9 +142,13 @@ class _Worker:
     """One matcher process, with a reader thread that hands its replies over a queue."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER_CODE],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, close_fds=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _WORKER_CODE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
         self.replies: queue.Queue[bytes | None] = queue.Queue()
         threading.Thread(target=self._read_replies, name="pyrite-ns-regex-reader", daemon=True).start()
 
@@ -167,7 +173,7 @@ class _Worker:
         assert self.proc.stdin is not None
         self.proc.stdin.write(len(payload).to_bytes(4, "big") + payload)
         self.proc.stdin.flush()
-        reply = self.replies.get(timeout=timeout)   # queue.Empty when the time is up
+        reply = self.replies.get(timeout=timeout)  # queue.Empty when the time is up
         if reply is None:
             raise OSError("regex worker ended unexpectedly")
         return marshal.loads(reply)
@@ -197,27 +203,29 @@ class _Pool:
 
     def match(self, pattern: str, names: list[str]) -> list[int]:
         if self.unavailable:
-            raise NamingError(f"regex {pattern!r} is too complex to match here without a time bound "
-                              f"(no matcher process: {self.unavailable}); use a simpler pattern")
+            raise NamingError(
+                f"regex {pattern!r} is too complex to match here without a time bound "
+                f"(no matcher process: {self.unavailable}); use a simpler pattern"
+            )
         timeout = TIMEOUT
         if not self._slots.acquire(timeout=timeout):
             raise NamingError("the name server is busy with other regex queries; try again")
         try:
-            for attempt in (1, 2):   # an idle worker may have died meanwhile: then once more with a new one
+            for attempt in (1, 2):  # an idle worker may have died meanwhile: then once more with a new one
                 with self._lock:
                     worker = self._idle.pop() if self._idle else None
                 if worker is None:
                     try:
                         worker = _Worker()
                     except (OSError, ValueError) as exc:
-                        raise NamingError(f"regex {pattern!r} needs a matcher process, which cannot start: "
-                                          f"{exc}") from None
+                        raise NamingError(
+                            f"regex {pattern!r} needs a matcher process, which cannot start: {exc}"
+                        ) from None
                 try:
                     result = worker.match(pattern, names, timeout)
                 except queue.Empty:
                     worker.kill()
-                    raise NamingError(f"regex {pattern!r} took longer than {timeout:g} s to match; "
-                                      f"refused") from None
+                    raise NamingError(f"regex {pattern!r} took longer than {timeout:g} s to match; refused") from None
                 except (OSError, ValueError, EOFError) as exc:
                     worker.kill()
                     if attempt == 2:

@@ -57,7 +57,9 @@ def _check_name(name: Any, what: str = "name") -> None:
 def _tag_set(metadata: Any, what: str = "metadata") -> set[str]:
     """A client's collection of tags as a set of str (TypeError for a str or a non-iterable)."""
     if isinstance(metadata, (str, bytes)):
-        raise TypeError(f"{what} must be a collection of strings such as a set or list, not a single {type(metadata).__name__}")
+        raise TypeError(
+            f"{what} must be a collection of strings such as a set or list, not a single {type(metadata).__name__}"
+        )
     try:
         tags = set(metadata)
     except TypeError:
@@ -127,8 +129,9 @@ class NameServer:
                 raise NamingError(f"name not registered: {name}") from None
             self.storage[name] = uri, tags
 
-    def remove(self, name: str | None = None, prefix: str | None = None, regex: str | None = None,
-               everything: bool = False) -> int:
+    def remove(
+        self, name: str | None = None, prefix: str | None = None, regex: str | None = None, everything: bool = False
+    ) -> int:
         """Remove registrations; returns how many were removed.
 
         Give one of: an exact ``name``; a ``prefix``; a ``regex`` (``re.match``).
@@ -154,8 +157,10 @@ class NameServer:
                 names = builtins.list(self.storage)
             victims, matches_all = regexmatch.filter_names(rx, names)
             if matches_all and not everything:
-                raise NamingError(f"regex {regex!r} matches every name; to remove all registrations "
-                                  f"call remove(regex=..., everything=True)")
+                raise NamingError(
+                    f"regex {regex!r} matches every name; to remove all registrations "
+                    f"call remove(regex=..., everything=True)"
+                )
         elif everything:
             with self.lock:
                 victims = builtins.list(self.storage)
@@ -167,8 +172,9 @@ class NameServer:
                 self.storage.remove_items(present)
         return len(present)
 
-    def list(self, prefix: str | None = None, regex: str | None = None,
-             return_metadata: bool = False) -> dict[str, Any]:
+    def list(
+        self, prefix: str | None = None, regex: str | None = None, return_metadata: bool = False
+    ) -> dict[str, Any]:
         """The registrations as ``{name: uri string}`` (or ``{name: (uri, metadata set)}``),
         optionally only the names starting with ``prefix`` or matching ``regex``."""
         if prefix and regex:
@@ -178,8 +184,11 @@ class NameServer:
             with self.lock:
                 result = self.storage.optimized_prefix_list(prefix, return_metadata)
                 if result is None:
-                    result = {name: entry for name, entry in self.storage.everything(return_metadata).items()
-                              if name.startswith(prefix)}
+                    result = {
+                        name: entry
+                        for name, entry in self.storage.everything(return_metadata).items()
+                        if name.startswith(prefix)
+                    }
         elif regex:
             rx = regexmatch.compile_regex(regex)
             with self.lock:
@@ -195,8 +204,9 @@ class NameServer:
                 result = self.storage.everything(return_metadata)
         return self._fresh_sets(result) if return_metadata else result
 
-    def yplookup(self, meta_all: Iterable[str] | None = None, meta_any: Iterable[str] | None = None,
-                 return_metadata: bool = True) -> dict[str, Any]:
+    def yplookup(
+        self, meta_all: Iterable[str] | None = None, meta_any: Iterable[str] | None = None, return_metadata: bool = True
+    ) -> dict[str, Any]:
         """Yellow pages: the registrations having *all* tags of ``meta_all``, or *any* tag of
         ``meta_any`` (not both).  Values are ``(uri, metadata set)`` unless ``return_metadata``
         is false (then just the uri string)."""
@@ -207,17 +217,21 @@ class NameServer:
             with self.lock:
                 result = self.storage.optimized_metadata_search(metadata_all=tags, return_metadata=return_metadata)
                 if result is None:
-                    result = {name: (uri, meta) if return_metadata else uri
-                              for name, (uri, meta) in self.storage.everything(return_metadata=True).items()
-                              if tags.issubset(meta or ())}
+                    result = {
+                        name: (uri, meta) if return_metadata else uri
+                        for name, (uri, meta) in self.storage.everything(return_metadata=True).items()
+                        if tags.issubset(meta or ())
+                    }
         elif meta_any:
             tags = _tag_set(meta_any, "metadata_any")
             with self.lock:
                 result = self.storage.optimized_metadata_search(metadata_any=tags, return_metadata=return_metadata)
                 if result is None:
-                    result = {name: (uri, meta) if return_metadata else uri
-                              for name, (uri, meta) in self.storage.everything(return_metadata=True).items()
-                              if not tags.isdisjoint(meta or ())}
+                    result = {
+                        name: (uri, meta) if return_metadata else uri
+                        for name, (uri, meta) in self.storage.everything(return_metadata=True).items()
+                        if not tags.isdisjoint(meta or ())
+                    }
         else:
             return {}
         return self._fresh_sets(result) if return_metadata else result

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
@@ -50,12 +51,19 @@ class NameServerDaemon(Daemon):
     thread runs too (``cleaner_thread``).
     """
 
-    def __init__(self, host: Any = None, port: int | None = None, unixsocket: str | None = None,
-                 nathost: Any = None, natport: int | None = None, storage: Any = None) -> None:
+    def __init__(
+        self,
+        host: Any = None,
+        port: int | None = None,
+        unixsocket: str | None = None,
+        nathost: Any = None,
+        natport: int | None = None,
+        storage: Any = None,
+    ) -> None:
         if host is None:
             host = config.HOST
         elif not isinstance(host, str):
-            host = str(host)   # an ipaddress object
+            host = str(host)  # an ipaddress object
         if port is None:
             port = config.NS_PORT
         if nathost is None:
@@ -101,7 +109,7 @@ class NameServerDaemon(Daemon):
         super().close()
         self._release_nameserver()
 
-    def __enter__(self) -> "NameServerDaemon":
+    def __enter__(self) -> NameServerDaemon:
         if self.nameserver is None:
             raise PyroError("this name server daemon is closed and cannot be entered again")
         return self
@@ -120,8 +128,14 @@ def _is_loopback(host: str) -> bool:
     return host.startswith("127.") or host in ("localhost", "::1")
 
 
-def _broadcast_server(daemon: NameServerDaemon, unixsocket: str | None, enableBroadcast: bool,
-                      bchost: Any, bcport: int | None, say: Callable[[str], None] | None) -> BroadcastServer | None:
+def _broadcast_server(
+    daemon: NameServerDaemon,
+    unixsocket: str | None,
+    enableBroadcast: bool,
+    bchost: Any,
+    bcport: int | None,
+    say: Callable[[str], None] | None,
+) -> BroadcastServer | None:
     """A broadcast responder for the daemon, or None where Pyro5 would not start one."""
     if unixsocket or not enableBroadcast:
         return None
@@ -139,9 +153,17 @@ def _broadcast_server(daemon: NameServerDaemon, unixsocket: str | None, enableBr
     return BroadcastServer(internal, bchost, bcport)
 
 
-def start_ns(host: Any = None, port: int | None = None, enableBroadcast: bool = True, bchost: Any = None,
-             bcport: int | None = None, unixsocket: str | None = None, nathost: Any = None,
-             natport: int | None = None, storage: Any = None) -> tuple[URI, NameServerDaemon, BroadcastServer | None]:
+def start_ns(
+    host: Any = None,
+    port: int | None = None,
+    enableBroadcast: bool = True,
+    bchost: Any = None,
+    bcport: int | None = None,
+    unixsocket: str | None = None,
+    nathost: Any = None,
+    natport: int | None = None,
+    storage: Any = None,
+) -> tuple[URI, NameServerDaemon, BroadcastServer | None]:
     """Create a name server daemon (and a broadcast responder where it makes sense) without
     running them.  Returns ``(nsUri, daemon, broadcastServer or None)``; run
     ``daemon.requestLoop()`` and ``broadcastServer.runInThread()`` (or ``daemon.combine``) yourself."""
@@ -154,12 +176,21 @@ def start_ns(host: Any = None, port: int | None = None, enableBroadcast: bool = 
     return URI(daemon.uriFor(NAMESERVER_NAME)), daemon, bcserver
 
 
-def start_ns_loop(host: Any = None, port: int | None = None, enableBroadcast: bool = True, bchost: Any = None,
-                  bcport: int | None = None, unixsocket: str | None = None, nathost: Any = None,
-                  natport: int | None = None, storage: Any = None,
-                  loopCondition: Callable[[], bool] = lambda: True) -> None:
+def start_ns_loop(
+    host: Any = None,
+    port: int | None = None,
+    enableBroadcast: bool = True,
+    bchost: Any = None,
+    bcport: int | None = None,
+    unixsocket: str | None = None,
+    nathost: Any = None,
+    natport: int | None = None,
+    storage: Any = None,
+    loopCondition: Callable[[], bool] = lambda: True,
+) -> None:
     """Run a name server until ``loopCondition()`` is false or the daemon is shut down,
     printing where it listens."""
+
     def say(text: str) -> None:
         print(text)
 
@@ -175,7 +206,7 @@ def start_ns_loop(host: Any = None, port: int | None = None, enableBroadcast: bo
             bcserver.runInThread()
         assert daemon.nameserver is not None
         existing = daemon.nameserver.count()
-        if existing > 1:   # the name server's own entry does not count
+        if existing > 1:  # the name server's own entry does not count
             say(f"Persistent store contains {existing} existing registrations.")
         say(f"NS running on {daemon.locationStr} ({hostip})")
         if getattr(daemon, "natLocationStr", None):

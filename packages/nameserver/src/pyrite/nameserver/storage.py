@@ -54,9 +54,12 @@ class MemoryStorage(dict):
         """Not optimized: the name server filters ``everything()``."""
         return None
 
-    def optimized_metadata_search(self, metadata_all: Iterable[str] | None = None,
-                                  metadata_any: Iterable[str] | None = None,
-                                  return_metadata: bool = False) -> dict[str, Any] | None:
+    def optimized_metadata_search(
+        self,
+        metadata_all: Iterable[str] | None = None,
+        metadata_any: Iterable[str] | None = None,
+        return_metadata: bool = False,
+    ) -> dict[str, Any] | None:
         """Not optimized: the name server filters ``everything()``."""
         return None
 
@@ -103,8 +106,9 @@ class SqlStorage(MutableMapping):
         self.dbfile = dbfile
         self._lock = threading.RLock()
         # autocommit mode (isolation_level=None): transactions are opened explicitly below
-        self._db: sqlite3.Connection | None = sqlite3.connect(dbfile, check_same_thread=False,
-                                                              isolation_level=None, timeout=10.0)
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            dbfile, check_same_thread=False, isolation_level=None, timeout=10.0
+        )
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -136,7 +140,7 @@ class SqlStorage(MutableMapping):
     class _Tx:
         """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK on error) under the storage lock."""
 
-        def __init__(self, storage: "SqlStorage") -> None:
+        def __init__(self, storage: SqlStorage) -> None:
             self.storage = storage
 
         def __enter__(self) -> sqlite3.Connection:
@@ -159,7 +163,7 @@ class SqlStorage(MutableMapping):
             finally:
                 self.storage._lock.release()
 
-    def _transaction(self) -> "SqlStorage._Tx":
+    def _transaction(self) -> SqlStorage._Tx:
         return SqlStorage._Tx(self)
 
     def _read(self, what: str, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -182,8 +186,11 @@ class SqlStorage(MutableMapping):
             found = self._read("metadata", "SELECT object, metadata FROM pyro_metadata")
         else:
             marks = ",".join("?" * len(rows))
-            found = self._read("metadata", f"SELECT object, metadata FROM pyro_metadata WHERE object IN ({marks})",
-                               [dbid for dbid, _, _ in rows])
+            found = self._read(
+                "metadata",
+                f"SELECT object, metadata FROM pyro_metadata WHERE object IN ({marks})",
+                [dbid for dbid, _, _ in rows],
+            )
         for dbid, tag in found:
             if dbid in meta:
                 meta[dbid].add(tag)
@@ -212,8 +219,10 @@ class SqlStorage(MutableMapping):
                 self._delete(db, name)
                 cursor = db.execute("INSERT INTO pyro_names(name, uri) VALUES(?,?)", (name, uri))
                 if metadata:
-                    db.executemany("INSERT INTO pyro_metadata(object, metadata) VALUES(?,?)",
-                                   [(cursor.lastrowid, tag) for tag in set(metadata)])
+                    db.executemany(
+                        "INSERT INTO pyro_metadata(object, metadata) VALUES(?,?)",
+                        [(cursor.lastrowid, tag) for tag in set(metadata)],
+                    )
         except sqlite3.DatabaseError as exc:
             raise NamingError(f"sqlite error in setitem: {exc}") from exc
 
@@ -249,32 +258,42 @@ class SqlStorage(MutableMapping):
     def optimized_prefix_list(self, prefix: str, return_metadata: bool = False) -> dict[str, Any]:
         """Registrations whose name starts with ``prefix`` (case-sensitive, no wildcards)."""
         with self._lock:
-            rows = self._read("prefix list", "SELECT id, name, uri FROM pyro_names WHERE substr(name, 1, ?) = ?",
-                              (len(prefix), prefix))
+            rows = self._read(
+                "prefix list",
+                "SELECT id, name, uri FROM pyro_names WHERE substr(name, 1, ?) = ?",
+                (len(prefix), prefix),
+            )
             return self._with_metadata(rows, return_metadata)
 
     def optimized_regex_list(self, regex: str, return_metadata: bool = False) -> dict[str, Any] | None:
         """Not optimized: the name server matches regexes itself (with a time bound)."""
         return None
 
-    def optimized_metadata_search(self, metadata_all: Iterable[str] | None = None,
-                                  metadata_any: Iterable[str] | None = None,
-                                  return_metadata: bool = False) -> dict[str, Any]:
+    def optimized_metadata_search(
+        self,
+        metadata_all: Iterable[str] | None = None,
+        metadata_any: Iterable[str] | None = None,
+        return_metadata: bool = False,
+    ) -> dict[str, Any]:
         """Registrations having all of ``metadata_all``, or any of ``metadata_any``."""
         if metadata_any:
             tags = sorted(set(metadata_any))
             marks = ",".join("?" * len(tags))
-            sql = (f"SELECT id, name, uri FROM pyro_names WHERE id IN "
-                   f"(SELECT object FROM pyro_metadata WHERE metadata IN ({marks}))")
+            sql = (
+                f"SELECT id, name, uri FROM pyro_names WHERE id IN "
+                f"(SELECT object FROM pyro_metadata WHERE metadata IN ({marks}))"
+            )
             params: list[Any] = list(tags)
         else:
             tags = sorted(set(metadata_all or ()))
             if not tags:
                 return {}
             marks = ",".join("?" * len(tags))
-            sql = (f"SELECT id, name, uri FROM pyro_names WHERE id IN "
-                   f"(SELECT object FROM pyro_metadata WHERE metadata IN ({marks}) "
-                   f"GROUP BY object HAVING COUNT(DISTINCT metadata)=?)")
+            sql = (
+                f"SELECT id, name, uri FROM pyro_names WHERE id IN "
+                f"(SELECT object FROM pyro_metadata WHERE metadata IN ({marks}) "
+                f"GROUP BY object HAVING COUNT(DISTINCT metadata)=?)"
+            )
             params = [*tags, len(tags)]
         with self._lock:
             return self._with_metadata(self._read("metadata search", sql, params), return_metadata)
@@ -282,8 +301,9 @@ class SqlStorage(MutableMapping):
     def everything(self, return_metadata: bool = False) -> dict[str, Any]:
         """Every registration: ``name -> uri`` or ``name -> (uri, metadata)``."""
         with self._lock:
-            return self._with_metadata(self._read("everything", "SELECT id, name, uri FROM pyro_names"),
-                                       return_metadata)
+            return self._with_metadata(
+                self._read("everything", "SELECT id, name, uri FROM pyro_names"), return_metadata
+            )
 
     def remove_items(self, items: Iterable[str]) -> None:
         """Remove the given names in one transaction; names that are not there are ignored."""

@@ -43,8 +43,9 @@ def lookup(nameserver: Any, name: str, return_metadata: bool = False, delay_time
     return nameserver.lookup(name, return_metadata)
 
 
-def yplookup(nameserver: Any, meta_all: Any = None, meta_any: Any = None, return_metadata: bool = True,
-             delay_time: float = 0) -> Any:
+def yplookup(
+    nameserver: Any, meta_all: Any = None, meta_any: Any = None, return_metadata: bool = True, delay_time: float = 0
+) -> Any:
     """``nameserver.yplookup(meta_all, meta_any, return_metadata)``, retried for up to
     ``delay_time`` seconds while nothing matches."""
     delay_time = delay_time or config.NS_LOOKUP_DELAY

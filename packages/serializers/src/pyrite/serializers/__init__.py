@@ -18,5 +18,11 @@ unregister_class_to_dict = SerializerBase.unregister_class_to_dict
 register_dict_to_class = SerializerBase.register_dict_to_class
 unregister_dict_to_class = SerializerBase.unregister_dict_to_class
 
-__all__ = ["SerializerBase", "register_class_to_dict", "unregister_class_to_dict", "register_dict_to_class",
-           "unregister_dict_to_class", "__version__"]
+__all__ = [
+    "SerializerBase",
+    "register_class_to_dict",
+    "unregister_class_to_dict",
+    "register_dict_to_class",
+    "unregister_dict_to_class",
+    "__version__",
+]

@@ -24,7 +24,8 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from pyrite.core.errors import PyroError, SerializeError
 
@@ -175,8 +176,12 @@ class SerializerBase:
     def _plain_converter_for(self, t: type) -> Callable[[Any], Any]:
         """The conversion of ``t`` ignoring type replacements: a user converter, this
         serializer's own rule, a protocol class, or the object's state."""
-        return (converters.custom_class_to_dict(t) or self._builtin_converter(t)
-                or converters.protocol_class_to_dict(t) or converters.generic_to_dict)
+        return (
+            converters.custom_class_to_dict(t)
+            or self._builtin_converter(t)
+            or converters.protocol_class_to_dict(t)
+            or converters.generic_to_dict
+        )
 
     def _resolve_converter(self, t: type) -> Callable[[Any], Any]:
         plain = self._plain_converter_for(t)
@@ -193,6 +198,7 @@ class SerializerBase:
             if type(new) in native:
                 return new
             return plain_for(type(new))(new)
+
         return replaced
 
     def _recreate(self, value: Any) -> Any:
@@ -262,5 +268,5 @@ def has_classkey(data: bytes | bytearray | memoryview) -> bool:
     """True if ``__class__`` occurs in the raw data: without it no class dict can be in there."""
     t = type(data)
     if t is bytes or t is bytearray:
-        return data.find(b"__class__") >= 0    # find() is much quicker than the "in" operator here
-    return _find_classkey(data) is not None    # searches a memoryview without copying it
+        return data.find(b"__class__") >= 0  # find() is much quicker than the "in" operator here
+    return _find_classkey(data) is not None  # searches a memoryview without copying it

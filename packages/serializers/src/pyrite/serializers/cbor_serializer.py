@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import array
 import datetime
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cbor2  # a missing library is an ImportError: the plugin registry turns it into the pip hint
-
 from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
@@ -63,6 +63,7 @@ def _timedelta(obj: datetime.timedelta) -> cbor2.CBORTag:
 def _refuse(tag: int) -> Callable[[Any, bool], Any]:
     def refuse(value: Any, immutable: bool) -> Any:
         raise SerializeError(f"refused CBOR tag {tag}")
+
     return refuse
 
 
@@ -94,7 +95,10 @@ def _encode_array(encoder: Any, obj: array.array) -> None:
 # cbor2 writes these by itself, but not the way pyrite wants: these take precedence
 _ENCODERS = {datetime.datetime: _encode_datetime, array.array: _encode_array}
 _SEMANTIC_DECODERS = {
-    28: _refuse(28), 29: _refuse(29), 35: _refuse(35), 36: _refuse(36),
+    28: _refuse(28),
+    29: _refuse(29),
+    35: _refuse(35),
+    36: _refuse(36),
     TAG_NAIVE_DATETIME: _decode_naive_datetime,
     TAG_TIME: _decode_time,
     TAG_TIMEDELTA: _decode_timedelta,
@@ -110,8 +114,9 @@ class CborSerializer(SerializerBase):
 
     name = "cbor2"
     serializer_id = 5
-    _native_types = frozenset({str, int, float, bool, type(None), list, tuple, dict, bytes, bytearray,
-                               set, frozenset, complex, cbor2.CBORTag})
+    _native_types = frozenset(
+        {str, int, float, bool, type(None), list, tuple, dict, bytes, bytearray, set, frozenset, complex, cbor2.CBORTag}
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -154,8 +159,9 @@ class CborSerializer(SerializerBase):
     def _decode(self, data: bytes | bytearray | memoryview) -> Any:
         try:
             if has_classkey(data):
-                return cbor2.loads(data, object_hook=self._object_hook, tag_hook=_unknown_tag,
-                                   semantic_decoders=_SEMANTIC_DECODERS)
+                return cbor2.loads(
+                    data, object_hook=self._object_hook, tag_hook=_unknown_tag, semantic_decoders=_SEMANTIC_DECODERS
+                )
             return cbor2.loads(data, tag_hook=_unknown_tag, semantic_decoders=_SEMANTIC_DECODERS)
         except cbor2.CBORDecodeError as x:
             # cbor2 wraps what our hooks raise; give back pyrite's own error (e.g. SecurityError)

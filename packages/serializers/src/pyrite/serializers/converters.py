@@ -28,7 +28,8 @@ import builtins
 import struct
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core import errors
 from pyrite.core.errors import ERROR_CLASSES, ExceptionWrapper, PyroError, SecurityError, SerializeError
@@ -46,7 +47,7 @@ ERRORS_PREFIX = "Pyro5.errors."
 # The registries are replaced, never mutated, so readers need no lock and can
 # iterate them while another thread registers something (copy-on-write).
 _write_lock = threading.Lock()
-_class_to_dict: dict[type, tuple[ClassToDict, bool]] = {}   # class -> (converter, serpent_too)
+_class_to_dict: dict[type, tuple[ClassToDict, bool]] = {}  # class -> (converter, serpent_too)
 _dict_to_class: dict[str, DictToClass] = {}
 
 # Bumped on every registry change; serializers drop their per-type caches when it moves.
@@ -118,6 +119,7 @@ def custom_class_to_dict(t: type, serpent: bool = False) -> ClassToDict | None:
 
 
 # ---------------------------------------------------------------- writing
+
 
 def exception_classname(t: type) -> str:
     """The wire name of an exception class: Pyro5's names for pyrite errors, ``module.Name`` otherwise."""
@@ -207,11 +209,12 @@ def generic_to_dict(obj: Any) -> dict:
     except TypeError:
         slots = getattr(obj, "__slots__", None)
         if slots is None:
-            raise SerializeError(f"don't know how to serialize class {t}: "
-                                 "give it vars() or an appropriate __getstate__") from None
+            raise SerializeError(
+                f"don't know how to serialize class {t}: give it vars() or an appropriate __getstate__"
+            ) from None
         value = {slot: getattr(obj, slot) for slot in ((slots,) if isinstance(slots, str) else slots)}
     if "_pyroDaemon" in value:
-        value["_pyroDaemon"] = None    # as Pyro5: a registered object is sent without its daemon
+        value["_pyroDaemon"] = None  # as Pyro5: a registered object is sent without its daemon
     value["__class__"] = _classname(obj)
     return value
 
@@ -224,6 +227,7 @@ def class_to_dict(obj: Any) -> dict:
 
 
 # ---------------------------------------------------------------- reading
+
 
 def make_exception(exception_type: type[BaseException], data: dict) -> BaseException:
     """Rebuild an exception of a known, safe type from its class dict."""
@@ -255,8 +259,10 @@ def _set_attributes(exc: BaseException, attributes: Any) -> None:
 
 def _refused_exception(classname: str, data: dict) -> PyroError:
     args = data.get("args", ())
-    exc = PyroError(f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; "
-                    "pyrite does not rebuild exceptions that are not Exception subclasses")
+    exc = PyroError(
+        f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; "
+        "pyrite does not rebuild exceptions that are not Exception subclasses"
+    )
     attributes = data.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("_pyroTraceback"), list):
         exc._pyroTraceback = attributes["_pyroTraceback"]  # type: ignore[attr-defined]
@@ -282,6 +288,7 @@ def _exception_from_dict(classname: str, data: dict) -> BaseException:
             return make_exception(t, data)
     elif namespace == "sqlite3" and short.endswith("Error"):
         import sqlite3
+
         t = getattr(sqlite3, short, None)
         if isinstance(t, type) and issubclass(t, Exception):
             return make_exception(t, data)
@@ -377,7 +384,7 @@ def dict_to_class(data: dict) -> Any:
     if classname == WRAPPER_CLASSNAME:
         return wrapper_from_dict(classname, data, dict_to_class)
     if classname.startswith(ERRORS_PREFIX):
-        error_type = ERROR_CLASSES.get(classname[len(ERRORS_PREFIX):])
+        error_type = ERROR_CLASSES.get(classname[len(ERRORS_PREFIX) :])
         if error_type is None:
             raise SerializeError(f"no converter for serialized class {classname}")
         return make_exception(error_type, data)
@@ -389,6 +396,14 @@ def dict_to_class(data: dict) -> Any:
 
 
 __all__ = [
-    "register_class_to_dict", "unregister_class_to_dict", "register_dict_to_class", "unregister_dict_to_class",
-    "class_to_dict", "dict_to_class", "exception_to_dict", "exception_classname", "make_exception", "errors",
+    "register_class_to_dict",
+    "unregister_class_to_dict",
+    "register_dict_to_class",
+    "unregister_dict_to_class",
+    "class_to_dict",
+    "dict_to_class",
+    "exception_to_dict",
+    "exception_classname",
+    "make_exception",
+    "errors",
 ]

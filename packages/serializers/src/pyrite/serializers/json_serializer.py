@@ -17,7 +17,8 @@ import datetime
 import decimal
 import json
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core.errors import SerializeError
 
@@ -55,7 +56,7 @@ class JsonSerializer(SerializerBase):
             return tuple
         if issubclass(t, (uuid.UUID, decimal.Decimal)):
             return str
-        if issubclass(t, datetime.date):     # datetime.datetime is a date too
+        if issubclass(t, datetime.date):  # datetime.datetime is a date too
             return t.isoformat
         if issubclass(t, array.array):
             return _array

@@ -39,8 +39,10 @@ _SWAP = {0x28: 0x01, 0x5B: 0x01, 0x6C: 0x01, 0xA8: 0x81, 0xDB: 0xC2, 0xEC: 0xE2}
 # One substitution per header byte; the lookahead keeps the size bytes in place.  Swaps
 # never turn a nonzero byte into zero, so applying them one after another finds the
 # same candidates as a single pass would.
-_SWAPPERS = [(re.compile(re.escape(bytes([code])) + rb"(?=[\x00-\xff]{3}[\x01-\xff])", re.S), bytes([swap]))
-             for code, swap in _SWAP.items()]
+_SWAPPERS = [
+    (re.compile(re.escape(bytes([code])) + rb"(?=[\x00-\xff]{3}[\x01-\xff])", re.S), bytes([swap]))
+    for code, swap in _SWAP.items()
+]
 _SUB_LIMIT = 1 << 24
 
 # Large data is walked first, exactly, with a bound on the steps: a few big strings or
@@ -70,12 +72,12 @@ def check(data: bytes | bytearray | memoryview) -> None:
     copy = None
     while match is not None:
         pos = match.start()
-        declared = int.from_bytes(data[pos + 1:pos + 5], "little")
+        declared = int.from_bytes(data[pos + 1 : pos + 5], "little")
         if declared > size - pos:
             if copy is None:
                 copy = bytearray(data)
             copy[pos] = _SWAP[copy[pos]]
-        match = search(data, pos + 1)     # one byte on: header candidates may overlap
+        match = search(data, pos + 1)  # one byte on: header candidates may overlap
     if copy is not None:
         _check_copy(copy, data, size)
 
@@ -102,12 +104,12 @@ def _scan(data: bytes | bytearray | memoryview, size: int, budget: int = -1) -> 
         data = data.cast("B")
     pos = 0
     refs = 0
-    stack: list[int] = [1]     # values still expected per level; -1: a dict, until '0'
+    stack: list[int] = [1]  # values still expected per level; -1: a dict, until '0'
 
     def length(at: int) -> int:
         if at + 4 > size:
             raise SerializeError("truncated marshal data")
-        return int.from_bytes(bytes(data[at:at + 4]), "little", signed=True)
+        return int.from_bytes(bytes(data[at : at + 4]), "little", signed=True)
 
     while stack:
         if budget == 0:

@@ -23,7 +23,8 @@ import datetime
 import decimal
 import marshal
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core.errors import SerializeError
 
@@ -31,7 +32,7 @@ from . import marshal_guard
 from .base import SerializerBase
 
 _SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
-_BASICS = (str, int, float, complex, bytes)   # their subclasses become the base type
+_BASICS = (str, int, float, complex, bytes)  # their subclasses become the base type
 
 
 def _array(obj: array.array) -> Any:
@@ -110,7 +111,7 @@ class MarshalSerializer(SerializerBase):
 
     def dumps(self, data: Any) -> bytes:
         if type(data) is array.array:
-            data = _array(data)      # as Pyro5: a top-level array travels as a list
+            data = _array(data)  # as Pyro5: a top-level array travels as a list
         try:
             return marshal.dumps(data)
         except ValueError:

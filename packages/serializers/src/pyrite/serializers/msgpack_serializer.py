@@ -28,10 +28,10 @@ import datetime
 import decimal
 import struct
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgpack  # a missing library is an ImportError: the plugin registry turns it into the pip hint
-
 from pyrite.core.errors import SerializeError
 
 from .base import SerializerBase, has_classkey
@@ -102,7 +102,7 @@ class MsgpackSerializer(SerializerBase):
             return _ext_datetime
         if issubclass(t, datetime.date):
             return _ext_date
-        if issubclass(t, int):            # only too large ints reach default
+        if issubclass(t, int):  # only too large ints reach default
             return _ext_bigint
         if issubclass(t, array.array):
             return _array

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import ast
 import gc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import serpent
-
 from pyrite.core.config import config
 from pyrite.core.errors import SerializeError
 
@@ -91,6 +91,7 @@ class _Writer(serpent.Serializer):
 def _dict_hook(converter: Callable[[Any], dict]) -> Hook:
     def write(writer: serpent.Serializer, obj: Any, out: list, level: int) -> None:
         writer.ser_builtins_dict(converter(obj), out, level)
+
     return write
 
 
@@ -103,6 +104,7 @@ def _replacement_hook(replace: Callable[[Any], Any], same: Hook | None) -> Hook:
             same(writer, obj, out, level)
         else:
             writer.ser_default_class(obj, out, level)
+
     return write
 
 
@@ -232,7 +234,8 @@ class _Reader:
                 if k is None:
                     raise ValueError("malformed serpent data: dict unpacking")
                 result[k.value if type(k) is _Constant else value(k, False)] = (
-                    v.value if type(v) is _Constant else value(v, inner))
+                    v.value if type(v) is _Constant else value(v, inner)
+                )
             return self.to_object(result) if is_class else result
         if t is _Set:
             return {n.value if type(n) is _Constant else value(n, False) for n in node.elts}
@@ -243,10 +246,19 @@ class _Reader:
         elif t is ast.BinOp and type(node.op) in (ast.Add, ast.Sub):
             left = value(node.left, False)
             right = node.right
-            if (type(left) in (int, float) and not isinstance(node.left, ast.BinOp)
-                    and type(right) is _Constant and type(right.value) is complex):
+            if (
+                type(left) in (int, float)
+                and not isinstance(node.left, ast.BinOp)
+                and type(right) is _Constant
+                and type(right.value) is complex
+            ):
                 return left + right.value if type(node.op) is ast.Add else left - right.value
-        elif (t is ast.Call and type(node.func) is ast.Name and node.func.id == "set"
-              and not node.args and not node.keywords):
+        elif (
+            t is ast.Call
+            and type(node.func) is ast.Name
+            and node.func.id == "set"
+            and not node.args
+            and not node.keywords
+        ):
             return set()
         raise ValueError(f"malformed serpent data: {type(node).__name__} is not a literal")

@@ -35,7 +35,8 @@ import socket
 import ssl
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError, ConnectionClosedError, TimeoutError
@@ -56,11 +57,21 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _POSIX = os.name == "posix"
 
 # accept() failures that concern one incoming connection only (it died before we took it).
-_ACCEPT_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EAGAIN, errno.EWOULDBLOCK,
-                     errno.EINTR, getattr(errno, "ENETDOWN", -1), getattr(errno, "ENOPROTOOPT", -1),
-                     getattr(errno, "EHOSTDOWN", -1), getattr(errno, "ENONET", -1),
-                     getattr(errno, "EHOSTUNREACH", -1), getattr(errno, "EOPNOTSUPP", -1),
-                     getattr(errno, "ENETUNREACH", -1)}
+_ACCEPT_TRANSIENT = {
+    errno.ECONNABORTED,
+    errno.EPROTO,
+    errno.EPERM,
+    errno.EAGAIN,
+    errno.EWOULDBLOCK,
+    errno.EINTR,
+    getattr(errno, "ENETDOWN", -1),
+    getattr(errno, "ENOPROTOOPT", -1),
+    getattr(errno, "EHOSTDOWN", -1),
+    getattr(errno, "ENONET", -1),
+    getattr(errno, "EHOSTUNREACH", -1),
+    getattr(errno, "EOPNOTSUPP", -1),
+    getattr(errno, "ENETUNREACH", -1),
+}
 # accept() failures that mean the listening socket itself is gone.
 _LISTENER_GONE = {errno.EBADF, errno.EINVAL, errno.ENOTSOCK}
 
@@ -99,12 +110,11 @@ class SocketConnection:
     context-manager support.  Made by the transports; not usually built directly.
     """
 
-    __slots__ = ("_sock", "_rbuf", "_rpos", "_timeout", "_closed", "_flags", "_tls", "_local", "_peer",
-                 "_close_lock")
+    __slots__ = ("_sock", "_rbuf", "_rpos", "_timeout", "_closed", "_flags", "_tls", "_local", "_peer", "_close_lock")
 
     def __init__(self, sock: socket.socket, timeout: float | None = None) -> None:
         self._sock = sock
-        self._rbuf = b""      # read-ahead bytes; the unread part starts at _rpos
+        self._rbuf = b""  # read-ahead bytes; the unread part starts at _rpos
         self._rpos = 0
         self._closed = False
         self._tls = isinstance(sock, ssl.SSLSocket)
@@ -279,7 +289,7 @@ class SocketConnection:
         """True once ``close()`` was called."""
         return self._closed
 
-    def __enter__(self) -> "SocketConnection":
+    def __enter__(self) -> SocketConnection:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -330,7 +340,8 @@ class SocketConnection:
                     if self._closed:
                         raise ConnectionClosedError("receiving: connection is closed")
                     raise ConnectionClosedError(
-                        f"receiving: connection closed by the peer after {have} of {size} bytes")
+                        f"receiving: connection closed by the peer after {have} of {size} bytes"
+                    )
                 parts.append(chunk)
                 have += len(chunk)
         except (OSError, ValueError) as exc:
@@ -352,7 +363,7 @@ class SocketConnection:
         view = memoryview(block)
         have = len(self._rbuf) - self._rpos
         if have > 0:
-            view[:have] = memoryview(self._rbuf)[self._rpos:]
+            view[:have] = memoryview(self._rbuf)[self._rpos :]
         self._rbuf = b""
         self._rpos = 0
         sock = self._sock
@@ -364,7 +375,8 @@ class SocketConnection:
                     if self._closed:
                         raise ConnectionClosedError("receiving: connection is closed")
                     raise ConnectionClosedError(
-                        f"receiving: connection closed by the peer after {have} of {size} bytes")
+                        f"receiving: connection closed by the peer after {have} of {size} bytes"
+                    )
                 have += count
         except (OSError, ValueError) as exc:
             # keep what was read so a retry after a timeout resumes the stream intact
@@ -426,10 +438,14 @@ class SocketListener:
     ``socket``, context-manager support.
     """
 
-    def __init__(self, sock: socket.socket, location: str,
-                 wrap: Callable[[socket.socket], socket.socket] | None = None,
-                 on_close: Callable[[], None] | None = None,
-                 configure: Callable[[socket.socket], None] | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        location: str,
+        wrap: Callable[[socket.socket], socket.socket] | None = None,
+        on_close: Callable[[], None] | None = None,
+        configure: Callable[[socket.socket], None] | None = None,
+    ) -> None:
         self._sock = sock
         self._location = location
         self._wrap = wrap
@@ -525,7 +541,7 @@ class SocketListener:
         """True once ``close()`` was called."""
         return self._closed
 
-    def __enter__(self) -> "SocketListener":
+    def __enter__(self) -> SocketListener:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

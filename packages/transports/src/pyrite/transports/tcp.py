@@ -83,8 +83,7 @@ def _resolve(host: str, port: int, passive: bool) -> list[tuple[Any, ...]]:
         if family == socket.AF_INET and prefer == 4:
             with contextlib.suppress(socket.gaierror):
                 # no IPv4 address for this name: Pyro5 then takes whatever the system offers
-                return socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM,
-                                          socket.IPPROTO_TCP, flags)
+                return socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, socket.IPPROTO_TCP, flags)
         raise CommunicationError(f"cannot resolve host {host!r}: {exc}") from exc
 
 
@@ -184,7 +183,9 @@ class TcpTransport:
         real = format_location(host or bound[0], bound[1])
         wrap = None
         if context is not None:
+
             def wrap(client: socket.socket, _context: ssl.SSLContext = context) -> socket.socket:
                 # no handshake here: it completes in the connection's first read, under its timeout
                 return _context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+
         return SocketListener(sock, real, wrap=wrap, configure=_configure_accepted)

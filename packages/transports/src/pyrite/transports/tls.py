@@ -31,7 +31,8 @@ import os
 import ssl
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError
@@ -56,6 +57,7 @@ def _password(value: str, item: str) -> str | Callable[[], str] | None:
 
     def refuse() -> str:
         raise CommunicationError(f"the TLS private key is encrypted but config.{item} is not set")
+
     return refuse
 
 
@@ -67,8 +69,9 @@ def _load_chain(context: ssl.SSLContext, cert: str, key: str, password: str, pre
     try:
         context.load_cert_chain(cert, key or None, _password(password, f"SSL_{prefix}KEYPASSWD"))
     except ssl.SSLError as exc:
-        raise CommunicationError(f"cannot load the TLS certificate/key {cert!r}"
-                                 f"{' / ' + repr(key) if key else ''}: {exc}") from exc
+        raise CommunicationError(
+            f"cannot load the TLS certificate/key {cert!r}{' / ' + repr(key) if key else ''}: {exc}"
+        ) from exc
 
 
 def _load_cacerts(context: ssl.SSLContext, cacerts: str) -> None:
@@ -87,15 +90,22 @@ def _load_cacerts(context: ssl.SSLContext, cacerts: str) -> None:
 
 def server_context() -> ssl.SSLContext:
     """The context a TLS listener wraps accepted connections with (from the current config)."""
-    key = ("server", config.SSL_SERVERCERT, config.SSL_SERVERKEY, config.SSL_SERVERKEYPASSWD,
-           config.SSL_CACERTS, bool(config.SSL_REQUIRECLIENTCERT))
+    key = (
+        "server",
+        config.SSL_SERVERCERT,
+        config.SSL_SERVERKEY,
+        config.SSL_SERVERKEYPASSWD,
+        config.SSL_CACERTS,
+        bool(config.SSL_REQUIRECLIENTCERT),
+    )
     with _lock:
         context = _cache.get(key)
         if context is not None:
             return context
         if not config.SSL_SERVERCERT:
-            raise CommunicationError("config.SSL is on but config.SSL_SERVERCERT is not set: "
-                                     "a TLS server needs a certificate")
+            raise CommunicationError(
+                "config.SSL is on but config.SSL_SERVERCERT is not set: a TLS server needs a certificate"
+            )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         _load_chain(context, config.SSL_SERVERCERT, config.SSL_SERVERKEY, config.SSL_SERVERKEYPASSWD, "SERVER")
         _load_cacerts(context, config.SSL_CACERTS)

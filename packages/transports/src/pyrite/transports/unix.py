@@ -27,7 +27,8 @@ import os
 import socket
 import stat
 import sys
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 from pyrite.core.errors import CommunicationError, TimeoutError
 
@@ -43,7 +44,7 @@ _STALE_PROBE_TIMEOUT = 1.0
 def _path(location: str) -> str:
     if not isinstance(location, str) or not location.startswith(PREFIX) or len(location) == len(PREFIX):
         raise ValueError(f"not a Unix socket location (./u:path): {location!r}")
-    path = location[len(PREFIX):]
+    path = location[len(PREFIX) :]
     if path.startswith("\0") and not _ABSTRACT_OK:
         raise ValueError(f"abstract Unix socket names need Linux: {location!r}")
     return path
@@ -140,5 +141,5 @@ def _remover(path: str, device: int, inode: int) -> Callable[[], None]:
             info = os.stat(path)
             if info.st_dev == device and info.st_ino == inode:
                 os.unlink(path)
-    return remove
 
+    return remove

@@ -26,21 +26,22 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import protocol
 from ..config import config
 from ..connection import ClientConnection
-from ..errors import (ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError,
-                      TimeoutError as PyroTimeoutError)
+from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
+from ..errors import TimeoutError as PyroTimeoutError
 
 log = logging.getLogger("pyrite.core.engines")
 
-READ_SIZE = 64 * 1024            # one read while no payload size is known yet
-BIG_READ_SIZE = 1024 * 1024      # largest single read while a big payload streams in
+READ_SIZE = 64 * 1024  # one read while no payload size is known yet
+BIG_READ_SIZE = 1024 * 1024  # largest single read while a big payload streams in
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
-SHUTDOWN_WAIT = 2.0              # how long shutdown()/close() wait for a running loop to notice
-DEFAULT_POLL = 2.0               # select timeout when config.POLLTIMEOUT is unset
+SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
+DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
 
 Frame = tuple[protocol.ReceivingMessage, bytes]
 
@@ -93,19 +94,19 @@ class FrameReader:
         end = len(data)
         if self._msg is None and not self._head and end > protocol.HEADER_SIZE:
             # the usual case: one whole message arrived in one read
-            msg = protocol.ReceivingMessage(data[:protocol.HEADER_SIZE])
+            msg = protocol.ReceivingMessage(data[: protocol.HEADER_SIZE])
             if protocol.HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                return [(msg, data[protocol.HEADER_SIZE:])]
+                return [(msg, data[protocol.HEADER_SIZE :])]
         frames: list[Frame] = []
         pos = 0
         while pos < end:
             if self._msg is None:
                 if self._head:
                     take = min(protocol.HEADER_SIZE - len(self._head), end - pos)
-                    head = self._head + data[pos:pos + take]
+                    head = self._head + data[pos : pos + take]
                     pos += take
                 elif end - pos >= protocol.HEADER_SIZE:
-                    head = data[pos:pos + protocol.HEADER_SIZE]
+                    head = data[pos : pos + protocol.HEADER_SIZE]
                     pos += protocol.HEADER_SIZE
                 else:
                     head = data[pos:]
@@ -127,7 +128,7 @@ class FrameReader:
                 self._have = 0
                 self._chunks = []
             take = min(self._need - self._have, end - pos)
-            self._chunks.append(data if (pos == 0 and take == end) else data[pos:pos + take])
+            self._chunks.append(data if (pos == 0 and take == end) else data[pos : pos + take])
             self._have += take
             pos += take
             if self._have == self._need:
@@ -177,6 +178,7 @@ if hasattr(select, "poll"):
         poller.register(fd, _POLL_READ)
         return bool(poller.poll(timeout * 1000.0))
 else:  # pragma: no cover - Windows
+
     def wait_readable(fd: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
         readable, _, broken = select.select([fd], [], [fd], timeout)
@@ -534,8 +536,9 @@ class SelectorEngine:
             if not data:
                 if frames:
                     break  # serve what came before the end; the next read sees the end again
-                raise ConnectionClosedError("client closed the connection" +
-                                            (" in the middle of a message" if reader.partial else ""))
+                raise ConnectionClosedError(
+                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
+                )
             frames += reader.feed(data)
             budget -= len(data)
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
@@ -575,8 +578,13 @@ class SelectorEngine:
         elif isinstance(exc, OSError):
             log.debug("%s: connection from %s failed: %s", self, peer, exc)
         else:
-            log.warning("%s: closing connection from %s after error: %s", self, peer, exc,
-                        exc_info=(type(exc), exc, exc.__traceback__))
+            log.warning(
+                "%s: closing connection from %s after error: %s",
+                self,
+                peer,
+                exc,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
 
     def _drop(self, client: Client) -> None:
         """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
@@ -609,10 +617,17 @@ class SelectorEngine:
             log.debug("%s: daemon could not refuse: %s", self, exc)
         try:
             from .. import plugins
+
             serializer = plugins.get_serializer_by_id(msg.serializer_id)
-            reply = protocol.SendingMessage(protocol.MSG_CONNECTFAIL, 0, msg.seq, msg.serializer_id,
-                                            serializer.dumps(reason), compress=False,
-                                            corr_id=msg.correlation_id)
+            reply = protocol.SendingMessage(
+                protocol.MSG_CONNECTFAIL,
+                0,
+                msg.seq,
+                msg.serializer_id,
+                serializer.dumps(reason),
+                compress=False,
+                corr_id=msg.correlation_id,
+            )
             protocol.send_message(client.conn, reply)
         except Exception as exc:
             log.debug("%s: could not send refusal: %s", self, exc)

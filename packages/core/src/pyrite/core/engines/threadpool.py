@@ -26,13 +26,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..config import config
 from ..errors import ConnectionClosedError
 from .base import Client, Frame, SelectorEngine, log, wait_readable
 
-LINGER = 0.1          # seconds a worker waits for a client's next request before handing it back
+LINGER = 0.1  # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
 IDLE_WORKER_TIMEOUT = 30.0  # seconds an extra worker (above THREADPOOL_SIZE_MIN) waits for work
 REFUSAL = "server busy: no free worker thread for a new client (raise THREADPOOL_SIZE)"
@@ -63,8 +64,8 @@ class WorkerPool:
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...], bool]] = deque()
         self._refusable_queued = 0  # queued jobs that count against queue_limit
-        self._waiting = 0          # workers blocked waiting for work (including ones notified, not yet running)
-        self._starting = 0         # workers started that have not looked at the queue yet
+        self._waiting = 0  # workers blocked waiting for work (including ones notified, not yet running)
+        self._starting = 0  # workers started that have not looked at the queue yet
         self._workers: set[threading.Thread] = set()
         self._closed = False
         self._counter = 0
@@ -190,8 +191,9 @@ class ThreadPoolEngine(SelectorEngine):
         return self._pool
 
     def __repr__(self) -> str:
-        return (f"<ThreadPoolEngine on {self.location}; {len(self._clients)} connections, "
-                f"{self._pool.num_workers} workers>")
+        return (
+            f"<ThreadPoolEngine on {self.location}; {len(self._clients)} connections, {self._pool.num_workers} workers>"
+        )
 
     # ----- selector thread
 
@@ -293,8 +295,9 @@ class ThreadPoolEngine(SelectorEngine):
                 flowing = False
                 continue
             if not data:
-                raise ConnectionClosedError("client closed the connection" +
-                                            (" in the middle of a message" if reader.partial else ""))
+                raise ConnectionClosedError(
+                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
+                )
             frames = reader.feed(data)
             if frames:
                 return frames
