@@ -9,14 +9,28 @@ from __future__ import annotations
 import types
 from typing import Any
 
-LIBRARIES = ("pyro5", "pyrite")
+LIBRARIES = ("pyro5", "pyrite", "raw")
 
 
 def load(name: str) -> types.SimpleNamespace:
     """The API of library ``name`` ("pyro5" or "pyrite") as one namespace.
 
     Holds Proxy, BatchProxy, Daemon, expose, oneway, config and version.
+    "raw" is the raw-socket floor (``_raw.py``): no library, no BatchProxy.
     """
+    if name == "raw":
+        import _raw
+
+        return types.SimpleNamespace(
+            name=name,
+            version=_raw.version,
+            Proxy=_raw.RawProxy,
+            BatchProxy=None,
+            Daemon=_raw.RawDaemon,
+            expose=_raw.expose,
+            oneway=_raw.oneway,
+            config=_raw.config,
+        )
     if name == "pyro5":
         import Pyro5
         import Pyro5.api as api

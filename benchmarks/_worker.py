@@ -4,9 +4,11 @@ Usage: ``python _worker.py LIBRARY CONFIG_JSON``
 
 Reads one JSON command per line on stdin, answers one JSON line on stdout:
 
-- ``{"cmd": "prepare", "workload": W, "uri": U, "serializer": S, "size": N}``:
+- ``{"cmd": "prepare", "workload": W, "uri": U, "serializer": S, "size": N, "threads": T}``:
   connect, check the workload gives the right answer, warm up; answers
-  ``{"ok": true}``.
+  ``{"ok": true}``.  ``size`` is the payload size for echo and the calls per
+  batch for batch (default 100); with ``threads`` > 1 the process runs T
+  client threads, each with its own proxy.
 - ``{"cmd": "go", "start": T, "duration": D}``: wait until monotonic time T
   (shared by all processes on the host), run the workload until T + D, answer
   ``{"ok": true, "ops": n, "units": u, "t0": ..., "t1": ..., "cpu": s}``;
@@ -38,7 +40,11 @@ class Workload:
 
     def __init__(self, lib, kind: str, uri: str, serializer: str, size: int) -> None:
         self.lib, self.kind, self.uri, self.serializer = lib, kind, uri, serializer
-        self.payload = os.urandom(size) if kind == "echo" else b""
+        self.payload: bytes | str = os.urandom(size) if kind == "echo" else b""
+        if kind == "echo" and serializer == "json":
+            # JSON has no bytes type (neither library sends bytes with it): echo text instead
+            self.payload = os.urandom(size // 2).hex()
+        self.batch_size = size or BATCH_SIZE
         self.proxy = None
         if kind != "connect":
             self.proxy = self._new_proxy()
@@ -57,10 +63,10 @@ class Workload:
             assert self.proxy is None or answer == 7, answer
         elif self.kind == "batch":
             batch = self.lib.BatchProxy(self.proxy)
-            for i in range(BATCH_SIZE):
+            for i in range(self.batch_size):
                 batch.ping(i)
             results = list(batch())
-            assert results == list(range(BATCH_SIZE)), results[:5]
+            assert results == list(range(self.batch_size)), results[:5]
         elif self.kind == "echo":
             answer = self.proxy.echo(self.payload)
             if isinstance(answer, dict):  # serpent's bytes are base64 in a dict, in both libraries
@@ -82,11 +88,11 @@ class Workload:
             return 1
         if kind == "batch":
             batch = self.lib.BatchProxy(self.proxy)
-            for _ in range(BATCH_SIZE):
+            for _ in range(self.batch_size):
                 batch.ping(42)
             for _ in batch():
                 pass
-            return BATCH_SIZE
+            return self.batch_size
         if kind == "echo":
             self.proxy.echo(self.payload)
             return len(self.payload)
@@ -96,6 +102,14 @@ class Workload:
             proxy._pyroRelease()
             return 1
         raise ValueError(f"unknown workload {kind!r}")
+
+    def warm_up(self, seconds: float) -> None:
+        if self.kind != "echo":  # for echo, check() was a full-size call already
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                self.step()
+        if self.kind == "oneway":
+            self.proxy.ping(0)
 
     def run(self, start: float, duration: float) -> dict:
         delay = start - time.monotonic()
@@ -125,6 +139,63 @@ class Workload:
             self.proxy = None
 
 
+class ThreadedWorkload:
+    """The same workload on several client threads of this process, each with its own proxy."""
+
+    def __init__(self, lib, kind: str, uri: str, serializer: str, size: int, threads: int) -> None:
+        self.kind = kind
+        self.parts = [Workload(lib, kind, uri, serializer, size) for _ in range(threads)]
+        for part in self.parts:
+            # a proxy belongs to the thread that uses it (Pyro5's rule, both libraries)
+            if part.proxy is not None and hasattr(part.proxy, "_pyroClaimOwnership"):
+                part.proxy._pyroRelease()
+
+    def _each(self, method: str, *args) -> list:
+        results: list = [None] * len(self.parts)
+        errors: list = []
+
+        def work(i: int, part: Workload) -> None:
+            try:
+                if part.proxy is not None and hasattr(part.proxy, "_pyroClaimOwnership"):
+                    part.proxy._pyroClaimOwnership()
+                results[i] = getattr(part, method)(*args)
+            except Exception:
+                errors.append(traceback.format_exc(limit=6))
+
+        threads = [threading.Thread(target=work, args=(i, p)) for i, p in enumerate(self.parts)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        if errors:
+            raise RuntimeError(errors[0])
+        return results
+
+    def check(self) -> None:
+        self._each("check")
+
+    def warm_up(self, seconds: float) -> None:
+        self._each("warm_up", seconds)
+
+    def run(self, start: float, duration: float) -> dict:
+        cpu0 = time.process_time()
+        parts = self._each("run", start, duration)
+        cpu = time.process_time() - cpu0
+        return {
+            "ops": sum(p["ops"] for p in parts),
+            "units": sum(p["units"] for p in parts),
+            "t0": min(p["t0"] for p in parts),
+            "t1": max(p["t1"] for p in parts),
+            "cpu": cpu,
+        }
+
+    def close(self) -> None:
+        for part in self.parts:
+            if part.proxy is not None and hasattr(part.proxy, "_pyroClaimOwnership"):
+                part.proxy._pyroClaimOwnership()
+            part.close()
+
+
 def main() -> None:
     libname, settings = sys.argv[1], json.loads(sys.argv[2])
     killer = threading.Timer(MAX_LIFETIME, os._exit, (3,))
@@ -142,7 +213,7 @@ def main() -> None:
         answer({"ok": False, "error": f"cannot load {libname}: {exc!r}"})
         return
     answer({"ok": True, "version": lib.version})
-    workload: Workload | None = None
+    workload: Workload | ThreadedWorkload | None = None
     for line in sys.stdin:
         command = json.loads(line)
         try:
@@ -151,16 +222,11 @@ def main() -> None:
             if command["cmd"] == "prepare":
                 if workload:
                     workload.close()
-                workload = Workload(
-                    lib, command["workload"], command["uri"], command["serializer"], command.get("size", 0)
-                )
+                args = (lib, command["workload"], command["uri"], command["serializer"], command.get("size", 0))
+                threads = command.get("threads", 1)
+                workload = ThreadedWorkload(*args, threads) if threads > 1 else Workload(*args)
                 workload.check()
-                if workload.kind != "echo":  # for echo, check() was a full-size call already
-                    end = time.monotonic() + command.get("warmup", WARMUP_SECONDS)
-                    while time.monotonic() < end:
-                        workload.step()
-                if workload.kind == "oneway":
-                    workload.proxy.ping(0)
+                workload.warm_up(command.get("warmup", WARMUP_SECONDS))
                 answer({"ok": True})
             elif command["cmd"] == "go":
                 assert workload is not None, "go before prepare"

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-LIBRARIES = ("pyro5", "pyrite")
-LABELS = {"pyro5": "Pyro5", "pyrite": "pyrite"}
+LIBRARIES = ("pyro5", "pyrite", "raw")
+LABELS = {"pyro5": "Pyro5", "pyrite": "pyrite", "raw": "raw floor"}
 MB = 1_000_000
 ECHO_SIZE = 10 * MB
 
@@ -52,6 +52,8 @@ class Row:
     clients: int = 1
     size: int = 0
     time_factor: float = 1.0  # relative run length (few large calls need longer)
+    threads: int = 1  # client threads per client process, each with its own proxy
+    raw: bool = False  # the raw-socket floor (_raw.py) has this workload too
 
     @property
     def unit(self) -> str:
@@ -59,17 +61,46 @@ class Row:
 
 
 ROWS = [
-    Row("serpent", "small calls, serpent", "call", "serpent"),
-    Row("json", "small calls, json", "call", "json"),
-    Row("marshal", "small calls, marshal", "call", "marshal"),
-    Row("msgpack", "small calls, msgpack", "call", "msgpack"),
+    Row("serpent", "small calls, serpent", "call", "serpent", raw=True),
+    Row("json", "small calls, json", "call", "json", raw=True),
+    Row("marshal", "small calls, marshal", "call", "marshal", raw=True),
+    Row("msgpack", "small calls, msgpack", "call", "msgpack", raw=True),
     Row("oneway", "oneway calls, serpent", "oneway", "serpent"),
-    Row("batch", "batch calls (100 per batch), serpent", "batch", "serpent"),
-    Row("echo-marshal", "10 MB bytes echo, marshal", "echo", "marshal", size=ECHO_SIZE, time_factor=2.0),
+    Row("batch", "batch calls (100 per batch), serpent", "batch", "serpent", size=100),
+    Row("batch1000", "batch calls (1,000 per batch), serpent", "batch", "serpent", size=1000),
+    Row("echo1m-marshal", "1 MB bytes echo, marshal", "echo", "marshal", size=MB, raw=True),
+    Row("echo-marshal", "10 MB bytes echo, marshal", "echo", "marshal", size=ECHO_SIZE, time_factor=2.0, raw=True),
+    Row("echo-msgpack", "10 MB bytes echo, msgpack", "echo", "msgpack", size=ECHO_SIZE, time_factor=2.0, raw=True),
     Row("echo-serpent", "10 MB bytes echo, serpent (base64)", "echo", "serpent", size=ECHO_SIZE, time_factor=2.0),
-    Row("thread8", "8 client processes, SERVERTYPE thread, serpent", "call", "serpent", "thread", clients=8),
-    Row("multiplex8", "8 client processes, SERVERTYPE multiplex, serpent", "call", "serpent", "multiplex", clients=8),
-    Row("connect", "new connections (connect+handshake+call+close), serpent", "connect", "serpent"),
+    Row("echo-json", "10 MB text echo, json", "echo", "json", size=ECHO_SIZE, time_factor=2.0),
+    Row("thread8", "8 client processes, SERVERTYPE thread, serpent", "call", "serpent", "thread", clients=8, raw=True),
+    Row(
+        "multiplex8",
+        "8 client processes, SERVERTYPE multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        clients=8,
+        raw=True,
+    ),
+    Row(
+        "threads8",
+        "8 client threads in one process, SERVERTYPE thread, serpent",
+        "call",
+        "serpent",
+        threads=8,
+        raw=True,
+    ),
+    Row(
+        "threads8-multiplex",
+        "8 client threads in one process, SERVERTYPE multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        threads=8,
+        raw=True,
+    ),
+    Row("connect", "new connections (connect+handshake+call+close), serpent", "connect", "serpent", raw=True),
 ]
 
 
@@ -157,7 +188,8 @@ class Child:
 
     def log_tail(self) -> str:
         try:
-            self._log.flush()
+            if not self._log.closed:
+                self._log.flush()
             with open(self.log_path) as f:
                 tail = f.read()[-1500:]
         except OSError:
@@ -242,6 +274,7 @@ class Bench:
             "uri": uri,
             "serializer": row.serializer,
             "size": row.size,
+            "threads": row.threads,
         }
         for child in clients:
             child.send(prepare)
@@ -363,7 +396,7 @@ def run(args: argparse.Namespace) -> dict:
                 for rnd in range(rounds):
                     order = libs if rnd % 2 == 0 else list(reversed(libs))
                     for lib in order:
-                        if lib in errors:
+                        if lib in errors or (lib == "raw" and not row.raw):
                             continue
                         try:
                             samples[lib].append(bench.measure(row, lib, base * row.time_factor))
@@ -380,9 +413,11 @@ def run(args: argparse.Namespace) -> dict:
                     "clients": row.clients,
                 }
                 for lib in libs:
+                    if lib == "raw" and not row.raw:
+                        continue
                     entry[lib] = {"samples": samples[lib], **summarize(samples[lib]), "error": errors.get(lib)}
                 results["rows"].append(entry)
-                line = "  ".join(f"{lib}={fmt(entry[lib][args.stat], row.unit)}" for lib in libs)
+                line = "  ".join(f"{lib}={fmt(entry[lib][args.stat], row.unit)}" for lib in libs if lib in entry)
                 print(f"  {row.name}: {line}", file=sys.stderr)
         finally:
             bench.close()
@@ -390,26 +425,37 @@ def run(args: argparse.Namespace) -> dict:
     return results
 
 
-def table(results: dict, cpu: bool = False) -> str:
-    """The results as a markdown table (``cpu``: add CPU-per-call columns)."""
+def table(results: dict, cpu: bool = True) -> str:
+    """The results as a markdown table: each library's throughput, pyrite / Pyro5, the raw-socket
+    floor and pyrite / raw where the row has one, and (``cpu``) CPU per call of each library."""
     stat = results.get("stat", "median")
     versions = results.get("versions", {})
     libs = [lib for lib in LIBRARIES if any(lib in r for r in results["rows"])]
-    both = len(libs) == 2
-    head = ["row"] + [f"{LABELS[lib]} {versions.get(lib, '')}".strip() for lib in libs]
+    libraries = [lib for lib in libs if lib != "raw"]
+    both = "pyro5" in libs and "pyrite" in libs
+    head = ["row"] + [f"{LABELS[lib]} {versions.get(lib, '')}".strip() for lib in libraries]
     if both:
-        head.append("ratio")
+        head.append("pyrite / Pyro5")
+    if "raw" in libs:
+        head += [LABELS["raw"], "pyrite / raw"]
     if cpu:
-        head += [f"{LABELS[lib]} CPU/call (client + server)" for lib in libs]
+        head += [f"{LABELS[lib]} CPU/call (client + server)" for lib in libraries]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+
+    def value(r: dict, lib: str) -> float | None:
+        return r[lib][stat] if lib in r else None
+
     for r in results["rows"]:
-        cells = [r["title"]] + [fmt(r[lib][stat], r["unit"]) for lib in libs]
+        cells = [r["title"]] + [fmt(value(r, lib), r["unit"]) for lib in libraries]
         if both:
-            a, b = r["pyro5"][stat], r["pyrite"][stat]
+            a, b = value(r, "pyro5"), value(r, "pyrite")
             cells.append(f"{b / a:.2f}" if a and b else "n/a")
+        if "raw" in libs:
+            raw, mine = value(r, "raw"), value(r, "pyrite")
+            cells += [fmt(raw, r["unit"]) if "raw" in r else "–", f"{mine / raw:.2f}" if raw and mine else "–"]
         if cpu:
             prefix = "best_" if stat == "best" else ""
-            cells += [fmt_cpu(r[lib][prefix + "client_cpu_us"], r[lib][prefix + "server_cpu_us"]) for lib in libs]
+            cells += [fmt_cpu(r[lib][prefix + "client_cpu_us"], r[lib][prefix + "server_cpu_us"]) for lib in libraries]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -418,7 +464,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short round per row (smoke test)")
     parser.add_argument("--rows", help="comma-separated row names: " + ",".join(r.name for r in ROWS))
-    parser.add_argument("--libs", default="pyro5,pyrite", help="which libraries (default: both)")
+    parser.add_argument(
+        "--libs",
+        default="pyro5,pyrite,raw",
+        help="which libraries (default: pyro5,pyrite,raw; raw is the raw-socket floor, _raw.py)",
+    )
     parser.add_argument("--rounds", type=int, help="rounds per row (default 7, quick 1)")
     parser.add_argument("--duration", type=float, help="seconds per timed run (default 0.5, quick 0.25)")
     parser.add_argument(
@@ -428,10 +478,13 @@ def main(argv: list[str] | None = None) -> None:
         help="which of the rounds' throughputs the table shows (default median)",
     )
     parser.add_argument(
-        "--cpu",
-        action="store_true",
-        help="add CPU time per call (client + server processes; median of the rounds, or the least with --stat best)",
+        "--no-cpu",
+        dest="cpu",
+        action="store_false",
+        help="leave out the CPU-per-call columns (client + server processes; median of the rounds, "
+        "or the least with --stat best)",
     )
+    parser.add_argument("--cpu", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old scripts
     parser.add_argument(
         "--commtimeout",
         type=float,
@@ -445,8 +498,8 @@ def main(argv: list[str] | None = None) -> None:
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     print(table(results, args.cpu))
     print(
-        f"\nratio = pyrite / Pyro5 throughput (> 1: pyrite faster); {args.stat} of {results['rounds']} "
-        f"rounds; wall time {results['wall_seconds']} s."
+        f"\npyrite / Pyro5 = throughput ratio (> 1: pyrite faster); pyrite / raw = share of the raw-socket "
+        f"floor; {args.stat} of {results['rounds']} rounds; wall time {results['wall_seconds']} s."
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
