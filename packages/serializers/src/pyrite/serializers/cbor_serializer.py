@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import array
 import datetime
+import fractions  # noqa: F401  (cbor2 decodes tag 30 to a Fraction: imported here, not by a payload)
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +110,29 @@ def _unknown_tag(tag: cbor2.CBORTag, immutable: bool) -> Any:
     raise SerializeError(f"unsupported CBOR tag {tag.tag}")
 
 
+def _pyrite_cause(exc: BaseException) -> PyroError | None:
+    """The PyroError one of our hooks raised inside cbor2, found in the chain cbor2 wrapped it in."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, PyroError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def _detach_pyrite_cause(exc: BaseException) -> PyroError | None:
+    """``_pyrite_cause(exc)``, with cbor2's wrapper cut loose from it.
+
+    Re-raising the inner error while the wrapper is handled makes the wrapper its
+    ``__context__``; if the wrapper still pointed at the inner error the two would
+    form a cycle that keeps both tracebacks (and the data in their frames) alive
+    until the cyclic collector runs.
+    """
+    cause = _pyrite_cause(exc)
+    exc.__cause__ = exc.__context__ = None
+    return cause
+
+
 class CborSerializer(SerializerBase):
     """CBOR through cbor2, with class dicts for everything CBOR cannot say."""
 
@@ -149,11 +173,8 @@ class CborSerializer(SerializerBase):
         try:
             return cbor2.dumps(data, default=self._default, encoders=_ENCODERS)
         except cbor2.CBOREncodeError as x:
-            cause = x.__cause__
-            while cause is not None:
-                if isinstance(cause, PyroError):
-                    raise cause from None
-                cause = cause.__cause__
+            if _pyrite_cause(x) is not None:
+                raise _detach_pyrite_cause(x) from None
             raise SerializeError(f"cbor2 cannot write this value: {x}") from x
 
     def _decode(self, data: bytes | bytearray | memoryview) -> Any:
@@ -165,21 +186,37 @@ class CborSerializer(SerializerBase):
             return cbor2.loads(data, tag_hook=_unknown_tag, semantic_decoders=_SEMANTIC_DECODERS)
         except cbor2.CBORDecodeError as x:
             # cbor2 wraps what our hooks raise; give back pyrite's own error (e.g. SecurityError)
-            cause = x.__cause__
-            while cause is not None:
-                if isinstance(cause, PyroError):
-                    raise cause from None
-                cause = cause.__cause__
-            raise
+            if _pyrite_cause(x) is None:
+                raise
+            raise _detach_pyrite_cause(x) from None
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
             return self._call_tuple(self._decode(data))
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
             return self._decode(data)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
+
+
+class _Unknown:
+    """A type cbor2 has no encoder for."""
+
+
+def _encode_nothing(encoder: Any, obj: Any) -> None:
+    encoder.encode(None)
+
+
+# cbor2 imports the modules of its optional types (decimal, fractions, ipaddress,
+# email.mime, ...) the first time it meets a type without a built-in encoder.  One
+# such write now moves those imports to import time, so that no peer's data (an
+# error to echo, say) decides when a module is imported.
+cbor2.dumps(_Unknown(), default=_encode_nothing)

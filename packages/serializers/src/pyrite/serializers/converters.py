@@ -16,7 +16,9 @@ Loading is closed by default: only registered names and the protocol classes
 above are ever instantiated.  Exceptions are rebuilt only for builtin
 ``Exception`` subclasses, pyrite's errors, ``struct.error`` and sqlite3
 errors.  Anything else raises ``SerializeError`` ("unsupported serialized
-class"), as Pyro5 does.  A ``BaseException`` that is not an ``Exception``
+class"), as Pyro5 does.  Loading never imports a module: a sqlite3 error is
+rebuilt as such only in a process that has imported sqlite3 (elsewhere it
+arrives as a ``PyroError`` naming it, with the remote traceback).  A ``BaseException`` that is not an ``Exception``
 (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, ...) is never
 rebuilt: it arrives as a plain ``PyroError`` whose message names the original
 class and arguments and which keeps the remote traceback.
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pyrite.core import errors
+from pyrite.core.client import Proxy  # at import time: loading a proxy must not import a module
 from pyrite.core.errors import ERROR_CLASSES, ExceptionWrapper, PyroError, SecurityError, SerializeError
 from pyrite.core.uri import URI
 
@@ -171,13 +174,10 @@ def protocol_class_to_dict(t: type) -> ClassToDict | None:
         return wrapper_to_dict
     if issubclass(t, BaseException):
         return exception_to_dict
-    # client and daemon are imported by whoever makes proxies and daemons; if the
-    # module is not loaded yet, no instance of its classes can exist.
-    client = sys.modules.get("pyrite.core.client")
-    if client is not None:
-        proxy_class = getattr(client, "Proxy", None)
-        if proxy_class is not None and issubclass(t, proxy_class):
-            return proxy_to_dict
+    if issubclass(t, Proxy):
+        return proxy_to_dict
+    # the daemon module is imported by whoever makes a daemon; if it is not loaded
+    # yet, no daemon can exist (and the serializers need not load the server side).
     daemon = sys.modules.get("pyrite.core.daemon")
     if daemon is not None:
         daemon_class = getattr(daemon, "Daemon", None)
@@ -257,12 +257,11 @@ def _set_attributes(exc: BaseException, attributes: Any) -> None:
             continue
 
 
-def _refused_exception(classname: str, data: dict) -> PyroError:
+def _unrebuilt_exception(classname: str, data: dict[str, Any], reason: str) -> PyroError:
+    """A ``PyroError`` standing in for a remote exception that is not rebuilt: it names the
+    class and arguments, says why, and keeps the remote traceback."""
     args = data.get("args", ())
-    exc = PyroError(
-        f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; "
-        "pyrite does not rebuild exceptions that are not Exception subclasses"
-    )
+    exc = PyroError(f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; {reason}")
     attributes = data.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("_pyroTraceback"), list):
         exc._pyroTraceback = attributes["_pyroTraceback"]  # type: ignore[attr-defined]
@@ -284,11 +283,16 @@ def _exception_from_dict(classname: str, data: dict) -> BaseException:
             t = ERROR_CLASSES.get(short)
         if t is not None:
             if not issubclass(t, Exception):
-                return _refused_exception(classname, data)
+                return _unrebuilt_exception(
+                    classname, data, "pyrite does not rebuild exceptions that are not Exception subclasses"
+                )
             return make_exception(t, data)
     elif namespace == "sqlite3" and short.endswith("Error"):
-        import sqlite3
-
+        # Loading never imports a module (a peer must not choose what this process
+        # loads).  A program that can catch sqlite3's errors has imported sqlite3.
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is None:
+            return _unrebuilt_exception(classname, data, "sqlite3 is not imported in this process")
         t = getattr(sqlite3, short, None)
         if isinstance(t, type) and issubclass(t, Exception):
             return make_exception(t, data)
@@ -329,10 +333,6 @@ def proxy_from_dict(classname: str, data: dict) -> Any:
     for names in state[1:4]:
         if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
             raise SerializeError("invalid serialized proxy state")
-    try:
-        from pyrite.core.client import Proxy
-    except ImportError as x:
-        raise SerializeError(f"cannot rebuild a proxy: pyrite.core.client is unavailable ({x})") from None
     proxy = Proxy.__new__(Proxy)
     proxy.__setstate__(tuple(state))
     return proxy

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from . import marshal_guard
 from .base import SerializerBase
@@ -190,6 +190,8 @@ class MarshalSerializer(SerializerBase):
             if kwargs:
                 kwargs = self._walk(kwargs)
             return obj, method, vargs, kwargs
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -198,5 +200,7 @@ class MarshalSerializer(SerializerBase):
             marshal_guard.check(data)
             value = marshal.loads(data)
             return value if type(value) in _SCALARS else self._walk(value)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack  # a missing library is an ImportError: the plugin registry turns it into the pip hint
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
 
@@ -146,6 +146,8 @@ class MsgpackSerializer(SerializerBase):
             if type(call) is list and len(call) == 4 and type(call[3]) is dict:
                 return call  # type: ignore[return-value]
             return self._call_tuple(call)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -154,5 +156,7 @@ class MsgpackSerializer(SerializerBase):
             if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
                 return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             return _unpackb(data, raw=False, ext_hook=self._ext_hook)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x

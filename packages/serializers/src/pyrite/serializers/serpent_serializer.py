@@ -28,7 +28,7 @@ from typing import Any
 
 import serpent
 from pyrite.core.config import config
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from . import converters
 from .base import SerializerBase
@@ -164,12 +164,16 @@ class SerpentSerializer(SerializerBase):
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
             return self._call_tuple(self._parse(data))
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
             return self._parse(data)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
