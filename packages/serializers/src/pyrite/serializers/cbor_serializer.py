@@ -42,7 +42,7 @@ TAG_TIME = 0x706B7201
 TAG_TIMEDELTA = 0x706B7202
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -89,12 +89,12 @@ def _decode_timedelta(value: Any, immutable: bool) -> datetime.timedelta:
     return datetime.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
 
 
-def _encode_array(encoder: Any, obj: array.array) -> None:
+def _encode_array(encoder: Any, obj: array.array[Any]) -> None:
     encoder.encode(_array(obj))
 
 
 # cbor2 writes these by itself, but not the way pyrite wants: these take precedence
-_ENCODERS = {datetime.datetime: _encode_datetime, array.array: _encode_array}
+_ENCODERS: dict[type, Callable[[Any, Any], None]] = {datetime.datetime: _encode_datetime, array.array: _encode_array}
 _SEMANTIC_DECODERS = {
     28: _refuse(28),
     29: _refuse(29),
@@ -120,15 +120,18 @@ def _pyrite_cause(exc: BaseException) -> PyroError | None:
     return None
 
 
-def _detach_pyrite_cause(exc: BaseException) -> PyroError | None:
-    """``_pyrite_cause(exc)``, with cbor2's wrapper cut loose from it.
+def _detach_pyrite_cause(exc: BaseException) -> PyroError:
+    """``_pyrite_cause(exc)`` (which must not be None), with cbor2's wrapper cut loose from it.
 
     Re-raising the inner error while the wrapper is handled makes the wrapper its
     ``__context__``; if the wrapper still pointed at the inner error the two would
     form a cycle that keeps both tracebacks (and the data in their frames) alive
-    until the cyclic collector runs.
+    until the cyclic collector runs.  Callers raise the result straight away, never
+    through a local variable: a frame holding the error it raised is a cycle too.
     """
     cause = _pyrite_cause(exc)
+    if cause is None:
+        raise ValueError("no pyrite error among the causes")
     exc.__cause__ = exc.__context__ = None
     return cause
 

@@ -25,7 +25,7 @@ from pyrite.core.errors import PyroError, SerializeError
 from .base import SerializerBase
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 

@@ -31,11 +31,11 @@ from pyrite.core.errors import PyroError, SerializeError
 from . import marshal_guard
 from .base import SerializerBase
 
-_SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None), complex, bytes})
 _BASICS = (str, int, float, complex, bytes)  # their subclasses become the base type
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 

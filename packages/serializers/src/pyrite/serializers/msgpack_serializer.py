@@ -36,8 +36,8 @@ from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
 
-_unpackb = msgpack.unpackb
-_packb = msgpack.packb
+_unpackb: Callable[..., Any] = msgpack.unpackb
+_packb: Callable[..., bytes] = msgpack.packb
 
 EXT_COMPLEX = 0x30
 EXT_BIGINT = 0x31
@@ -49,7 +49,7 @@ _double = struct.Struct("d")
 _long = struct.Struct("l")
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -121,7 +121,7 @@ class MsgpackSerializer(SerializerBase):
             return datetime.date.fromordinal(_long.unpack(data)[0])
         raise SerializeError(f"invalid ext code for msgpack: {code}")
 
-    def object_hook(self, obj: dict) -> Any:
+    def object_hook(self, obj: dict[str, Any]) -> Any:
         """Rebuild class dicts (bottom-up, as msgpack calls it for every map)."""
         if "__class__" in obj:
             return self.dict_to_class(obj)
