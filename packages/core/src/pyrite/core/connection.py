@@ -9,10 +9,7 @@ the client goes) and ``keep_open``.  This is what ``Daemon.validateHandshake``,
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # for annotations only: interfaces refers to this module in turn
-    from .interfaces import Connection
+from typing import Any
 
 
 class ClientConnection:
@@ -21,7 +18,7 @@ class ClientConnection:
     # No __slots__: Pyro5 servers set their own attributes on the connection
     # (e.g. ``conn.user = ...`` in validateHandshake).
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.pyroInstances: dict[type, Any] = {}
         self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -29,32 +26,26 @@ class ClientConnection:
         self.handshaked = False
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Send all of ``data`` to the client."""
         self.conn.send(data)
 
     def send_parts(self, parts: Any) -> None:
-        """Send several buffers in order (at once if the transport connection can)."""
         send_parts = getattr(self.conn, "send_parts", None)
         if send_parts is None:
             self.conn.send(b"".join(parts))
         else:
             send_parts(parts)
 
-    def recv(self, size: int) -> bytes | memoryview:
-        """Receive exactly ``size`` bytes from the client."""
+    def recv(self, size: int) -> bytes:
         return self.conn.recv(size)
 
     def fileno(self) -> int:
-        """The transport connection's file descriptor, for selectors."""
         return self.conn.fileno()
 
     def close(self) -> None:
-        """Close the transport connection."""
         self.conn.close()
 
     @property
     def timeout(self) -> float | None:
-        """The transport connection's timeout in seconds (None: block)."""
         return self.conn.timeout
 
     @timeout.setter
@@ -68,12 +59,10 @@ class ClientConnection:
         return getattr(self.conn, "socket", self.conn)
 
     def getpeercert(self) -> dict[str, Any] | None:
-        """The client's TLS certificate, or None."""
         return self.conn.getpeercert()
 
     @property
     def peer_address(self) -> Any:
-        """The client's address."""
         return self.conn.peer_address
 
     def __repr__(self) -> str:
