@@ -1,16 +1,21 @@
 """The monorepo's shape: one PEP 420 namespace, five lockstep distributions.
 
-The last tests build real wheels and install a subset of them into a fresh
-virtual environment, to prove that a user who installs only pyrite-core,
-pyrite-serializers and pyrite-transports gets a working client and server.
+Also: the packaging config (the root LICENSE in every wheel and sdist, the
+wheel target of each distribution), the hatch environment and the gates
+``.ci/run`` runs.  The last tests build real wheels and sdists and install a
+subset of the wheels into a fresh virtual environment, to prove that a user
+who installs only pyrite-core, pyrite-serializers and pyrite-transports gets
+a working client and server.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tarfile
 import textwrap
 import zipfile
 from importlib import metadata
@@ -143,6 +148,26 @@ def test_pyproject_shape(folder: str) -> None:
     assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/pyrite"]
 
 
+LICENSED = [PACKAGES / folder for folder in DISTRIBUTIONS] + [EXAMPLE_PLUGIN]
+
+
+@pytest.mark.parametrize("where", LICENSED, ids=lambda p: p.name)
+def test_every_distribution_ships_the_root_license(where: Path) -> None:
+    project = pyproject(where)["project"]
+    assert project["license"] == "MIT"
+    # a license file outside the project folder cannot go into an sdist, so each
+    # distribution keeps a copy of the root LICENSE next to its pyproject.toml
+    assert project["license-files"] == ["LICENSE"], where
+    assert (where / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes(), f"{where}/LICENSE differs from LICENSE"
+
+
+def test_example_plugin_wheel_target() -> None:
+    data = pyproject(EXAMPLE_PLUGIN)
+    # its distribution name differs from its module: hatchling cannot guess the package (STYLE P2)
+    assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["src/pyrite_example_serializer"]
+    assert data["build-system"]["build-backend"] == "hatchling.build"
+
+
 def test_versions_agree() -> None:
     versions = {folder: source_version(folder) for folder in DISTRIBUTIONS}
     assert len(set(versions.values())) == 1, versions
@@ -232,6 +257,74 @@ def test_entry_points_installed_and_loadable() -> None:
         assert callable(installed[name].load())
 
 
+# --- the hatch environment and the gates -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_env() -> dict:
+    with open(ROOT / "hatch.toml", "rb") as f:
+        return tomllib.load(f)["envs"]["default"]
+
+
+def _member_dirs(default_env: dict) -> list[Path]:
+    dirs: list[Path] = []
+    for pattern in default_env["workspace"]["members"]:
+        dirs.extend(sorted(p for p in ROOT.glob(pattern) if (p / "pyproject.toml").is_file()))
+    return dirs
+
+
+def test_workspace_members_are_the_five_distributions_and_the_example_plugin(default_env: dict) -> None:
+    names = set()
+    for folder in _member_dirs(default_env):
+        names.add(pyproject(folder)["project"]["name"])
+    assert names == set(DISTRIBUTIONS.values()) | {"pyrite-example-serializer"}
+
+
+def test_env_dependencies(default_env: dict) -> None:
+    deps = " ".join(default_env["dependencies"])
+    for needed in ("pytest", "pytest-timeout", "hypothesis", "Pyro5==5.17", "msgpack", "cbor2", "ruff", "mypy"):
+        assert needed in deps, needed
+
+
+def test_env_scripts(default_env: dict) -> None:
+    scripts = default_env["scripts"]
+    assert shlex.split(scripts["test"])[0] == "pytest"
+    demo = shlex.split(scripts["demo"])
+    assert demo[0] == "python" and (ROOT / demo[1]).resolve() == (ROOT / "examples" / "demo.py").resolve()
+    assert (ROOT / demo[1]).is_file()
+    assert scripts["lint"] == ["ruff check .", "ruff format --check ."]
+    types = shlex.split(scripts["types"])
+    assert types[:2] == ["mypy", "--strict"]
+    checked = {types[i + 1] for i, arg in enumerate(types) if arg == "-p"}
+    assert checked == {f"pyrite.{folder}" for folder in DISTRIBUTIONS}
+
+
+def test_ci_runs_every_gate_in_a_fresh_hatch_data_dir() -> None:
+    lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert 'export HATCH_DATA_DIR="$(mktemp -d)"' in commands
+    order = [
+        ".ci/.venv/bin/hatch run lint",
+        ".ci/.venv/bin/hatch run types",
+        ".ci/.venv/bin/hatch build --all",
+        "exec .ci/.venv/bin/hatch run test",
+    ]
+    positions = [commands.index(command) for command in order]
+    assert positions == sorted(positions), commands
+    assert commands.index('export HATCH_DATA_DIR="$(mktemp -d)"') < positions[0]
+    # the build writes into dist/; CI leaves no artifacts behind
+    assert commands[positions[2] + 1] == "rm -rf dist"
+
+
+def test_this_interpreter_has_the_env_installed() -> None:
+    for dist in sorted(set(DISTRIBUTIONS.values()) | {"pyrite-example-serializer"}):
+        try:
+            metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pytest.fail(f"{dist} is not installed in the hatch env running the tests")
+    assert metadata.version("Pyro5") == "5.17"
+
+
 # --- real wheels, real partial install ------------------------------------------------------
 
 
@@ -279,6 +372,30 @@ def test_wheels_share_the_namespace(wheelhouse: tuple[Path, Path]) -> None:
         assert all(n.startswith(f"pyrite/{folder}/") for n in code), (wheel.name, code)
         for part in ("__init__.py", "_version.py", "py.typed"):
             assert f"pyrite/{folder}/{part}" in names, (wheel.name, part)
+        licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert len(licenses) == 1, (wheel.name, names)
+        with zipfile.ZipFile(wheel) as zf:
+            assert zf.read(licenses[0]) == (ROOT / "LICENSE").read_bytes(), wheel.name
+
+
+@pytest.mark.timeout(900)
+def test_sdists_carry_the_license(wheelhouse: tuple[Path, Path], tmp_path: Path) -> None:
+    python, _ = wheelhouse
+    for where in LICENSED:
+        _run(
+            [str(python), "-m", "hatchling", "build", "--target", "sdist", "--directory", str(tmp_path)],
+            timeout=300,
+            cwd=where,
+            env=_clean_env(),
+        )
+    sdists = sorted(tmp_path.glob("*.tar.gz"))
+    assert len(sdists) == len(LICENSED), sdists
+    for sdist in sdists:
+        with tarfile.open(sdist) as tf:
+            top = sdist.name[: -len(".tar.gz")]
+            member = tf.extractfile(f"{top}/LICENSE")
+            assert member is not None, sdist.name
+            assert member.read() == (ROOT / "LICENSE").read_bytes(), sdist.name
 
 
 PARTIAL_CORE_ONLY = textwrap.dedent("""

@@ -177,19 +177,21 @@ def expose(method_or_class: _T) -> _T:
         for member_name, member in list(vars(thing).items()):
             if is_private_attribute(member_name):
                 continue
+            # setattr: functions and classes take the mark at run time, but their types
+            # declare no such attribute
             if isinstance(member, (classmethod, staticmethod)):
-                member.__func__._pyroExposed = True
+                setattr(member.__func__, "_pyroExposed", True)
             elif inspect.isfunction(member) or inspect.ismethoddescriptor(member):
                 try:
-                    member._pyroExposed = True
+                    setattr(member, "_pyroExposed", True)
                 except (AttributeError, TypeError):
                     pass  # a builtin descriptor: cannot carry the mark
             elif inspect.isdatadescriptor(member):
                 _mark_property(member)
-        thing._pyroExposed = True
+        setattr(thing, "_pyroExposed", True)
         _forget(thing)
         return method_or_class
-    thing._pyroExposed = True
+    setattr(thing, "_pyroExposed", True)
     return method_or_class
 
 

@@ -124,8 +124,8 @@ class URI:
             state = (state[0], frozenset(state[1])) + state[2:]
         return hash(state)
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[Any, ...]:
         return self.protocol, self.object, self.sockname, self.host, self.port
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.protocol, self.object, self.sockname, self.host, self.port = state

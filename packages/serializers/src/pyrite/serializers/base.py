@@ -97,7 +97,9 @@ class SerializerBase:
                 converters._bump()
 
     @classmethod
-    def register_class_to_dict(cls, clazz: type, converter: Callable[[Any], dict], serpent_too: bool = True) -> None:
+    def register_class_to_dict(
+        cls, clazz: type, converter: Callable[[Any], dict[str, Any]], serpent_too: bool = True
+    ) -> None:
         """Serialize instances of ``clazz`` as the dict ``converter(obj)`` returns (all serializers)."""
         converters.register_class_to_dict(clazz, converter, serpent_too)
 
@@ -107,7 +109,7 @@ class SerializerBase:
         converters.unregister_class_to_dict(clazz)
 
     @classmethod
-    def register_dict_to_class(cls, classname: str, converter: Callable[[str, dict], Any]) -> None:
+    def register_dict_to_class(cls, classname: str, converter: Callable[[str, dict[str, Any]], Any]) -> None:
         """Rebuild dicts tagged ``"__class__": classname`` with ``converter(classname, data)``."""
         converters.register_dict_to_class(classname, converter)
 
@@ -117,18 +119,18 @@ class SerializerBase:
         converters.unregister_dict_to_class(classname)
 
     @classmethod
-    def class_to_dict(cls, obj: Any) -> dict:
+    def class_to_dict(cls, obj: Any) -> dict[str, Any]:
         """``obj`` as a dict with ``"__class__"``: a registered converter, a protocol class,
         an exception, or the object's state."""
         return converters.class_to_dict(obj)
 
     @classmethod
-    def dict_to_class(cls, data: dict) -> Any:
+    def dict_to_class(cls, data: dict[str, Any]) -> Any:
         """Rebuild an object from a class dict; only registered and protocol classes are accepted."""
         return converters.dict_to_class(data)
 
     @staticmethod
-    def make_exception(exception_type: type[BaseException], data: dict) -> BaseException:
+    def make_exception(exception_type: type[BaseException], data: dict[str, Any]) -> BaseException:
         """Rebuild an exception of a known type from its class dict (args and attributes)."""
         return converters.make_exception(exception_type, data)
 
@@ -266,7 +268,6 @@ _find_classkey = re.compile(rb"__class__").search
 
 def has_classkey(data: bytes | bytearray | memoryview) -> bool:
     """True if ``__class__`` occurs in the raw data: without it no class dict can be in there."""
-    t = type(data)
-    if t is bytes or t is bytearray:
+    if isinstance(data, (bytes, bytearray)):
         return data.find(b"__class__") >= 0  # find() is much quicker than the "in" operator here
     return _find_classkey(data) is not None  # searches a memoryview without copying it

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import array
 import datetime
+import fractions  # noqa: F401  (cbor2 decodes tag 30 to a Fraction: imported here, not by a payload)
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,7 @@ TAG_TIME = 0x706B7201
 TAG_TIMEDELTA = 0x706B7202
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -88,12 +89,12 @@ def _decode_timedelta(value: Any, immutable: bool) -> datetime.timedelta:
     return datetime.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
 
 
-def _encode_array(encoder: Any, obj: array.array) -> None:
+def _encode_array(encoder: Any, obj: array.array[Any]) -> None:
     encoder.encode(_array(obj))
 
 
 # cbor2 writes these by itself, but not the way pyrite wants: these take precedence
-_ENCODERS = {datetime.datetime: _encode_datetime, array.array: _encode_array}
+_ENCODERS: dict[type, Callable[[Any, Any], None]] = {datetime.datetime: _encode_datetime, array.array: _encode_array}
 _SEMANTIC_DECODERS = {
     28: _refuse(28),
     29: _refuse(29),
@@ -107,6 +108,32 @@ _SEMANTIC_DECODERS = {
 
 def _unknown_tag(tag: cbor2.CBORTag, immutable: bool) -> Any:
     raise SerializeError(f"unsupported CBOR tag {tag.tag}")
+
+
+def _pyrite_cause(exc: BaseException) -> PyroError | None:
+    """The PyroError one of our hooks raised inside cbor2, found in the chain cbor2 wrapped it in."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, PyroError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+def _detach_pyrite_cause(exc: BaseException) -> PyroError:
+    """``_pyrite_cause(exc)`` (which must not be None), with cbor2's wrapper cut loose from it.
+
+    Re-raising the inner error while the wrapper is handled makes the wrapper its
+    ``__context__``; if the wrapper still pointed at the inner error the two would
+    form a cycle that keeps both tracebacks (and the data in their frames) alive
+    until the cyclic collector runs.  Callers raise the result straight away, never
+    through a local variable: a frame holding the error it raised is a cycle too.
+    """
+    cause = _pyrite_cause(exc)
+    if cause is None:
+        raise ValueError("no pyrite error among the causes")
+    exc.__cause__ = exc.__context__ = None
+    return cause
 
 
 class CborSerializer(SerializerBase):
@@ -149,11 +176,8 @@ class CborSerializer(SerializerBase):
         try:
             return cbor2.dumps(data, default=self._default, encoders=_ENCODERS)
         except cbor2.CBOREncodeError as x:
-            cause = x.__cause__
-            while cause is not None:
-                if isinstance(cause, PyroError):
-                    raise cause from None
-                cause = cause.__cause__
+            if _pyrite_cause(x) is not None:
+                raise _detach_pyrite_cause(x) from None
             raise SerializeError(f"cbor2 cannot write this value: {x}") from x
 
     def _decode(self, data: bytes | bytearray | memoryview) -> Any:
@@ -165,21 +189,37 @@ class CborSerializer(SerializerBase):
             return cbor2.loads(data, tag_hook=_unknown_tag, semantic_decoders=_SEMANTIC_DECODERS)
         except cbor2.CBORDecodeError as x:
             # cbor2 wraps what our hooks raise; give back pyrite's own error (e.g. SecurityError)
-            cause = x.__cause__
-            while cause is not None:
-                if isinstance(cause, PyroError):
-                    raise cause from None
-                cause = cause.__cause__
-            raise
+            if _pyrite_cause(x) is None:
+                raise
+            raise _detach_pyrite_cause(x) from None
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
             return self._call_tuple(self._decode(data))
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
             return self._decode(data)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
+
+
+class _Unknown:
+    """A type cbor2 has no encoder for."""
+
+
+def _encode_nothing(encoder: Any, obj: Any) -> None:
+    encoder.encode(None)
+
+
+# cbor2 imports the modules of its optional types (decimal, fractions, ipaddress,
+# email.mime, ...) the first time it meets a type without a built-in encoder.  One
+# such write now moves those imports to import time, so that no peer's data (an
+# error to echo, say) decides when a module is imported.
+cbor2.dumps(_Unknown(), default=_encode_nothing)

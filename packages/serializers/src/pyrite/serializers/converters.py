@@ -16,7 +16,9 @@ Loading is closed by default: only registered names and the protocol classes
 above are ever instantiated.  Exceptions are rebuilt only for builtin
 ``Exception`` subclasses, pyrite's errors, ``struct.error`` and sqlite3
 errors.  Anything else raises ``SerializeError`` ("unsupported serialized
-class"), as Pyro5 does.  A ``BaseException`` that is not an ``Exception``
+class"), as Pyro5 does.  Loading never imports a module: a sqlite3 error is
+rebuilt as such only in a process that has imported sqlite3 (elsewhere it
+arrives as a ``PyroError`` naming it, with the remote traceback).  A ``BaseException`` that is not an ``Exception``
 (``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit``, ...) is never
 rebuilt: it arrives as a plain ``PyroError`` whose message names the original
 class and arguments and which keeps the remote traceback.
@@ -32,11 +34,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pyrite.core import errors
+from pyrite.core.client import Proxy  # at import time: loading a proxy must not import a module
 from pyrite.core.errors import ERROR_CLASSES, ExceptionWrapper, PyroError, SecurityError, SerializeError
 from pyrite.core.uri import URI
 
-ClassToDict = Callable[[Any], dict]
-DictToClass = Callable[[str, dict], Any]
+ClassToDict = Callable[[Any], dict[str, Any]]
+DictToClass = Callable[[str, dict[str, Any]], Any]
 
 URI_CLASSNAME = "Pyro5.core.URI"
 PROXY_CLASSNAME = "Pyro5.client.Proxy"
@@ -135,7 +138,7 @@ def exception_classname(t: type) -> str:
     return f"{module}.{t.__name__}"
 
 
-def exception_to_dict(exc: BaseException) -> dict:
+def exception_to_dict(exc: BaseException) -> dict[str, Any]:
     """An exception as Pyro5 writes it, with its custom attributes (e.g. ``_pyroTraceback``)."""
     return {
         "__class__": exception_classname(type(exc)),
@@ -145,21 +148,21 @@ def exception_to_dict(exc: BaseException) -> dict:
     }
 
 
-def uri_to_dict(uri: URI) -> dict:
+def uri_to_dict(uri: URI) -> dict[str, Any]:
     return {"__class__": URI_CLASSNAME, "state": uri.__getstate__()}
 
 
-def proxy_to_dict(proxy: Any) -> dict:
+def proxy_to_dict(proxy: Any) -> dict[str, Any]:
     return {"__class__": PROXY_CLASSNAME, "state": proxy.__getstate__()}
 
 
-def daemon_to_dict(daemon: Any) -> dict:
+def daemon_to_dict(daemon: Any) -> dict[str, Any]:
     # A daemon is never sent for real: this marker only lets an object that refers
     # to its daemon be serialized (Pyro5 writes the same empty state).
     return {"__class__": DAEMON_CLASSNAME, "state": ()}
 
 
-def wrapper_to_dict(wrapper: ExceptionWrapper) -> dict:
+def wrapper_to_dict(wrapper: ExceptionWrapper) -> dict[str, Any]:
     return {"__class__": WRAPPER_CLASSNAME, "exception": exception_to_dict(wrapper.exception)}
 
 
@@ -171,13 +174,10 @@ def protocol_class_to_dict(t: type) -> ClassToDict | None:
         return wrapper_to_dict
     if issubclass(t, BaseException):
         return exception_to_dict
-    # client and daemon are imported by whoever makes proxies and daemons; if the
-    # module is not loaded yet, no instance of its classes can exist.
-    client = sys.modules.get("pyrite.core.client")
-    if client is not None:
-        proxy_class = getattr(client, "Proxy", None)
-        if proxy_class is not None and issubclass(t, proxy_class):
-            return proxy_to_dict
+    if issubclass(t, Proxy):
+        return proxy_to_dict
+    # the daemon module is imported by whoever makes a daemon; if it is not loaded
+    # yet, no daemon can exist (and the serializers need not load the server side).
     daemon = sys.modules.get("pyrite.core.daemon")
     if daemon is not None:
         daemon_class = getattr(daemon, "Daemon", None)
@@ -191,7 +191,7 @@ def _classname(obj: Any) -> str:
     return f"{t.__module__}.{t.__name__}"
 
 
-def generic_to_dict(obj: Any) -> dict:
+def generic_to_dict(obj: Any) -> dict[str, Any]:
     """Any other object as Pyro5 writes it: its ``__getstate__`` dict, ``vars()`` or ``__slots__``.
 
     The receiver refuses it unless it registered a converter for the class name.
@@ -219,7 +219,7 @@ def generic_to_dict(obj: Any) -> dict:
     return value
 
 
-def class_to_dict(obj: Any) -> dict:
+def class_to_dict(obj: Any) -> dict[str, Any]:
     """``obj`` as a class dict: a user converter, a protocol class, an exception, or its state."""
     t = type(obj)
     converter = custom_class_to_dict(t) or protocol_class_to_dict(t) or generic_to_dict
@@ -229,7 +229,7 @@ def class_to_dict(obj: Any) -> dict:
 # ---------------------------------------------------------------- reading
 
 
-def make_exception(exception_type: type[BaseException], data: dict) -> BaseException:
+def make_exception(exception_type: type[BaseException], data: dict[str, Any]) -> BaseException:
     """Rebuild an exception of a known, safe type from its class dict."""
     args = data.get("args", ())
     if not isinstance(args, (list, tuple)):
@@ -257,12 +257,11 @@ def _set_attributes(exc: BaseException, attributes: Any) -> None:
             continue
 
 
-def _refused_exception(classname: str, data: dict) -> PyroError:
+def _unrebuilt_exception(classname: str, data: dict[str, Any], reason: str) -> PyroError:
+    """A ``PyroError`` standing in for a remote exception that is not rebuilt: it names the
+    class and arguments, says why, and keeps the remote traceback."""
     args = data.get("args", ())
-    exc = PyroError(
-        f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; "
-        "pyrite does not rebuild exceptions that are not Exception subclasses"
-    )
+    exc = PyroError(f"the peer raised {classname}{tuple(args) if isinstance(args, (list, tuple)) else ()!r}; {reason}")
     attributes = data.get("attributes")
     if isinstance(attributes, dict) and isinstance(attributes.get("_pyroTraceback"), list):
         exc._pyroTraceback = attributes["_pyroTraceback"]  # type: ignore[attr-defined]
@@ -276,7 +275,7 @@ def _builtin_exception(name: str) -> type[BaseException] | None:
     return None
 
 
-def _exception_from_dict(classname: str, data: dict) -> BaseException:
+def _exception_from_dict(classname: str, data: dict[str, Any]) -> BaseException:
     namespace, _, short = classname.rpartition(".")
     if namespace in ("builtins", "exceptions", ""):
         t = _builtin_exception(short)
@@ -284,18 +283,23 @@ def _exception_from_dict(classname: str, data: dict) -> BaseException:
             t = ERROR_CLASSES.get(short)
         if t is not None:
             if not issubclass(t, Exception):
-                return _refused_exception(classname, data)
+                return _unrebuilt_exception(
+                    classname, data, "pyrite does not rebuild exceptions that are not Exception subclasses"
+                )
             return make_exception(t, data)
     elif namespace == "sqlite3" and short.endswith("Error"):
-        import sqlite3
-
+        # Loading never imports a module (a peer must not choose what this process
+        # loads).  A program that can catch sqlite3's errors has imported sqlite3.
+        sqlite3 = sys.modules.get("sqlite3")
+        if sqlite3 is None:
+            return _unrebuilt_exception(classname, data, "sqlite3 is not imported in this process")
         t = getattr(sqlite3, short, None)
         if isinstance(t, type) and issubclass(t, Exception):
             return make_exception(t, data)
     raise SerializeError(f"no converter for serialized class {classname}")
 
 
-def _check_uri_state(state: Any) -> tuple:
+def _check_uri_state(state: Any) -> tuple[Any, ...]:
     if not isinstance(state, (list, tuple)) or len(state) != 5:
         raise SerializeError("invalid serialized URI state")
     protocol, obj, sockname, host, port = state
@@ -314,13 +318,13 @@ def _check_uri_state(state: Any) -> tuple:
     return protocol, obj, sockname, host, port
 
 
-def uri_from_dict(classname: str, data: dict) -> URI:
+def uri_from_dict(classname: str, data: dict[str, Any]) -> URI:
     uri = URI.__new__(URI)
     uri.__setstate__(_check_uri_state(data.get("state")))
     return uri
 
 
-def proxy_from_dict(classname: str, data: dict) -> Any:
+def proxy_from_dict(classname: str, data: dict[str, Any]) -> Any:
     state = data.get("state")
     if not isinstance(state, (list, tuple)) or len(state) != 6 or not isinstance(state[0], str):
         raise SerializeError("invalid serialized proxy state")
@@ -329,22 +333,20 @@ def proxy_from_dict(classname: str, data: dict) -> Any:
     for names in state[1:4]:
         if not isinstance(names, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in names):
             raise SerializeError("invalid serialized proxy state")
-    try:
-        from pyrite.core.client import Proxy
-    except ImportError as x:
-        raise SerializeError(f"cannot rebuild a proxy: pyrite.core.client is unavailable ({x})") from None
     proxy = Proxy.__new__(Proxy)
     proxy.__setstate__(tuple(state))
     return proxy
 
 
-def daemon_from_dict(classname: str, data: dict) -> None:
+def daemon_from_dict(classname: str, data: dict[str, Any]) -> None:
     # Pyro5 rebuilds an empty, unusable Daemon here.  pyrite gives None instead:
     # what Pyro5's own class_to_dict puts in an object's _pyroDaemon attribute.
     return None
 
 
-def wrapper_from_dict(classname: str, data: dict, to_object: Callable[[dict], Any]) -> ExceptionWrapper:
+def wrapper_from_dict(
+    classname: str, data: dict[str, Any], to_object: Callable[[dict[str, Any]], Any]
+) -> ExceptionWrapper:
     exc = data.get("exception")
     if type(exc) is dict and "__class__" in exc:
         exc = to_object(exc)
@@ -353,14 +355,14 @@ def wrapper_from_dict(classname: str, data: dict, to_object: Callable[[dict], An
     return ExceptionWrapper(exc)
 
 
-_PROTOCOL_READERS: dict[str, Callable[[str, dict], Any]] = {
+_PROTOCOL_READERS: dict[str, Callable[[str, dict[str, Any]], Any]] = {
     URI_CLASSNAME: uri_from_dict,
     PROXY_CLASSNAME: proxy_from_dict,
     DAEMON_CLASSNAME: daemon_from_dict,
 }
 
 
-def dict_to_class(data: dict) -> Any:
+def dict_to_class(data: dict[str, Any]) -> Any:
     """Rebuild an object from a class dict, or raise ``SerializeError`` / ``SecurityError``.
 
     Only registered names, the protocol classes and safe exceptions are accepted.

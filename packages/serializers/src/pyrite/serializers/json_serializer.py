@@ -20,12 +20,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -93,6 +93,8 @@ class JsonSerializer(SerializerBase):
                 if kwargs:
                     kwargs = self._recreate(kwargs)
             return call["object"], call["method"], vargs, kwargs
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -104,5 +106,7 @@ class JsonSerializer(SerializerBase):
             if "__class__" in text:
                 value = self._recreate(value)
             return value
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x

@@ -69,17 +69,17 @@ def check(data: bytes | bytearray | memoryview) -> None:
             copy = pattern.sub(replacement, copy)
         _check_copy(copy, data, size)
         return
-    copy = None
+    patched: bytearray | None = None
     while match is not None:
         pos = match.start()
         declared = int.from_bytes(data[pos + 1 : pos + 5], "little")
         if declared > size - pos:
-            if copy is None:
-                copy = bytearray(data)
-            copy[pos] = _SWAP[copy[pos]]
+            if patched is None:
+                patched = bytearray(data)
+            patched[pos] = _SWAP[patched[pos]]
         match = search(data, pos + 1)  # one byte on: header candidates may overlap
-    if copy is not None:
-        _check_copy(copy, data, size)
+    if patched is not None:
+        _check_copy(patched, data, size)
 
 
 def _check_copy(copy: bytes | bytearray, data: bytes | bytearray | memoryview, size: int) -> None:

@@ -26,16 +26,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from . import marshal_guard
 from .base import SerializerBase
 
-_SCALARS = frozenset({str, int, float, bool, type(None), complex, bytes})
+_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None), complex, bytes})
 _BASICS = (str, int, float, complex, bytes)  # their subclasses become the base type
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -190,6 +190,8 @@ class MarshalSerializer(SerializerBase):
             if kwargs:
                 kwargs = self._walk(kwargs)
             return obj, method, vargs, kwargs
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -198,5 +200,7 @@ class MarshalSerializer(SerializerBase):
             marshal_guard.check(data)
             value = marshal.loads(data)
             return value if type(value) in _SCALARS else self._walk(value)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x

@@ -32,12 +32,12 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack  # a missing library is an ImportError: the plugin registry turns it into the pip hint
-from pyrite.core.errors import SerializeError
+from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
 
-_unpackb = msgpack.unpackb
-_packb = msgpack.packb
+_unpackb: Callable[..., Any] = msgpack.unpackb
+_packb: Callable[..., bytes] = msgpack.packb
 
 EXT_COMPLEX = 0x30
 EXT_BIGINT = 0x31
@@ -49,7 +49,7 @@ _double = struct.Struct("d")
 _long = struct.Struct("l")
 
 
-def _array(obj: array.array) -> Any:
+def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
 
 
@@ -121,7 +121,7 @@ class MsgpackSerializer(SerializerBase):
             return datetime.date.fromordinal(_long.unpack(data)[0])
         raise SerializeError(f"invalid ext code for msgpack: {code}")
 
-    def object_hook(self, obj: dict) -> Any:
+    def object_hook(self, obj: dict[str, Any]) -> Any:
         """Rebuild class dicts (bottom-up, as msgpack calls it for every map)."""
         if "__class__" in obj:
             return self.dict_to_class(obj)
@@ -146,6 +146,8 @@ class MsgpackSerializer(SerializerBase):
             if type(call) is list and len(call) == 4 and type(call[3]) is dict:
                 return call  # type: ignore[return-value]
             return self._call_tuple(call)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
 
@@ -154,5 +156,7 @@ class MsgpackSerializer(SerializerBase):
             if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
                 return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             return _unpackb(data, raw=False, ext_hook=self._ext_hook)
+        except PyroError:
+            raise  # as it is: ``raise exc from exc`` would make it its own cause, a cycle
         except Exception as x:
             raise self._load_error(x) from x
