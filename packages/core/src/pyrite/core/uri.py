@@ -79,6 +79,9 @@ class URI:
             host, _, port = location.partition(":")
         self.host = host
         if not port:
+            if default_port is None:
+                # a PYRO uri names one daemon: without a port there is nothing to connect to
+                raise PyroError(f"invalid uri (a PYRO uri needs a port in its location): {location!r}")
             self.port = default_port
             return
         try:
