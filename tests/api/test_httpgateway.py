@@ -11,16 +11,7 @@ import uuid
 import pytest
 from pyrite.utils import httpgateway
 
-from tests.api.gateway_fixtures import (  # noqa: F401  (fixtures)
-    KEY,
-    WAIT,
-    Gateway,
-    backend,
-    body_json,
-    make_app,
-    pyrite_gateway,
-    pyro5_gateway,
-)
+from tests.api.gateway_fixtures import KEY, WAIT, Gateway, body_json, make_app
 from tests.api.processes import Process, free_port, script
 
 
