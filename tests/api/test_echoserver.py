@@ -203,3 +203,17 @@ def test_options_match_pyro5(monkeypatch):
     monkeypatch.undo()
     ours = {a.dest: a.option_strings for a in echoserver._parser()._actions}
     assert ours == captured
+
+
+def test_runs_as_python_module():
+    import sys
+
+    proc = Process([sys.executable, "-m", "pyrite.utils.echoserver", "-H", "127.0.0.1"])
+    try:
+        uri = proc.wait_for(r"echo uri: (\S+)").group(1)
+        with _pyro5_proxy(uri) as echo:
+            assert echo.echo("module") == "module"
+            echo.shutdown()
+        assert proc.wait_exit(WAIT * 2) == 0
+    finally:
+        proc.stop()

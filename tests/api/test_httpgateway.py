@@ -259,3 +259,17 @@ def test_options_match_pyro5(monkeypatch):
     ours = {a.dest: a.option_strings for a in httpgateway._parser()._actions}
     assert {k: v for k, v in ours.items() if k in captured} == captured
     assert set(ours) - set(captured) == {"nshost", "nsport", "max_body"}
+
+
+def test_runs_as_python_module(backend):
+    import sys
+
+    ns = ["--nshost", "127.0.0.1", "--nsport", str(backend.ns_port), "-e", ""]
+    proc = Process([sys.executable, "-m", "pyrite.utils.httpgateway", "-H", "127.0.0.1", "-p", "0", *ns])
+    try:
+        proc.wait_for("no expose regex")
+        port = int(proc.wait_for(r"serving on http://127\.0\.0\.1:(\d+)/pyro/").group(1))
+        status, _, body = Gateway(port).request("GET", "/pyro/private.service/echo?message=all")
+        assert (status, body_json(body)) == (200, "all")  # -e "": everything exposed, no key set
+    finally:
+        proc.stop()
