@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, NoReturn
 
 from pyrite import api
@@ -73,13 +73,24 @@ class Future:
         raise NotImplementedError("Pyro4's Future is gone since Pyro5: use Python's concurrent.futures")
 
 
-class NamespaceInterceptor:
-    """Stands in for a Pyro4 submodule this layer does not offer; any attribute raises."""
+class _StandInModule(ModuleType):
+    """A module object whose names are class attributes (so ``sys.modules`` can hold it)."""
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | {n for n in dir(type(self)) if not n.startswith("_")})
+
+
+class NamespaceInterceptor(ModuleType):
+    """Stands in for a Pyro4 submodule this layer does not offer; using any of its names raises."""
 
     def __init__(self, namespace: str) -> None:
+        super().__init__(f"Pyro4.{namespace}", f"Pyro4.{namespace} is not offered by the Pyro4 layer.")
         self.namespace = namespace
 
     def __getattr__(self, item: str) -> NoReturn:
+        if item.startswith("__") and item.endswith("__"):
+            # introspection (``__file__``, ``__path__``, ...) from tools that walk sys.modules
+            raise AttributeError(item)
         raise NotImplementedError(
             f"the Pyro4 compatibility layer has no Pyro4.{self.namespace} module: "
             f"use the names of the Pyro4 package itself (Pyro4.{item} instead of Pyro4.{self.namespace}.{item})"
@@ -176,7 +187,7 @@ def batch(proxy: Any) -> BatchProxy:
     return BatchProxy(proxy)
 
 
-class UtilModule:
+class UtilModule(_StandInModule):
     """``Pyro4.util``: Pyro4's camel-case traceback helpers and ``SerializerBase``."""
 
     SerializerBase = SerializerBase
@@ -198,10 +209,10 @@ class UtilModule:
         errors.excepthook(ex_type, ex_value, ex_tb)
 
 
-util = UtilModule()
+util = UtilModule("Pyro4.util")
 
 
-class SocketUtilModule:
+class SocketUtilModule(_StandInModule):
     """``Pyro4.socketutil``: Pyro4's camel-case names over ``pyrite.transports.socketutil``."""
 
     @staticmethod
@@ -254,10 +265,10 @@ class SocketUtilModule:
         _socketutil.send_data(sock, data)
 
 
-socketutil = SocketUtilModule()
+socketutil = SocketUtilModule("Pyro4.socketutil")
 
 
-class ConstantsModule:
+class ConstantsModule(_StandInModule):
     """``Pyro4.constants``: the version and the well-known object names."""
 
     VERSION = api.__version__
@@ -266,14 +277,14 @@ class ConstantsModule:
     PROTOCOL_VERSION = _constants.PROTOCOL_VERSION
 
 
-constants = ConstantsModule()
+constants = ConstantsModule("Pyro4.constants")
 
 # so that a later ``import Pyro4`` / ``from Pyro4 import ...`` / ``import Pyro4.errors`` finds these
 sys.modules["Pyro4"] = sys.modules[__name__]
 sys.modules["Pyro4.errors"] = errors
-sys.modules["Pyro4.core"] = core  # type: ignore[assignment]
-sys.modules["Pyro4.naming"] = naming  # type: ignore[assignment]
-sys.modules["Pyro4.util"] = util  # type: ignore[assignment]
-sys.modules["Pyro4.socketutil"] = socketutil  # type: ignore[assignment]
-sys.modules["Pyro4.constants"] = constants  # type: ignore[assignment]
-sys.modules["Pyro4.message"] = message  # type: ignore[assignment]
+sys.modules["Pyro4.core"] = core
+sys.modules["Pyro4.naming"] = naming
+sys.modules["Pyro4.util"] = util
+sys.modules["Pyro4.socketutil"] = socketutil
+sys.modules["Pyro4.constants"] = constants
+sys.modules["Pyro4.message"] = message
