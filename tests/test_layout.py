@@ -52,6 +52,11 @@ CONSOLE_SCRIPTS = {
     "pyrite-ns": "pyrite.nameserver.cli:main",
     "pyrite-nsc": "pyrite.nameserver.nsc:main",
 }
+CORE_SCRIPTS = {"pyrite-check-config": "pyrite.core.config:main"}
+API_SCRIPTS = {
+    "pyrite-echoserver": "pyrite.utils.echoserver:main",
+    "pyrite-httpgateway": "pyrite.utils.httpgateway:main",
+}
 
 
 def pyproject(folder: str | Path) -> dict:
@@ -238,7 +243,8 @@ def test_entry_points_declared() -> None:
     assert list(plugin) == ["example-repr"]
     for folder in ("core", "api"):
         assert "entry-points" not in pyproject(folder)["project"]
-        assert "scripts" not in pyproject(folder)["project"]
+    assert pyproject("core")["project"]["scripts"] == CORE_SCRIPTS
+    assert pyproject("api")["project"]["scripts"] == API_SCRIPTS
 
 
 def test_entry_points_installed_and_loadable() -> None:
@@ -252,7 +258,7 @@ def test_entry_points_installed_and_loadable() -> None:
         assert installed[name].value == value
         installed[name].load()
     installed = {ep.name: ep for ep in metadata.entry_points(group="console_scripts")}
-    for name, value in CONSOLE_SCRIPTS.items():
+    for name, value in {**CONSOLE_SCRIPTS, **CORE_SCRIPTS, **API_SCRIPTS}.items():
         assert installed[name].value == value
         assert callable(installed[name].load())
 
@@ -369,9 +375,13 @@ def test_wheels_share_the_namespace(wheelhouse: tuple[Path, Path]) -> None:
             names = zf.namelist()
         code = [n for n in names if ".dist-info/" not in n]
         assert "pyrite/__init__.py" not in names
-        assert all(n.startswith(f"pyrite/{folder}/") for n in code), (wheel.name, code)
-        for part in ("__init__.py", "_version.py", "py.typed"):
-            assert f"pyrite/{folder}/{part}" in names, (wheel.name, part)
+        # the umbrella also ships the tools (pyrite.utils) and the Pyro4 layer (pyrite.compatibility)
+        leaves = ("api", "utils", "compatibility") if folder == "api" else (folder,)
+        assert all(n.split("/")[1] in leaves and n.startswith("pyrite/") for n in code), (wheel.name, code)
+        for leaf in leaves:
+            for part in ("__init__.py", "py.typed"):
+                assert f"pyrite/{leaf}/{part}" in names, (wheel.name, leaf, part)
+        assert f"pyrite/{folder}/_version.py" in names, wheel.name
         licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
         assert len(licenses) == 1, (wheel.name, names)
         with zipfile.ZipFile(wheel) as zf:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import Pyro5
 import Pyro5.configure
+import Pyro5.protocol
 import pytest
 from pyrite.core.config import ENV_PREFIX, Configuration, config
 
@@ -129,3 +130,81 @@ def test_as_dict_and_dump():
     assert "Protocol version: 502" in text
     assert "NS_PORT = 9090" in text
     assert "pyrite version" in text
+
+
+def test_items_are_typed_attributes():
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(Configuration)
+    items = set(config.as_dict())
+    assert items <= set(hints)
+    # every item's default is of its declared type (None allowed only where declared optional)
+    fresh = Configuration()
+    fresh.reset(use_environment=False)
+    for item in items:
+        value = getattr(fresh, item)
+        declared = hints[item]
+        if value is None:
+            assert type(None) in typing.get_args(declared), item
+        else:
+            assert isinstance(value, typing.get_origin(declared) or declared), item
+    assert not hasattr(fresh, "__dict__")  # a slotted class: no room for unknown names
+    assert {f.name for f in dataclasses.fields(Configuration)} - items == {"_origins"}
+
+
+def test_origin_tracks_default_environment_and_code(monkeypatch):
+    monkeypatch.setenv("PYRITE_NS_PORT", "4444")
+    config.reset()
+    assert config.origin("NS_PORT") == "PYRITE_NS_PORT"
+    assert config.origin("HOST") == "default"
+    config.HOST = "127.0.0.1"
+    assert config.origin("HOST") == "code"
+    snapshot = config.copy()
+    assert snapshot.origin("HOST") == "code" and snapshot.origin("NS_PORT") == "PYRITE_NS_PORT"
+    text = config.dump()
+    assert "NS_PORT = 4444    [PYRITE_NS_PORT]" in text
+    assert "HOST = 127.0.0.1    [code]" in text
+    assert "SERIALIZER = serpent    [default]" in text
+    with pytest.raises(AttributeError):
+        config.origin("NO_SUCH_ITEM")
+    monkeypatch.delenv("PYRITE_NS_PORT")
+    config.reset()
+    assert config.origin("HOST") == "default" and config.HOST == "localhost"
+
+
+def test_config_module_does_not_import_protocol():
+    import subprocess
+    import sys
+
+    code = "import sys, pyrite.core.config as c; c.config.dump(); print(sorted(m for m in sys.modules if m.startswith('pyrite')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True).stdout
+    loaded = eval(out)  # a printed list of module names
+    assert "pyrite.core.protocol" not in loaded and "pyrite.core.errors" not in loaded
+    from pyrite.core import constants, protocol
+
+    assert constants.PROTOCOL_VERSION == protocol.PROTOCOL_VERSION == Pyro5.protocol.PROTOCOL_VERSION
+
+
+@pytest.mark.parametrize("command", [["-m", "pyrite.core.config"], ["pyrite-check-config"]])
+def test_config_tools_print_effective_configuration(command):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYRITE_COMMTIMEOUT="7.5", PYRITE_SERIALIZER="json")
+    if command[0] == "-m":
+        argv = [sys.executable, *command]
+    else:
+        exe = shutil.which(command[0], path=os.path.dirname(sys.executable))
+        assert exe, "pyrite-check-config is not installed in this environment"
+        argv = [exe]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Protocol version: 502" in out
+    assert "COMMTIMEOUT = 7.5    [PYRITE_COMMTIMEOUT]" in out
+    assert "SERIALIZER = json    [PYRITE_SERIALIZER]" in out
+    assert "NS_PORT = 9090    [default]" in out
+    assert done.stderr == ""

@@ -132,3 +132,11 @@ def test_repr_and_unix_location_check():
 def test_well_known_names():
     assert DAEMON_NAME == Pyro5.core.DAEMON_NAME == "Pyro.Daemon"
     assert NAMESERVER_NAME == Pyro5.core.NAMESERVER_NAME == "Pyro.NameServer"
+
+
+@pytest.mark.parametrize("text", ["PYRO:x@hostname", "PYRO:x@hostname:", "PYRO:x@[::1]", "PYRO:x@127.0.0.1"])
+def test_pyro_uri_without_port_is_refused_like_pyro5(text):
+    with pytest.raises(Pyro5.errors.PyroError):
+        Pyro5.core.URI(text)
+    with pytest.raises(PyroError, match="port"):
+        URI(text)

@@ -6,64 +6,172 @@ Use the module-level ``config`` object (``pyrite.api.config``)::
     config.SERIALIZER = "msgpack"
     config.COMMTIMEOUT = 5.0
 
+``Configuration`` declares every item as a typed attribute with its default
+(one item per line: add new items there).  Assigning a name that is not an
+item raises ``AttributeError``, as Pyro5's ``__slots__`` config does.
+
 At import (and on ``config.reset()``) every environment variable that starts
 with ``PYRITE_`` overrides the item of the same name, converted to the type of
 the default.  An unknown ``PYRITE_`` variable, or a value that does not
 convert, raises ``ValueError`` naming it.  ``PYRO_`` variables are Pyro5's and
 are left alone, so both libraries can live in one process.
+
+Each item remembers where its value came from (``config.origin("NS_PORT")``:
+``"default"``, the ``PYRITE_`` variable's name, or ``"code"``).  To see the
+effective configuration with those origins::
+
+    python -m pyrite.core.config          # or: pyrite-check-config
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any
 
-ENV_PREFIX = "PYRITE_"
+from ._version import __version__
+from .constants import PROTOCOL_VERSION
 
-_DEFAULTS: dict[str, Any] = {
-    "HOST": "localhost",
-    "NS_HOST": "localhost",
-    "NS_PORT": 9090,
-    "NS_BCPORT": 9091,
-    "NS_BCHOST": None,
-    "NS_AUTOCLEAN": 0.0,
-    "NS_LOOKUP_DELAY": 0.0,
-    "NATHOST": None,
-    "NATPORT": 0,
-    "COMPRESSION": False,
-    "SERVERTYPE": "thread",
-    "COMMTIMEOUT": 0.0,
-    "POLLTIMEOUT": 2.0,
-    "MAX_RETRIES": 0,
-    "SOCK_REUSE": True,
-    "SOCK_NODELAY": False,
-    "DETAILED_TRACEBACK": False,
-    "THREADPOOL_SIZE": 80,
-    "THREADPOOL_SIZE_MIN": 4,
-    "MAX_MESSAGE_SIZE": 1024 * 1024 * 1024,
-    "BROADCAST_ADDRS": ["<broadcast>", "0.0.0.0"],
-    "PREFER_IP_VERSION": 0,
-    "SERIALIZER": "serpent",
-    "SERPENT_BYTES_REPR": False,
-    "ITER_STREAMING": True,
-    "ITER_STREAM_LIFETIME": 0.0,
-    "ITER_STREAM_LINGER": 30.0,
-    "LOGFILE": None,
-    "LOGLEVEL": None,
-    "LOGWIRE": False,
-    "SSL": False,
-    "SSL_SERVERCERT": "",
-    "SSL_SERVERKEY": "",
-    "SSL_SERVERKEYPASSWD": "",
-    "SSL_REQUIRECLIENTCERT": False,
-    "SSL_CLIENTCERT": "",
-    "SSL_CLIENTKEY": "",
-    "SSL_CLIENTKEYPASSWD": "",
-    "SSL_CACERTS": "",
+__all__ = ["Configuration", "config", "global_config", "ENV_PREFIX", "DEFAULT", "CODE", "main"]
+
+ENV_PREFIX = "PYRITE_"
+DEFAULT = "default"
+"""``origin()`` of an item still at its declared default."""
+CODE = "code"
+"""``origin()`` of an item assigned by the program."""
+
+
+def _lan_broadcast() -> list[str]:
+    return ["<broadcast>", "0.0.0.0"]
+
+
+@dataclass(slots=True, init=False, repr=False, eq=False)
+class Configuration:
+    """The set of config items.  Attribute names are Pyro5's; unknown names are refused."""
+
+    HOST: str = "localhost"
+    NS_HOST: str = "localhost"
+    NS_PORT: int = 9090
+    NS_BCPORT: int = 9091
+    NS_BCHOST: str | None = None
+    NS_AUTOCLEAN: float = 0.0
+    NS_LOOKUP_DELAY: float = 0.0
+    NATHOST: str | None = None
+    NATPORT: int = 0
+    COMPRESSION: bool = False
+    SERVERTYPE: str = "thread"
+    COMMTIMEOUT: float = 0.0
+    POLLTIMEOUT: float = 2.0
+    MAX_RETRIES: int = 0
+    SOCK_REUSE: bool = True
+    SOCK_NODELAY: bool = False
+    DETAILED_TRACEBACK: bool = False
+    THREADPOOL_SIZE: int = 80
+    THREADPOOL_SIZE_MIN: int = 4
+    MAX_MESSAGE_SIZE: int = 1024 * 1024 * 1024
+    BROADCAST_ADDRS: list[str] = field(default_factory=_lan_broadcast)
+    PREFER_IP_VERSION: int = 0
+    SERIALIZER: str = "serpent"
+    SERPENT_BYTES_REPR: bool = False
+    ITER_STREAMING: bool = True
+    ITER_STREAM_LIFETIME: float = 0.0
+    ITER_STREAM_LINGER: float = 30.0
+    LOGFILE: str | None = None
+    LOGLEVEL: str | None = None
+    LOGWIRE: bool = False
+    SSL: bool = False
+    SSL_SERVERCERT: str = ""
+    SSL_SERVERKEY: str = ""
+    SSL_SERVERKEYPASSWD: str = ""
+    SSL_REQUIRECLIENTCERT: bool = False
+    SSL_CLIENTCERT: str = ""
+    SSL_CLIENTKEY: str = ""
+    SSL_CLIENTKEYPASSWD: str = ""
+    SSL_CACERTS: str = ""
     # pyrite's own: how many threads run oneway calls in a daemon at most.
-    "ONEWAY_THREADS": 16,
+    ONEWAY_THREADS: int = 16
+
+    # bookkeeping, not an item: item -> where its value came from
+    _origins: dict[str, str] = field(default_factory=dict)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_origins", {})
+        self.reset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # slots refuse unknown names; this only records that the program chose the value
+        object.__setattr__(self, name, value)
+        if name in _ITEMS:
+            self._origins[name] = CODE
+
+    def reset(self, use_environment: bool = True) -> None:
+        """Set every item back to its default, then apply ``PYRITE_*`` variables unless told not to."""
+        origins = self._origins
+        for item, make_default in _DEFAULTS.items():
+            object.__setattr__(self, item, make_default())
+            origins[item] = DEFAULT
+        if not use_environment:
+            return
+        for key, text in os.environ.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            item = key[len(ENV_PREFIX) :]
+            if item not in _DEFAULTS:
+                raise ValueError(
+                    f"unknown pyrite environment config variable: {key} (known items: {', '.join(sorted(_ITEMS))})"
+                )
+            object.__setattr__(self, item, _convert(item, _DEFAULTS[item](), text))
+            origins[item] = key
+
+    def origin(self, item: str) -> str:
+        """Where ``item``'s value came from: ``"default"``, a ``PYRITE_*`` variable name, or ``"code"``."""
+        if item not in _DEFAULTS:
+            raise AttributeError(f"no config item {item!r}")
+        return self._origins.get(item, DEFAULT)
+
+    def copy(self) -> Configuration:
+        """An independent copy of the current settings (origins included)."""
+        other = object.__new__(Configuration)
+        for item in _ITEMS:
+            value = getattr(self, item)
+            object.__setattr__(other, item, list(value) if isinstance(value, list) else value)
+        object.__setattr__(other, "_origins", dict(self._origins))
+        return other
+
+    def as_dict(self) -> dict[str, Any]:
+        """The items as a plain dict."""
+        return {item: getattr(self, item) for item in _ITEMS}
+
+    def dump(self) -> str:
+        """A human-readable summary of versions and the current settings, each with its origin."""
+        lines = [
+            f"pyrite version: {__version__}",
+            f"Loaded from: {os.path.dirname(os.path.abspath(__file__))}",
+            f"Python version: {platform.python_implementation()} {platform.python_version()} "
+            f"({platform.system()}, {os.name})",
+            f"Protocol version: {PROTOCOL_VERSION}",
+            "Currently active configuration settings (origin in brackets):",
+        ]
+        lines += [f"{k} = {v}    [{self.origin(k)}]" for k, v in sorted(self.as_dict().items())]
+        return "\n".join(lines)
+
+
+def _default_maker(item: Field[Any]) -> Callable[[], Any]:
+    if item.default_factory is not MISSING:
+        return item.default_factory
+    value = item.default
+    return lambda: value
+
+
+# item name -> callable giving a fresh default (lists are never shared between configs)
+_DEFAULTS: dict[str, Callable[[], Any]] = {
+    f.name: _default_maker(f) for f in fields(Configuration) if not f.name.startswith("_")
 }
+_ITEMS = frozenset(_DEFAULTS)
 
 _TRUE = ("1", "yes", "on", "true")
 _FALSE = ("0", "off", "no", "false")
@@ -88,59 +196,23 @@ def _convert(item: str, default: Any, text: str) -> Any:
         raise ValueError(f"invalid value for {name}: {text!r} is not {type(default).__name__}") from None
 
 
-class Configuration:
-    """The set of config items.  Attribute names are Pyro5's; unknown names are refused."""
-
-    __slots__ = tuple(_DEFAULTS)
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self, use_environment: bool = True) -> None:
-        """Set every item back to its default, then apply ``PYRITE_*`` variables unless told not to."""
-        for item, value in _DEFAULTS.items():
-            setattr(self, item, list(value) if isinstance(value, list) else value)
-        if not use_environment:
-            return
-        for key, text in os.environ.items():
-            if not key.startswith(ENV_PREFIX):
-                continue
-            item = key[len(ENV_PREFIX) :]
-            if item not in _DEFAULTS:
-                raise ValueError(
-                    f"unknown pyrite environment config variable: {key} (known items: {', '.join(sorted(_DEFAULTS))})"
-                )
-            setattr(self, item, _convert(item, _DEFAULTS[item], text))
-
-    def copy(self) -> Configuration:
-        """An independent copy of the current settings."""
-        other = object.__new__(Configuration)
-        for item in self.__slots__:
-            value = getattr(self, item)
-            setattr(other, item, list(value) if isinstance(value, list) else value)
-        return other
-
-    def as_dict(self) -> dict[str, Any]:
-        """The items as a plain dict."""
-        return {item: getattr(self, item) for item in self.__slots__}
-
-    def dump(self) -> str:
-        """A human-readable summary of versions and current settings."""
-        from . import __version__
-        from .protocol import PROTOCOL_VERSION
-
-        lines = [
-            f"pyrite version: {__version__}",
-            f"Python version: {platform.python_implementation()} {platform.python_version()}",
-            f"Protocol version: {PROTOCOL_VERSION}",
-            "Currently active configuration settings:",
-        ]
-        lines += [f"{k} = {v}" for k, v in sorted(self.as_dict().items())]
-        return "\n".join(lines)
-
-
 config = Configuration()
 global_config = config  # Pyro5 spells it this way in Pyro5.configure
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``pyrite-check-config`` / ``python -m pyrite.core.config``: print the effective configuration."""
+    parser = argparse.ArgumentParser(
+        prog="pyrite-check-config",
+        description="Show pyrite's effective configuration and where each value came from "
+        f"(its default, a {ENV_PREFIX}* environment variable, or the program).",
+    )
+    parser.parse_args(argv)
+    # run as ``python -m``, this file is __main__; report the config object the library uses
+    module = sys.modules.get("pyrite.core.config")
+    active = getattr(module, "config", config)
+    print(active.dump())
+    return 0
 
 
 def _configure_logging() -> None:
@@ -163,3 +235,6 @@ def _configure_logging() -> None:
 
 
 _configure_logging()
+
+if __name__ == "__main__":
+    sys.exit(main())

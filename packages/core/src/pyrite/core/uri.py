@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .constants import DAEMON_NAME, NAMESERVER_NAME
 from .errors import PyroError
 
-DAEMON_NAME = "Pyro.Daemon"
-NAMESERVER_NAME = "Pyro.NameServer"
+__all__ = ["URI", "DAEMON_NAME", "NAMESERVER_NAME"]
 
 _URI_RE = re.compile(r"(?P<protocol>[Pp][Yy][Rr][Oo][a-zA-Z]*):(?P<object>\S+?)(@(?P<location>.+))?$")
 _IPV6_RE = re.compile(r"\[([0-9a-fA-F:%.]+)](?::(\d+))?$")
@@ -79,6 +79,9 @@ class URI:
             host, _, port = location.partition(":")
         self.host = host
         if not port:
+            if default_port is None:
+                # a PYRO uri names one daemon: without a port there is nothing to connect to
+                raise PyroError(f"invalid uri (a PYRO uri needs a port in its location): {location!r}")
             self.port = default_port
             return
         try:
