@@ -45,18 +45,8 @@ from .protocol import (
     SendingMessage,
 )
 
-__all__ = [
-    "CLIENT",
-    "SERVER",
-    "NEED_DATA",
-    "Closed",
-    "Event",
-    "Frame",
-    "FrameReader",
-    "Session",
-    "READ_SIZE",
-    "BIG_READ_SIZE",
-]
+__all__ = ["CLIENT", "SERVER", "NEED_DATA", "Closed", "Event", "Frame", "FrameReader", "Session"]
+__all__ += ["READ_SIZE", "BIG_READ_SIZE"]
 
 CLIENT: Final = "client"
 """The role of a session that sends requests (a proxy's connection)."""
@@ -74,6 +64,7 @@ Frame = tuple[ReceivingMessage, bytes]
 _START = 6  # tag + version: enough to refuse a stranger's bytes
 Bytes = bytes | bytearray | memoryview
 Annotations = Mapping[str, Bytes] | None
+CorrId = uuid.UUID | bytes | None
 
 
 class _NeedData:
@@ -246,26 +237,11 @@ class Session:
     outgoing messages as well.
     """
 
-    __slots__ = (
-        "role",
-        "seq",
-        "_reader",
-        "_frames",
-        "_error",
-        "_closed",
-        "_expect",
-        "_handshake_done",
-        "_max_message_size",
-        "_max_prehandshake_size",
-    )
+    __slots__ = ("role", "seq", "_reader", "_frames", "_error", "_closed", "_expect", "_handshake_done")
+    __slots__ += ("_max_message_size", "_max_prehandshake_size")
 
     def __init__(
-        self,
-        role: str,
-        *,
-        seq: int = 0,
-        max_message_size: int | None = None,
-        max_prehandshake_size: int | None = None,
+        self, role: str, *, seq: int = 0, max_message_size: int | None = None, max_prehandshake_size: int | None = None
     ) -> None:
         if role not in (CLIENT, SERVER):
             raise ValueError(f"a session's role is {CLIENT!r} or {SERVER!r}, not {role!r}")
@@ -399,23 +375,13 @@ class Session:
         return tuple(entry[0] for entry in self._expect)
 
     def connect_request(
-        self,
-        serializer_id: int,
-        payload: Bytes,
-        annotations: Annotations = None,
-        corr_id: uuid.UUID | bytes | None = None,
+        self, serializer_id: int, payload: Bytes, annotations: Annotations = None, corr_id: CorrId = None
     ) -> SendingMessage:
         """The MSG_CONNECT that opens a connection (it uses the current ``seq``); expects
         MSG_CONNECTOK or MSG_CONNECTFAIL back."""
+        size = self._max_message_size
         msg = SendingMessage(
-            MSG_CONNECT,
-            0,
-            self.seq,
-            serializer_id,
-            payload,
-            annotations,
-            corr_id=corr_id,
-            max_size=self._max_message_size,
+            MSG_CONNECT, 0, self.seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=size
         )
         self._expect.append((self.seq, (MSG_CONNECTOK, MSG_CONNECTFAIL), -1))
         return msg
@@ -426,7 +392,7 @@ class Session:
         payload: Bytes,
         flags: int = 0,
         annotations: Annotations = None,
-        corr_id: uuid.UUID | bytes | None = None,
+        corr_id: CorrId = None,
         *,
         msgtype: int = MSG_INVOKE,
     ) -> SendingMessage:
