@@ -237,8 +237,7 @@ class Session:
     outgoing messages as well.
     """
 
-    __slots__ = ("role", "seq", "_reader", "_frames", "_error", "_closed", "_expect", "_handshake_done")
-    __slots__ += ("_max_message_size", "_max_prehandshake_size")
+    __slots__ = ("role", "seq", "_reader", "_frames", "_error", "_closed", "_expect", "_handshake_done", "_limits")
 
     def __init__(
         self, role: str, *, seq: int = 0, max_message_size: int | None = None, max_prehandshake_size: int | None = None
@@ -254,8 +253,7 @@ class Session:
         # (seq, accepted reply types, serializer id the reply must use or -1), oldest first
         self._expect: deque[tuple[int, tuple[int, ...], int]] = deque()
         self._handshake_done = False
-        self._max_message_size = max_message_size
-        self._max_prehandshake_size = max_prehandshake_size
+        self._limits = (max_message_size, max_prehandshake_size)
         self._apply_limit()
 
     # ------------------------------------------------------------------ limits and state
@@ -263,7 +261,7 @@ class Session:
     @property
     def max_message_size(self) -> int:
         """The largest message (declared and inflated) accepted after the handshake."""
-        return config.MAX_MESSAGE_SIZE if self._max_message_size is None else self._max_message_size
+        return config.MAX_MESSAGE_SIZE if self._limits[0] is None else self._limits[0]
 
     @property
     def handshake_done(self) -> bool:
@@ -278,10 +276,10 @@ class Session:
 
     def _apply_limit(self) -> None:
         if self.role == SERVER and not self._handshake_done:
-            cap = config.MAX_PREHANDSHAKE_SIZE if self._max_prehandshake_size is None else self._max_prehandshake_size
+            cap = config.MAX_PREHANDSHAKE_SIZE if self._limits[1] is None else self._limits[1]
             self._reader.max_size = min(cap, self.max_message_size)
         else:
-            self._reader.max_size = self._max_message_size  # None: config, read per message
+            self._reader.max_size = self._limits[0]  # None: config, read per message
 
     @property
     def partial(self) -> bool:
@@ -379,7 +377,7 @@ class Session:
     ) -> SendingMessage:
         """The MSG_CONNECT that opens a connection (it uses the current ``seq``); expects
         MSG_CONNECTOK or MSG_CONNECTFAIL back."""
-        size = self._max_message_size
+        size = self._limits[0]
         msg = SendingMessage(
             MSG_CONNECT, 0, self.seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=size
         )
@@ -400,7 +398,7 @@ class Session:
         unless ``flags`` has FLAGS_ONEWAY its reply is expected, in request order."""
         seq = (self.seq + 1) & 0xFFFF
         msg = SendingMessage(
-            msgtype, flags, seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=self._max_message_size
+            msgtype, flags, seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=self._limits[0]
         )
         self.seq = seq
         if not flags & FLAGS_ONEWAY:
@@ -466,7 +464,7 @@ class Session:
             annotations,
             compress=compress,
             corr_id=corr,
-            max_size=self._max_message_size,
+            max_size=self._limits[0],
         )
 
     def refusal(
