@@ -221,16 +221,16 @@ class Proxy:
         return True
 
     def __len__(self) -> int:
-        return self.__getattr__("__len__")()
+        return int(self.__getattr__("__len__")())
 
     def __getitem__(self, index: Any) -> Any:
         return self.__getattr__("__getitem__")(index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        return self.__getattr__("__setitem__")(index, value)
+        self.__getattr__("__setitem__")(index, value)
 
     def __delitem__(self, index: Any) -> None:
-        return self.__getattr__("__delitem__")(index)
+        self.__getattr__("__delitem__")(index)
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -252,7 +252,8 @@ class Proxy:
     @property
     def _pyroTimeout(self) -> float | None:
         """Seconds to wait for the network on this proxy; setting it also applies to an open connection."""
-        return self.__pyroTimeout
+        timeout: float | None = self.__dict__["_Proxy__pyroTimeout"]
+        return timeout
 
     @_pyroTimeout.setter
     def _pyroTimeout(self, timeout: float | None) -> None:
