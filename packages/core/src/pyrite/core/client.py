@@ -43,8 +43,7 @@ __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
 
 log = logging.getLogger("pyrite.core.client")
 
-_StreamResultIterator = StreamResultIterator  # the older private names
-_RemoteMethod = RemoteMethod
+_StreamResultIterator = StreamResultIterator  # the older private name
 
 
 class Proxy:
@@ -120,7 +119,7 @@ class Proxy:
         # the common case first: a known remote method (this runs for every call)
         methods = self.__dict__.get("_pyroMethods")
         if methods is not None and name in methods:
-            return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+            return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
         if methods is None or name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             # proxy-local names (and anything on a half-built proxy) never go remote
             raise AttributeError(name)
@@ -130,7 +129,7 @@ class Proxy:
             return self._pyroInvoke("__getattr__", (name,), None)
         if name not in self._pyroMethods:
             raise AttributeError(f"remote object '{self._pyroUri}' has no exposed attribute or method '{name}'")
-        return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+        return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
