@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Client, SelectorEngine
+from ..interfaces import DaemonHost
+from .base import Client, Frame, SelectorEngine
 
 SEND_TIMEOUT = 60.0
 
@@ -26,13 +27,13 @@ SEND_TIMEOUT = 60.0
 class MultiplexEngine(SelectorEngine):
     """Server engine for SERVERTYPE "multiplex": single-threaded, selector based.
 
-    Construct as ``MultiplexEngine(daemon, listener)``; see the module docstring.
+    Construct as ``MultiplexEngine(host, listener)``; see the module docstring.
     """
 
     servertype = "multiplex"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        super().__init__(daemon, listener)
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        super().__init__(host, listener)
 
     def _prepare(self, client: Client) -> None:
         try:
@@ -52,13 +53,17 @@ class MultiplexEngine(SelectorEngine):
             return
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
-        for msg, payload in frames:
-            if not self._dispatch(client, msg, payload):
-                return
-        del frames, msg, payload
+        self._unpark(client, frames, registered=True)
+
+    def _unpark(self, client: Client, pending: list[Frame], registered: bool = False) -> None:
+        if not self._serve_frames(client, pending):
+            return  # dropped or parked
+        del pending
         client.busy = False
         if self._closed:
             self._drop(client)
+        elif not registered:
+            self._register(client)
 
     def _housekeep(self) -> None:
         self._run_housekeeping()
