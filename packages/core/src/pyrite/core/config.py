@@ -70,6 +70,12 @@ _DEFAULTS: dict[str, Any] = {
     "SERIALIZERS_ACCEPTED": [],
     # the most calls one batch may carry (0: no limit)
     "MAX_BATCH_CALLS": 10000,
+    # pyrite's own: the most a message may hold (declared, and inflated) before the
+    # server side of a connection has accepted its handshake.
+    "MAX_PREHANDSHAKE_SIZE": 64 * 1024,
+    # pyrite's own: beyond 1 MiB, a compressed payload may inflate to at most this many
+    # times its compressed size (0 = no ratio limit; MAX_MESSAGE_SIZE always applies).
+    "MAX_DECOMPRESSION_RATIO": 500,
 }
 
 _TRUE = ("1", "yes", "on", "true")
