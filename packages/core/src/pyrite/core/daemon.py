@@ -55,7 +55,8 @@ from .engines.single import SingleConnectionEngine
 from .errors import DaemonError, PyroError, SecurityError
 from .exposure import expose, get_exposed_members, reset_exposed_members
 from .objects import ObjectRegistry, unpack, unpack_quiet
-from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, recv_message, send_message
+from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, send_message
+from .session import SERVER, Session
 from .streams import StreamRegistry
 from .uri import DAEMON_NAME, URI
 from .workers import WorkerPool
@@ -129,6 +130,16 @@ def _location(host: str, port: int, unixsocket: str | None) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def _session_of(conn: Any) -> Session:
+    """The protocol session of a connection driven by hand (a ClientConnection has one)."""
+    session = getattr(conn, "session", None)
+    if session is None:
+        session = Session(SERVER)
+        with contextlib.suppress(AttributeError):
+            conn.session = session
+    return session
 
 
 def _default_methodcall_error_handler(
@@ -230,12 +241,13 @@ class Daemon:
     def _handshake(self, conn: Any, msg: Any = None, denied_reason: str | None = None) -> bool:
         """Answer a client's MSG_CONNECT (read from ``conn`` if ``msg`` is None); True if accepted.
         With ``denied_reason`` the client is refused with that reason."""
+        session = _session_of(conn)
         if msg is None:
-            msg = recv_message(conn)
+            msg = session.receive_from(conn.recv)
         if denied_reason:
-            reply = self.host.refuse(conn, None, msg, denied_reason)
+            reply = self.host.refuse(conn, session, msg, denied_reason)
         else:
-            reply = self.host.serve_handshake(conn, None, msg)
+            reply = self.host.serve_handshake(conn, session, msg)
         try:
             send_message(conn, reply)
         except PyroError:
@@ -248,12 +260,13 @@ class Daemon:
         As in Pyro5, the exception of a failed ``@callback`` method is raised here too,
         after the caller got its error reply.
         """
-        msg = recv_message(conn)
+        session = _session_of(conn)
+        msg = session.receive_from(conn.recv)
         if msg.type == MSG_CONNECT:
             if not self._handshake(conn, msg):
                 raise SecurityError("handshake refused")
             return
-        reply = self.host.serve_request(conn, None, msg)
+        reply = self.host.serve_request(conn, session, msg)
         if reply is not None:
             send_message(conn, reply)
         while getattr(conn, "held_oneways", None) and not self.host.resume(conn):

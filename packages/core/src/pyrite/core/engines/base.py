@@ -1,12 +1,14 @@
-"""What the server engines share: the frame reader, the per-client record and the selector loop.
+"""What the server engines share: the per-client record, reading, dispatching and the selector loop.
 
 An engine owns a transport ``Listener`` and the client connections it
-accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
-``loop()``, or the caller of ``events()``) watches the listener, the idle
-clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
-into complete messages, so a slow or half-sent message never holds up
-anyone.  What happens to a complete message is the engine's business: the
+accepts, each wrapped in a ``ClientConnection`` that carries its protocol
+``Session`` (``conn.session``).  One thread (the one in ``loop()``, or the
+caller of ``events()``) watches the listener, the idle clients and a wakeup
+socket with a ``selectors`` selector.  Reads there are non-blocking: the
+bytes go into the client's session, which turns them into complete, parsed
+messages (and applies the size limits), so a slow or half-sent message never
+holds up anyone.  Engines parse and build no header themselves; they send
+the ``SendingMessage`` objects the daemon returns.  What happens to a complete message is the engine's business: the
 multiplex engine handles it in place, the thread pool engine hands it to a
 worker.
 
@@ -36,7 +38,8 @@ from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
 from ..interfaces import DaemonHost
-from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+from ..protocol import ReceivingMessage
+from ..session import BIG_READ_SIZE, READ_SIZE, Closed, Frame, FrameReader, Session
 
 __all__ = [
     "BIG_READ_SIZE",
@@ -44,6 +47,7 @@ __all__ = [
     "MAX_READ_PER_TURN",
     "Frame",
     "FrameReader",
+    "Incoming",
     "Client",
     "SelectorEngine",
     "describe_peer",
@@ -58,6 +62,9 @@ SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to no
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
 PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
 
+Incoming = ReceivingMessage | Exception
+"""What a read yields: complete messages, in order, possibly ending with the error that followed them."""
+
 _LISTENER = "listener"
 _WAKE = "wake"
 
@@ -69,21 +76,45 @@ class Client:
     a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
     """
 
-    __slots__ = ("conn", "raw", "reader", "session", "fd", "registered", "busy", "gone", "pending")
+    __slots__ = ("conn", "raw", "session", "fd", "registered", "busy", "gone", "pending")
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.raw = conn.conn
-        self.reader = FrameReader()
-        self.session: Any = None
+        self.session: Session = conn.session
         self.fd = self.raw.fileno()
         self.registered = False
         self.busy = False
         self.gone = False
-        self.pending: list[Frame] = []  # frames read but not served while the client is parked
+        self.pending: list[Incoming] = []  # messages read but not served while the client is parked
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
+
+
+def take_messages(session: Session) -> list[Incoming]:
+    """Every complete message the session holds, parsed, in order.
+
+    An error (bad bytes, a too large message) after complete messages ends the
+    list, so those are still served; with none before it, it is raised, as is a
+    ConnectionClosedError for a close."""
+    out: list[Incoming] = []
+    while True:
+        try:
+            event = session.next_event()
+        except Exception as exc:
+            if not out:
+                raise
+            out.append(exc)
+            return out
+        if isinstance(event, ReceivingMessage):
+            out.append(event)
+        elif isinstance(event, Closed):
+            if not out:
+                raise event.error()
+            return out
+        else:
+            return out
 
 
 def describe_peer(conn: Any) -> str:
@@ -454,50 +485,45 @@ class SelectorEngine:
 
     # ----- reading, dispatching, dropping
 
-    def _read_frames(self, client: Client) -> list[Frame]:
-        """Read what has arrived on an idle client without blocking; return completed messages.
+    def _read_messages(self, client: Client) -> list[Incoming]:
+        """Read what has arrived on an idle client without blocking; the messages it completes.
 
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage.
+        Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
+        complete message came before them (else they end the list, see ``take_messages``).
         """
         raw = client.raw
-        reader = client.reader
-        frames: list[Frame] = []
+        session = client.session
         budget = MAX_READ_PER_TURN
         while True:
-            data = raw.recv_some(reader.want())
+            data = raw.recv_some(session.want())
             if data is None:
                 break
+            session.receive_data(data)
             if not data:
-                if frames:
-                    break  # serve what came before the end; the next read sees the end again
-                raise ConnectionClosedError(
-                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
-                )
-            frames += reader.feed(data)
+                break
             budget -= len(data)
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
             # a big message streams in, read on (up to a fair share) rather than select per piece.
-            if not raw.pending() and (frames or not reader.partial or budget <= 0):
+            if not raw.pending() and (not session.partial or budget <= 0):
                 break
-        return frames
+        return take_messages(session)
 
-    def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
+    def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
         """Give one complete message to the daemon and send its reply.  False if the client
         was dropped (refused, broken, or after a failed ``@callback``)."""
         conn = client.conn
+        session = client.session
         host = self.host
         try:
-            msg.add_payload(payload)
-            del payload
-            if conn.handshaked:
-                reply = host.serve_request(conn, client.session, msg)
+            if session.handshake_done:
+                reply = host.serve_request(conn, session, msg)
             else:
-                reply = host.serve_handshake(conn, client.session, msg)
+                reply = host.serve_handshake(conn, session, msg)
             del msg
             if reply is not None:
                 protocol.send_message(conn, reply)
                 del reply
-            if not conn.handshaked:
+            if not session.handshake_done:
                 log.debug("%s: handshake refused for %s", self, describe_peer(conn))
             elif conn.callback_error is not None:
                 # Pyro5 raises a failed @callback's error in the callback's daemon too: log it, end the link
@@ -516,20 +542,24 @@ class SelectorEngine:
         self._drop(client)
         return False
 
-    def _serve_frames(self, client: Client, frames: list[Frame]) -> bool:
-        """Dispatch ``frames`` in order.  False if the client was dropped or parked (its
-        remaining frames kept in ``client.pending``): the caller must leave it alone then."""
-        for index, (msg, payload) in enumerate(frames):
-            if not self._dispatch(client, msg, payload):
+    def _serve_messages(self, client: Client, messages: list[Incoming]) -> bool:
+        """Dispatch ``messages`` in order.  False if the client was dropped or parked (the rest
+        kept in ``client.pending``): the caller must leave it alone then."""
+        for index, msg in enumerate(messages):
+            if isinstance(msg, Exception):  # bad bytes after the messages before it
+                self._log_failure(client, msg)
+                self._drop(client)
+                return False
+            if not self._dispatch(client, msg):
                 return False
             if client.conn.held_oneways:
-                self._park(client, frames[index + 1 :])
+                self._park(client, messages[index + 1 :])
                 return False
         return True
 
     # ----- back-pressure: parked clients wait for room in the worker pool
 
-    def _park(self, client: Client, pending: list[Frame]) -> None:
+    def _park(self, client: Client, pending: list[Incoming]) -> None:
         """Stop reading ``client`` until its held-back oneway calls are submitted."""
         self._unregister(client)
         client.pending = pending
@@ -564,7 +594,7 @@ class SelectorEngine:
             pending, client.pending = client.pending, []
             self._unpark(client, pending)
 
-    def _unpark(self, client: Client, pending: list[Frame]) -> None:
+    def _unpark(self, client: Client, pending: list[Incoming]) -> None:
         """Hook: serve a resumed client's pending frames, then watch it again."""
         raise NotImplementedError
 
@@ -615,7 +645,7 @@ class SelectorEngine:
             pass
         log.debug("%s: dropped %r", self, client)
 
-    def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
+    def _send_refusal(self, client: Client, msg: ReceivingMessage, reason: str) -> None:
         """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
         log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
         try:
