@@ -35,6 +35,8 @@ from pyrite.core.errors import (
 )
 from pyrite.core.uri import URI
 
+from tests.daemons import LoopThread
+
 WAIT = 10.0  # the longest any test waits for a thread or an event
 
 DAEMON_KINDS = ["pyro5", "pyrite"]
@@ -184,19 +186,11 @@ class Served:
         self.uri = str(self.daemon.register(self.thing, "thing"))
         self.daemon.register(self.thing.other_obj, "other")
         self.seq_uri = str(self.daemon.register(Seq(), "seq"))
-        self.thread = threading.Thread(target=self.daemon.requestLoop, name=f"{kind}-daemon", daemon=True)
-        self.thread.start()
+        self.loop = LoopThread(self.daemon, name=f"{kind}-daemon")
 
     def stop(self) -> None:
         self.thing.release.set()
-        self.daemon.shutdown()
-        self.thread.join(WAIT)
-        alive = self.thread.is_alive()
-        try:
-            self.daemon.close()
-        except Exception:
-            pass
-        assert not alive, "daemon thread did not stop"
+        self.loop.stop()
 
 
 @pytest.fixture(params=DAEMON_KINDS)

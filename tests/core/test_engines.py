@@ -429,10 +429,9 @@ def test_housekeeping_runs_every_polltimeout(servertype):
 # -- shutdown and close --------------------------------------------------------------------
 
 
-def test_shutdown_from_another_thread_is_prompt(servertype):
+def test_shutdown_from_another_thread_is_prompt(servertype, start_daemon):
     daemon, _, uri = make_daemon()
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     proxy = pyrite_proxy(uri)
     assert proxy.add(1, 2) == 3
     half = socket.create_connection((HOST, uri.port), timeout=5)
@@ -440,8 +439,7 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     time.sleep(0.2)
     started = time.monotonic()
     daemon.shutdown()
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert time.monotonic() - started < JOIN
     with pytest.raises(CommunicationError):
         proxy.add(1, 2)
@@ -453,29 +451,25 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     proxy._pyroRelease()
 
 
-def test_shutdown_from_inside_a_call(servertype, make_proxy):
+def test_shutdown_from_inside_a_call(servertype, make_proxy, start_daemon):
     daemon, _, uri = make_daemon()
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     with make_proxy(uri) as proxy:
         assert proxy.stop_daemon() == "stopping"  # the caller still gets its reply
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert wait_for(lambda: not worker_threads())
 
 
-def test_close_releases_everything(servertype, tmp_path):
+def test_close_releases_everything(servertype, tmp_path, start_daemon):
     path = str(tmp_path / "close.sock")
     daemon, _, uri = make_daemon(host=None, unixsocket=path)
     engine = daemon.transportServer
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     proxies = [pyrite_proxy(uri) for _ in range(3)]
     for proxy in proxies:
         assert proxy.add(1, 1) == 2
     daemon.close()
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert not os.path.exists(path)
     assert engine.clients == []
     assert engine.sockets == []
@@ -488,17 +482,14 @@ def test_close_releases_everything(servertype, tmp_path):
     engine.close()  # idempotent
 
 
-def test_loop_condition_is_checked(servertype):
+def test_loop_condition_is_checked(servertype, start_daemon):
     daemon, _, uri = make_daemon()
     stop = threading.Event()
-    thread = threading.Thread(target=daemon.requestLoop, args=(lambda: not stop.is_set(),), daemon=True)
-    thread.start()
+    loop = start_daemon(daemon, loopCondition=lambda: not stop.is_set())
     with pyrite_proxy(uri) as proxy:
         assert proxy.add(1, 2) == 3
     stop.set()
-    thread.join(JOIN)  # within about POLLTIMEOUT
-    assert not thread.is_alive()
-    daemon.close()
+    assert loop.join()  # within about POLLTIMEOUT
 
 
 # -- external event loops and combine -------------------------------------------------------------
