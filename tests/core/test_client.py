@@ -869,8 +869,7 @@ def test_connected_socket(kind: str):
         else:
             daemon.requestLoop()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    served = LoopThread(daemon, target=loop)
     try:
         with Proxy("thing", connected_socket=ours) as p:
             assert p.add(1, 2) == 3
@@ -880,10 +879,7 @@ def test_connected_socket(kind: str):
     finally:
         thing.release.set()
         ours.close()
-        daemon.shutdown()
-        thread.join(WAIT)
-        with contextlib.suppress(Exception):
-            daemon.close()
+        served.stop()
         theirs.close()
 
 
