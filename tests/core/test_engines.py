@@ -23,7 +23,7 @@ from pyrite.core.daemon import Daemon
 from pyrite.core.engines import engine_class
 from pyrite.core.engines.base import BIG_READ_SIZE, FrameReader
 from pyrite.core.engines.multiplex import MultiplexEngine
-from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine, WorkerPool
+from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine
 from pyrite.core.errors import CommunicationError, MessageTooLargeError, ProtocolError, PyroError
 from pyrite.core.exposure import behavior, expose
 from Pyro5 import config as pyro5_config
@@ -674,54 +674,3 @@ def test_frame_reader_leaves_decompression_to_add_payload():
     [(msg, payload)] = FrameReader().feed(bytes(data))
     with pytest.raises(MessageTooLargeError):
         msg.add_payload(payload)
-
-
-# -- the worker pool -----------------------------------------------------------------------
-
-
-def test_worker_pool_sizes_are_checked():
-    with pytest.raises(ValueError):
-        WorkerPool(0, 1)
-    with pytest.raises(ValueError):
-        WorkerPool(2, 0)
-    with pytest.raises(ValueError):
-        WorkerPool(2, 3)
-
-
-def test_worker_pool_grows_to_its_size_queues_then_refuses():
-    pool = WorkerPool(size=3, min_size=1, queue_limit=2, name="pyrite-worker-test")
-    gate = threading.Event()
-    done, started = [], []
-    try:
-        assert pool.num_workers == 1
-        for i in range(3):
-            assert pool.submit(lambda i=i: (started.append(i), gate.wait(5), done.append(i)), refusable=True)
-        assert pool.num_workers == 3
-        assert wait_for(lambda: len(started) == 3)
-        assert pool.submit(lambda: done.append("q1"), refusable=True)
-        assert pool.submit(lambda: done.append("q2"), refusable=True)
-        assert not pool.submit(lambda: done.append("refused"), refusable=True)
-        assert pool.submit(lambda: done.append("always"))  # not refusable: queued anyway
-        assert pool.num_workers == 3 and pool.queued == 3 and pool.backlog()
-        gate.set()
-        assert wait_for(lambda: len(done) == 6)
-        assert "refused" not in done
-    finally:
-        gate.set()
-        leftover = pool.close()
-    assert leftover == []
-    assert not pool.submit(lambda: None)
-    assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pyrite-worker-test")])
-
-
-def test_worker_pool_close_returns_jobs_that_never_ran():
-    pool = WorkerPool(size=1, min_size=1, name="pyrite-worker-test")
-    gate = threading.Event()
-    try:
-        pool.submit(gate.wait, (5,))
-        job = (print, ("never",))
-        pool.submit(*job)
-        assert wait_for(lambda: pool.queued == 1)
-        assert pool.close(timeout=0.1) == [job]
-    finally:
-        gate.set()
