@@ -298,10 +298,12 @@ class SelectorEngine(ConnectionServing):
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        engines = (self, *self._children)
-        due = min(engine._next_housekeeping for engine in engines)
+        children = self._children
+        due = self._next_housekeeping
+        if children:
+            due = min(due, *(engine._next_housekeeping for engine in children))
         timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
-        if any(engine._parked for engine in engines):
+        if self._parked or (children and any(engine._parked for engine in children)):
             timeout = min(timeout, PARKED_POLL)
         return timeout
 
