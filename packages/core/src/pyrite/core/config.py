@@ -102,6 +102,14 @@ class Configuration:
     # times its compressed size (0 = no ratio limit; MAX_MESSAGE_SIZE always applies).
     MAX_DECOMPRESSION_RATIO: int = 500
 
+    # pyrite's own: open item streams per client connection, and in a whole daemon (0: no limit)
+    ITER_STREAM_MAX_PER_CONNECTION: int = 1000
+    ITER_STREAM_MAX: int = 10000
+    # the serializers a daemon accepts, by name (empty: every installed one)
+    SERIALIZERS_ACCEPTED: list[str] = field(default_factory=list)
+    # the most calls one batch may carry (0: no limit)
+    MAX_BATCH_CALLS: int = 10000
+
     # bookkeeping, not an item: item -> where its value came from
     _origins: dict[str, str] = field(default_factory=dict)
 

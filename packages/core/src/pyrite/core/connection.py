@@ -9,7 +9,11 @@ the client goes) and ``keep_open``.  This is what ``Daemon.validateHandshake``,
 from __future__ import annotations
 
 import weakref
+from collections import deque
 from typing import Any
+
+from .interfaces import Connection
+from .session import SERVER, Session
 
 
 class ClientConnection:
@@ -18,34 +22,46 @@ class ClientConnection:
     # No __slots__: Pyro5 servers set their own attributes on the connection
     # (e.g. ``conn.user = ...`` in validateHandshake).
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pyroInstances: dict[type, Any] = {}
         self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
         self.keep_open = False
         self.handshaked = False
+        #: the protocol session of this connection (server side): framing, limits, replies
+        self.session = Session(SERVER)
+        #: oneway calls waiting for room in the worker pool (the engine stops reading meanwhile)
+        self.held_oneways: deque[Any] = deque()
+        #: the exception of a failed ``@callback`` method: the engine closes the connection
+        self.callback_error: BaseException | None = None
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data`` on the transport connection."""
         self.conn.send(data)
 
     def send_parts(self, parts: Any) -> None:
+        """Send several buffers in order (one gathering write where the transport can)."""
         send_parts = getattr(self.conn, "send_parts", None)
         if send_parts is None:
             self.conn.send(b"".join(parts))
         else:
             send_parts(parts)
 
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int) -> bytes | memoryview:
+        """Receive exactly ``size`` bytes."""
         return self.conn.recv(size)
 
     def fileno(self) -> int:
+        """The OS file descriptor, for selectors."""
         return self.conn.fileno()
 
     def close(self) -> None:
+        """Close the transport connection."""
         self.conn.close()
 
     @property
     def timeout(self) -> float | None:
+        """The transport connection's timeout in seconds (None: blocking)."""
         return self.conn.timeout
 
     @timeout.setter
@@ -59,10 +75,12 @@ class ClientConnection:
         return getattr(self.conn, "socket", self.conn)
 
     def getpeercert(self) -> dict[str, Any] | None:
+        """The peer's TLS certificate, or None."""
         return self.conn.getpeercert()
 
     @property
     def peer_address(self) -> Any:
+        """The client's address."""
         return self.conn.peer_address
 
     def __repr__(self) -> str:

@@ -1,27 +1,29 @@
-"""What both server engines share: the frame reader, the per-client record and the selector loop.
+"""What the server engines share: the per-client record, reading, dispatching and the selector loop.
 
 An engine owns a transport ``Listener`` and the client connections it
-accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
-``loop()``, or the caller of ``events()``) watches the listener, the idle
-clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
-into complete messages, so a slow or half-sent message never holds up
-anyone.  What happens to a complete message is the engine's business: the
-multiplex engine handles it in place, the thread pool engine hands it to a
-worker.
+accepts, each wrapped in a ``ClientConnection`` that carries its protocol
+``Session`` (``conn.session``).  One thread (the one in ``loop()``, or the
+caller of ``events()``) watches the listener, the idle clients and a wakeup
+socket with a ``selectors`` selector.  Reads there are non-blocking: the
+bytes go into the client's session, which turns them into complete, parsed
+messages (and applies the size limits), so a slow or half-sent message never
+holds up anyone.  Engines parse and build no header themselves; they send
+the ``SendingMessage`` objects the daemon returns.  What happens to a
+complete message is the engine's business: the multiplex engine handles it
+in place, the thread pool engine hands it to a worker.
 
-The daemon side of the seam (see packages/core/README.md, "Seams")::
-
-    daemon._handshake(conn, msg) -> bool     # first message of a connection
-    daemon._handle_message(conn, msg)        # every later message; replies itself
-    daemon._client_disconnected(conn)        # once, for a client that got past the handshake
-    daemon._housekeeping()                   # about every config.POLLTIMEOUT seconds
+Engines talk to the daemon only through ``interfaces.DaemonHost`` (the
+``host`` they are built with): ``serve_handshake`` / ``serve_request`` for each
+message (the engine sends what they return), ``refuse``, ``resume`` for a
+connection whose oneway calls were held back, ``client_disconnected`` and
+``housekeeping``.  A connection with held-back oneway calls is "parked": not
+read until the worker pool has room again (back-pressure on that connection
+only; user code never runs on the loop thread for it).
 """
 
 from __future__ import annotations
 
 import logging
-import select
 import selectors
 import socket
 import threading
@@ -29,12 +31,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import protocol
 from ..config import config
 from ..connection import ClientConnection
-from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
-from ..errors import TimeoutError as PyroTimeoutError
+from ..errors import ConnectionClosedError
+from ..interfaces import DaemonHost
 from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+from .common import Client, Incoming, describe_peer, log, take_messages, wait_readable
+from .serving import MAX_READ_PER_TURN, ConnectionServing
 
 __all__ = [
     "BIG_READ_SIZE",
@@ -42,67 +45,21 @@ __all__ = [
     "MAX_READ_PER_TURN",
     "Frame",
     "FrameReader",
+    "Incoming",
     "Client",
     "SelectorEngine",
     "describe_peer",
     "log",
+    "take_messages",
     "wait_readable",
 ]
 
-log = logging.getLogger("pyrite.core.engines")
-
-MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
+PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
 
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-class Client:
-    """An engine's record of one accepted connection.
-
-    ``busy`` is set while the client is out of the selector being served (by
-    a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
-    """
-
-    __slots__ = ("conn", "raw", "reader", "fd", "registered", "busy", "gone")
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-        self.raw = conn.conn
-        self.reader = FrameReader()
-        self.fd = self.raw.fileno()
-        self.registered = False
-        self.busy = False
-        self.gone = False
-
-    def __repr__(self) -> str:
-        return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
-
-
-def describe_peer(conn: Any) -> str:
-    """The peer address of a connection as text, or '?' when it is gone."""
-    try:
-        return str(conn.peer_address)
-    except Exception:
-        return "?"
-
-
-if hasattr(select, "poll"):
-    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        poller = select.poll()
-        poller.register(fd, _POLL_READ)
-        return bool(poller.poll(timeout * 1000.0))
-else:  # pragma: no cover - Windows
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        readable, _, broken = select.select([fd], [], [fd], timeout)
-        return bool(readable or broken)
 
 
 class _ForeignServer:
@@ -125,20 +82,22 @@ def _poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-class SelectorEngine:
+class SelectorEngine(ConnectionServing):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
-    client has data), ``_housekeep()`` and may extend ``_after_wake()`` and
-    ``_close_workers()``.  Construct as ``Engine(daemon, listener)``.
+    client has data), ``_housekeep()``, ``_unpark(client)`` (go on with a parked
+    client's pending frames) and may extend ``_after_wake()`` and
+    ``_close_workers()``.  Construct as ``Engine(host, listener)``.
     """
 
     servertype = "?"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        self.daemon = daemon
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        self.host = host
+        self._parked: list[Client] = []
         self._listener = listener
-        self._location = listener.location
+        self._location: str = listener.location
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
         self._closed = False
@@ -318,6 +277,7 @@ class SelectorEngine:
             idle = [client for client in self._clients if not client.busy]
         for client in idle:
             self._drop(client)
+        self._drop_parked()
         self._close_workers()
         self._unregister_fileobj(self._wake_r)
         self._wake_r.close()
@@ -338,12 +298,20 @@ class SelectorEngine:
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        due = min(engine._next_housekeeping for engine in (self, *self._children))
-        return min(max(due - time.monotonic(), 0.0), _poll_interval())
+        children = self._children
+        due = self._next_housekeeping
+        if children:
+            due = min(due, *(engine._next_housekeeping for engine in children))
+        timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
+        if self._parked or (children and any(engine._parked for engine in children)):
+            timeout = min(timeout, PARKED_POLL)
+        return timeout
 
     def _tick(self) -> None:
         now = time.monotonic()
         for engine in (self, *self._children):
+            if engine._parked:
+                engine._resume_parked()
             if now >= engine._next_housekeeping and not engine._shutting_down:
                 engine._next_housekeeping = now + _poll_interval()
                 engine._housekeep()
@@ -434,121 +402,6 @@ class SelectorEngine:
 
     def _run_housekeeping(self) -> None:
         try:
-            self.daemon._housekeeping()
+            self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
-
-    # ----- reading, dispatching, dropping
-
-    def _read_frames(self, client: Client) -> list[Frame]:
-        """Read what has arrived on an idle client without blocking; return completed messages.
-
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage.
-        """
-        raw = client.raw
-        reader = client.reader
-        frames: list[Frame] = []
-        budget = MAX_READ_PER_TURN
-        while True:
-            data = raw.recv_some(reader.want())
-            if data is None:
-                break
-            if not data:
-                if frames:
-                    break  # serve what came before the end; the next read sees the end again
-                raise ConnectionClosedError(
-                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
-                )
-            frames += reader.feed(data)
-            budget -= len(data)
-            # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
-            # a big message streams in, read on (up to a fair share) rather than select per piece.
-            if not raw.pending() and (frames or not reader.partial or budget <= 0):
-                break
-        return frames
-
-    def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
-        """Give one complete message to the daemon.  False if the client was dropped."""
-        conn = client.conn
-        try:
-            msg.add_payload(payload)
-            del payload
-            if conn.handshaked:
-                self.daemon._handle_message(conn, msg)
-                return True
-            if self.daemon._handshake(conn, msg):
-                conn.handshaked = True
-                return True
-            log.debug("%s: handshake refused for %s", self, describe_peer(conn))
-        except Exception as exc:
-            self._log_failure(client, exc)
-        self._drop(client)
-        return False
-
-    def _log_failure(self, client: Client, exc: BaseException) -> None:
-        peer = describe_peer(client.conn)
-        if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError)):
-            log.debug("%s: client %s disconnected: %s", self, peer, exc)
-        elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
-            log.warning("%s: closing connection from %s after bad message: %s", self, peer, exc)
-        elif isinstance(exc, SecurityError):
-            log.warning("%s: closing connection from %s after security error: %s", self, peer, exc)
-        elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
-            log.warning("%s: closing connection from %s after timeout: %s", self, peer, exc)
-        elif isinstance(exc, OSError):
-            log.debug("%s: connection from %s failed: %s", self, peer, exc)
-        else:
-            log.warning(
-                "%s: closing connection from %s after error: %s",
-                self,
-                peer,
-                exc,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-
-    def _drop(self, client: Client) -> None:
-        """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
-        with self._lock:
-            if client.gone:
-                return
-            client.gone = True
-            self._clients.discard(client)
-        self._unregister(client)
-        if client.conn.handshaked:
-            try:
-                self.daemon._client_disconnected(client.conn)
-            except Exception:
-                log.exception("%s: error in client disconnect handling", self)
-        try:
-            client.conn.close()
-        except Exception:
-            pass
-        log.debug("%s: dropped %r", self, client)
-
-    def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
-        """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
-        log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
-        try:
-            # the daemon's own handshake reply carries its annotations; fall back to a bare one
-            self.daemon._handshake(client.conn, msg, denied_reason=reason)
-            self._drop(client)
-            return
-        except Exception as exc:
-            log.debug("%s: daemon could not refuse: %s", self, exc)
-        try:
-            from .. import plugins
-
-            serializer = plugins.get_serializer_by_id(msg.serializer_id)
-            reply = protocol.SendingMessage(
-                protocol.MSG_CONNECTFAIL,
-                0,
-                msg.seq,
-                msg.serializer_id,
-                serializer.dumps(reason),
-                compress=False,
-                corr_id=msg.correlation_id,
-            )
-            protocol.send_message(client.conn, reply)
-        except Exception as exc:
-            log.debug("%s: could not send refusal: %s", self, exc)
-        self._drop(client)
