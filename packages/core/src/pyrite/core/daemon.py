@@ -80,7 +80,11 @@ __all__ = ["Daemon", "DaemonObject", "serve"]
 
 log = logging.getLogger("pyrite.core.daemon")
 
-ENGINE_MODULES = {"thread": "pyrite.core.engines.threadpool", "multiplex": "pyrite.core.engines.multiplex"}
+ENGINE_MODULES = {
+    "thread": "pyrite.core.engines.threadpool",
+    "multiplex": "pyrite.core.engines.multiplex",
+    "asyncio": "pyrite.core.engines.aio",
+}
 _ENGINE_CLASS_NAMES = ("Engine", "ThreadPoolEngine", "ThreadpoolEngine", "MultiplexEngine")
 SHUTDOWN_WAIT = 5.0  # seconds shutdown() waits at most for the request loop to stop
 
@@ -175,6 +179,8 @@ class Daemon:
     ``Connection`` or a connected socket) it serves that one connection only.
     """
 
+    _servertype: str | None = None  # a subclass that needs one engine (aio.Daemon) names it here
+
     def __init__(
         self,
         host: Any = None,
@@ -207,7 +213,7 @@ class Daemon:
                 raise ValueError(f"nathost and natport go together (got nathost={nathost!r}, natport={natport!r})")
             if unixsocket and nathost:
                 raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
-            engine_class = _engine_class(config.SERVERTYPE)
+            engine_class = _engine_class(self._servertype or config.SERVERTYPE)
             location = _location(host, port, unixsocket)
             listener = self._listener = plugins.get_transport(location).listen(location)
             try:

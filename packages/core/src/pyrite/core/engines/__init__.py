@@ -4,6 +4,8 @@
   selector thread plus a bounded pool of worker threads.
 * ``multiplex.MultiplexEngine`` (SERVERTYPE ``"multiplex"``): one thread,
   one call at a time.
+* ``aio.AsyncioEngine`` (SERVERTYPE ``"asyncio"``): an asyncio event loop;
+  ``async def`` methods run as tasks on it, plain ones on worker threads.
 
 Both are built as ``Engine(daemon, listener)`` and offer ``loop``,
 ``events``, ``sockets``, ``combine_loop``, ``wakeup``, ``shutdown``,
@@ -21,6 +23,7 @@ from ..errors import PyroError
 SERVERTYPES = {
     "thread": ("threadpool", "ThreadPoolEngine"),
     "multiplex": ("multiplex", "MultiplexEngine"),
+    "asyncio": ("aio", "AsyncioEngine"),
 }
 
 

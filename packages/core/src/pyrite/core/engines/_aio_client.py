@@ -1,0 +1,446 @@
+"""One client connection of the asyncio engine: reading, its request queue, writing.
+
+Threads: the event loop reads (``on_readable``), flushes pending output
+(``on_writable``) and is the only one that adds or removes the descriptor's
+watchers.  A worker thread that holds the client's *turn* (``busy``) serves
+its queued requests one after another (``serve``) and may write replies.
+``lock`` guards what both touch: the queue, the flags and the output buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..config import config
+from ..connection import ClientConnection
+from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
+from ..errors import TimeoutError as PyroTimeoutError
+from .base import FrameReader, describe_peer
+from .threadpool import WorkerPool
+
+log = logging.getLogger("pyrite.core.engines.aio")
+
+MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per loop pass (fairness)
+MAX_QUEUED = 32  # complete requests a client may have waiting before it is not read any more
+SEND_TIMEOUT = 60.0  # a blocking send (only once the loop is gone) gives up after this long
+DEFAULT_POLL = 2.0
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def poll_interval() -> float:
+    """Seconds between housekeeping rounds and loop-condition checks (``config.POLLTIMEOUT``)."""
+    value = config.POLLTIMEOUT
+    return max(float(value), 0.01) if value else DEFAULT_POLL
+
+
+def try_send(sender: Callable[[Any], int], parts: Iterable[Any]) -> list[memoryview]:
+    """Send ``parts`` with the non-blocking ``sender``; return what the socket did not take."""
+    left: list[memoryview] = []
+    blocked = False
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while not blocked and len(view):
+            sent = sender(view)
+            if sent <= 0:
+                blocked = True
+                break
+            view = view[sent:]
+        if len(view):
+            left.append(view)
+    return left
+
+
+def _sender_for(raw: Any) -> tuple[Callable[[Any], int], bool]:
+    """A non-blocking send for this connection, and whether a worker may call it while the loop reads."""
+    send_some = getattr(raw, "send_some", None)
+    if callable(send_some):
+        return send_some, False
+    sock = getattr(raw, "socket", None)
+    if isinstance(sock, ssl.SSLSocket):
+        return _tls_sender(raw, sock), False
+    if isinstance(sock, socket.socket) and _DONTWAIT:
+        return _plain_sender(sock), True
+
+    def blocking(data: Any) -> int:  # an unknown transport: its own send, bounded by its timeout
+        raw.send(data)
+        return len(data)
+
+    return blocking, False
+
+
+def _plain_sender(sock: socket.socket) -> Callable[[Any], int]:
+    fd = sock.fileno()
+
+    def send(data: Any) -> int:
+        try:
+            if sock.gettimeout() is None:
+                return sock.send(data, _DONTWAIT)
+            # a socket with a timeout is non-blocking at the OS level: write(2) cannot wait
+            # (sock.send would wait for writability first, up to the timeout)
+            return os.write(fd, data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError(f"sending: connection lost: {exc}") from exc
+
+    return send
+
+
+def _tls_sender(raw: Any, sock: ssl.SSLSocket) -> Callable[[Any], int]:
+    def send(data: Any) -> int:
+        sock.settimeout(0.0)
+        try:
+            return sock.send(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            return 0
+        except (OSError, ValueError) as exc:
+            raise ConnectionClosedError(f"sending: connection lost: {exc}") from exc
+        finally:
+            sock.settimeout(raw.timeout)
+
+    return send
+
+
+class BufferedConnection(ClientConnection):
+    """The ``ClientConnection`` the asyncio engine gives the daemon: what the daemon sends is
+    collected (``take_outbox``) and written by the engine without blocking."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self.outbox: list[Any] = []
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        self.outbox.append(data)
+
+    def send_parts(self, parts: Any) -> None:
+        self.outbox.extend(parts)
+
+    def take_outbox(self) -> list[Any]:
+        """What was sent since the last call, in order."""
+        out, self.outbox = self.outbox, []
+        return out
+
+
+class PoolJobs:
+    """The worker threads of an asyncio engine (user code that may block runs there)."""
+
+    def __init__(self, daemon: Any) -> None:
+        self.daemon = daemon
+        self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN), name="pyrite-aio")
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool."""
+        return self._pool
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> bool:
+        """Run ``func(*args)`` on a worker; False if the pool is closed."""
+        return self._pool.submit(func, args)
+
+    def close_pool(self) -> None:
+        """Stop the workers; jobs that never started run here (a disconnect must still be told)."""
+        for func, args in self._pool.close(timeout=1.0):
+            try:
+                func(*args)
+            except Exception:
+                log.debug("job left over at close failed", exc_info=True)
+
+
+class AioClient:
+    """The asyncio engine's record of one accepted connection (see the module docstring)."""
+
+    def __init__(self, engine: Any, raw: Any) -> None:
+        self.engine = engine
+        self.raw = raw
+        self.conn = BufferedConnection(raw)
+        self.reader = FrameReader()
+        self.fd = raw.fileno()
+        self.sender, self.direct = _sender_for(raw)
+        self.lock = threading.Lock()
+        self.queue: deque[Any] = deque()
+        self.out: deque[memoryview] = deque()
+        self.busy = False  # a worker holds the turn
+        self.gone = False
+        self.eof = False
+        self.orphaned = False  # the loop let go while a call ran: the worker closes it
+        self.close_after_flush = False
+        self.reading = False
+        self.writing = False
+        self._loop = engine.event_loop
+
+    def __repr__(self) -> str:
+        return f"<AioClient fd={self.fd} {describe_peer(self.conn)}>"
+
+    # ----- loop thread
+
+    def start_reading(self) -> None:
+        """Watch the descriptor (or stop watching it) as the client's state says."""
+        loop = self._loop
+        if loop is None or self.gone:
+            return
+        want = not self.eof and not self.out and len(self.queue) < MAX_QUEUED and not self.close_after_flush
+        if want and not self.reading:
+            loop.add_reader(self.fd, self.on_readable)
+            self.reading = True
+            if self.raw.pending():
+                loop.call_soon(self.on_readable)  # bytes buffered inside the transport (TLS)
+        elif not want and self.reading:
+            loop.remove_reader(self.fd)
+            self.reading = False
+
+    def on_readable(self) -> None:
+        """Read what has arrived, without blocking; queue complete requests."""
+        if self.gone or not self.reading:
+            return
+        raw = self.raw
+        reader = self.reader
+        frames: list[Any] = []
+        budget = MAX_READ_PER_TURN
+        try:
+            while True:
+                data = raw.recv_some(reader.want())
+                if data is None:
+                    break
+                if not data:
+                    self.eof = True
+                    break
+                frames += reader.feed(data)
+                budget -= len(data)
+                if not raw.pending() and (frames or not reader.partial or budget <= 0):
+                    break
+        except Exception as exc:
+            log_failure(self, exc)
+            self.drop()
+            return
+        start = False
+        with self.lock:
+            if frames:
+                self.queue.extend(frames)
+                if not self.busy:
+                    self.busy = start = True
+            idle = not self.busy and not self.queue
+        if self.eof and idle:
+            if reader.partial:
+                log.debug("client %s closed the connection in the middle of a message", describe_peer(self.conn))
+            self.drop()
+            return
+        self.start_reading()
+        if start and not self.engine.submit(self.serve):
+            self.drop()
+
+    def on_writable(self) -> None:
+        """Send what waits in the output buffer."""
+        if self.gone:
+            return
+        try:
+            with self.lock:
+                left = try_send(self.sender, self.out)
+                self.out = deque(left)
+                done = not left
+        except Exception as exc:
+            log_failure(self, exc)
+            self.drop()
+            return
+        if done:
+            self._stop_writing()
+            if self.close_after_flush:
+                self.drop()
+                return
+            self.start_reading()
+
+    def write_pending(self) -> None:
+        """Start watching for writability while output waits (loop thread)."""
+        loop = self._loop
+        if loop is None or self.gone:
+            return
+        if self.out and not self.writing:
+            loop.add_writer(self.fd, self.on_writable)
+            self.writing = True
+            self.start_reading()  # no reading while output waits
+        elif not self.out and self.close_after_flush:
+            self.drop()
+
+    def _stop_writing(self) -> None:
+        if self.writing and self._loop is not None:
+            self._loop.remove_writer(self.fd)
+        self.writing = False
+
+    def detach(self) -> None:
+        """Stop watching the descriptor (the loop lets go)."""
+        loop = self._loop
+        if loop is not None:
+            if self.reading:
+                _quiet(loop.remove_reader, self.fd)
+            if self.writing:
+                _quiet(loop.remove_writer, self.fd)
+        self.reading = self.writing = False
+        self._loop = None
+
+    def orphan(self) -> None:
+        """The loop let go while a worker serves this client: the worker closes it when done."""
+        with self.lock:
+            self.orphaned = True
+            leftover = list(self.out)
+            self.out.clear()
+        if leftover:
+            self._send_blocking(leftover)
+
+    def drop(self) -> None:
+        """Forget the client: unwatch, tell the daemon (once, if it got past the handshake), close.
+
+        On the loop thread, or anywhere once the loop has let go."""
+        with self.lock:
+            if self.gone:
+                return
+            self.gone = True
+        self.detach()
+        self.engine.forget(self)
+        if not (self.conn.handshaked and self.engine.submit(self._disconnect)):
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self.conn.handshaked:
+            try:
+                self.engine.daemon._client_disconnected(self.conn)
+            except Exception:
+                log.exception("error in client disconnect handling")
+        try:
+            self.raw.close()
+        except Exception:
+            pass
+        log.debug("dropped %r", self)
+
+    # ----- worker thread (holding the turn)
+
+    def serve(self) -> None:
+        """Serve the queued requests in order; give the turn back when none is left."""
+        daemon = self.engine.daemon
+        conn = self.conn
+        while True:
+            with self.lock:
+                if self.gone or not self.queue or self.orphaned:
+                    self.busy = False
+                    after = "close" if self.orphaned and not self.gone else "eof" if self.eof else ""
+                    break
+                msg, payload = self.queue.popleft()
+                refill = len(self.queue) == MAX_QUEUED - 1
+            if refill:
+                self._on_loop(self.start_reading)
+            ok = False
+            try:
+                msg.add_payload(payload)
+                del payload
+                if conn.handshaked:
+                    daemon._handle_message(conn, msg)
+                    ok = True
+                elif daemon._handshake(conn, msg):
+                    conn.handshaked = ok = True
+                else:
+                    log.debug("handshake refused for %s", describe_peer(conn))
+            except Exception as exc:
+                log_failure(self, exc)
+            del msg
+            out = conn.take_outbox()
+            if not ok:
+                self.close_after_flush = True
+            if out:
+                self.write(out)
+            if not ok:
+                with self.lock:
+                    self.busy = False
+                    self.queue.clear()
+                    orphaned = self.orphaned
+                if orphaned:
+                    self._close_orphan()
+                elif not out:
+                    self._on_loop(self.drop)
+                return
+        if after == "close":
+            self._close_orphan()
+        elif after == "eof":
+            self._on_loop(self.drop)
+
+    def write(self, parts: list[Any]) -> None:
+        """Send a reply (any thread): now if possible, the rest from the loop."""
+        on_loop = threading.get_ident() == self.engine._loop_ident
+        if not on_loop and not self.direct and not self.orphaned:
+            if self._on_loop(self.write, parts):
+                return
+        with self.lock:
+            if self.gone:
+                return
+            if self.orphaned:
+                blocking = True
+            else:
+                blocking = False
+                if not self.out:
+                    try:
+                        parts = try_send(self.sender, parts)
+                    except Exception as exc:
+                        log_failure(self, exc)
+                        self.close_after_flush = True
+                        parts = []
+                        self.out.clear()
+                self.out.extend(memoryview(part).cast("B") for part in parts)
+                pending = bool(self.out)
+        if blocking:
+            self._send_blocking(parts)
+        elif pending or self.close_after_flush:
+            self._on_loop(self.write_pending)
+
+    def _on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
+        loop = self._loop
+        if loop is None:
+            return False
+        if threading.get_ident() == self.engine._loop_ident:
+            func(*args)
+            return True
+        try:
+            loop.call_soon_threadsafe(func, *args)
+            return True
+        except RuntimeError:
+            return False
+
+    def _send_blocking(self, parts: list[Any]) -> None:
+        # only once no loop watches the connection any more
+        try:
+            if self.raw.timeout is None:
+                self.raw.timeout = SEND_TIMEOUT
+            for part in parts:
+                self.raw.send(part)
+        except Exception as exc:
+            log_failure(self, exc)
+
+    def _close_orphan(self) -> None:
+        with self.lock:
+            if self.gone:
+                return
+            self.gone = True
+        self.engine.forget(self)
+        self._disconnect()
+
+
+def log_failure(client: AioClient, exc: BaseException) -> None:
+    """Log why a connection is closed, at a level that fits the cause."""
+    peer = describe_peer(client.conn)
+    if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError, OSError)):
+        log.debug("client %s disconnected: %s", peer, exc)
+    elif isinstance(exc, (ProtocolError, MessageTooLargeError, SecurityError, PyroTimeoutError)):
+        log.warning("closing connection from %s after bad message: %s", peer, exc)
+    else:
+        log.warning("closing connection from %s after error: %s", peer, exc, exc_info=exc)
+
+
+def _quiet(func: Callable[..., Any], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception:
+        pass
