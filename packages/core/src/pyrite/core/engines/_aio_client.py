@@ -22,7 +22,9 @@ from ..config import config
 from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
-from .base import FrameReader, describe_peer
+from ..protocol import ReceivingMessage
+from ..session import SERVER, Closed, Session
+from .base import describe_peer
 from .threadpool import WorkerPool
 
 log = logging.getLogger("pyrite.core.engines.aio")
@@ -134,7 +136,7 @@ class PoolJobs:
 
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
-        self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN), name="pyrite-aio")
+        self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN), name="pyrite-worker-aio")
 
     @property
     def pool(self) -> WorkerPool:
@@ -161,7 +163,7 @@ class AioClient:
         self.engine = engine
         self.raw = raw
         self.conn = BufferedConnection(raw)
-        self.reader = FrameReader()
+        self.session = Session(SERVER)
         self.fd = raw.fileno()
         self.sender, self.direct = _sender_for(raw)
         self.lock = threading.Lock()
@@ -201,25 +203,40 @@ class AioClient:
         if self.gone or not self.reading:
             return
         raw = self.raw
-        reader = self.reader
-        frames: list[Any] = []
+        session = self.session
+        frames: list[ReceivingMessage] = []
         budget = MAX_READ_PER_TURN
+        failure: BaseException | None = None
         try:
             while True:
-                data = raw.recv_some(reader.want())
+                data = raw.recv_some(session.want())
                 if data is None:
                     break
+                session.receive_data(data)
                 if not data:
                     self.eof = True
                     break
-                frames += reader.feed(data)
                 budget -= len(data)
-                if not raw.pending() and (frames or not reader.partial or budget <= 0):
+                if not raw.pending() and (not session.partial or budget <= 0):
                     break
         except Exception as exc:
-            log_failure(self, exc)
-            self.drop()
-            return
+            failure = exc
+        try:
+            while True:  # the complete messages before any garbage are served first
+                event = session.next_event()
+                if not isinstance(event, ReceivingMessage):
+                    if isinstance(event, Closed) and event.partial:
+                        log.debug("client %s closed in the middle of a message", describe_peer(self.conn))
+                    break
+                frames.append(event)
+        except Exception as exc:
+            failure = exc
+        if failure is not None:
+            log_failure(self, failure)
+            if not frames:
+                self.drop()
+                return
+            self.eof = True  # serve what came before it, then close
         start = False
         with self.lock:
             if frames:
@@ -228,8 +245,6 @@ class AioClient:
                     self.busy = start = True
             idle = not self.busy and not self.queue
         if self.eof and idle:
-            if reader.partial:
-                log.debug("client %s closed the connection in the middle of a message", describe_peer(self.conn))
             self.drop()
             return
         self.start_reading()
@@ -330,19 +345,18 @@ class AioClient:
                     self.busy = False
                     after = "close" if self.orphaned and not self.gone else "eof" if self.eof else ""
                     break
-                msg, payload = self.queue.popleft()
+                msg = self.queue.popleft()
                 refill = len(self.queue) == MAX_QUEUED - 1
             if refill:
                 self._on_loop(self.start_reading)
             ok = False
             try:
-                msg.add_payload(payload)
-                del payload
                 if conn.handshaked:
                     daemon._handle_message(conn, msg)
                     ok = True
                 elif daemon._handshake(conn, msg):
                     conn.handshaked = ok = True
+                    self.session.handshake_done = True  # lifts the pre-handshake size cap
                 else:
                     log.debug("handshake refused for %s", describe_peer(conn))
             except Exception as exc:

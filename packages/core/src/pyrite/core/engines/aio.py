@@ -357,6 +357,9 @@ class AsyncioEngine(PoolJobs):
 
     def _housekeep(self) -> None:
         self._schedule_housekeeping()
+        for server, _ in self._foreign:
+            if isinstance(server, _SelectorServer):
+                self._foreign_ready(server, None)  # a combined selector engine's own housekeeping
         if self._housekeeping_running:
             return  # the last round is still running
         self._housekeeping_running = True
@@ -394,7 +397,7 @@ class _SelectorServer:
 
     def events(self, _ready: Any) -> None:
         ready = [key.fileobj for key, _ in self.selector.select(0)]
-        self.engine.events(ready)
+        self.engine.events(ready)  # also runs its housekeeping when due
 
     def __repr__(self) -> str:
         return f"<combined {self.engine!r}>"
