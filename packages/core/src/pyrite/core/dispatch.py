@@ -14,54 +14,29 @@ serializer id nobody knows, a reply that cannot be written) does
 ``handle_message`` raise a ``CommunicationError``: the engine then drops that
 one client.
 
-This module is the hot path of every call, so it looks things up once per
-class (``exposure.method_table``) and builds no dicts it does not need.
+The call itself (``begin_request``, ``Invocation``) is in ``invocation``;
+``handle_message`` makes it in the calling thread.
 """
 
 from __future__ import annotations
 
 import logging
-import marshal
 import queue
 import threading
 import uuid
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import plugins
-from .blob import SerializedBlob
+from . import invocation, plugins
 from .callcontext import current_context
 from .config import config
-from .errors import (
-    CommunicationError,
-    DaemonError,
-    ExceptionWrapper,
-    ProtocolError,
-    PyroError,
-    SecurityError,
-    format_traceback,
-)
-from .exposure import (
-    METHOD_CALLBACK,
-    _method_tables,
-    get_exposed_property_value,
-    method_table,
-    set_exposed_property_value,
-)
+from .errors import CommunicationError, DaemonError, ProtocolError, PyroError
+from .invocation import Invocation, _response_annotations, begin_request
 from .protocol import (
-    FLAGS_BATCH,
     FLAGS_CORR_ID,
-    FLAGS_EXCEPTION,
-    FLAGS_ITEMSTREAMRESULT,
-    FLAGS_KEEPSERIALIZED,
-    FLAGS_ONEWAY,
     MSG_CONNECT,
     MSG_CONNECTFAIL,
     MSG_CONNECTOK,
-    MSG_INVOKE,
-    MSG_PING,
-    MSG_RESULT,
     ReceivingMessage,
     SendingMessage,
     send_message,
@@ -73,81 +48,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyrite.core.dispatch")
 
-__all__ = ["handle_message", "handshake", "OnewayExecutor"]
+__all__ = ["handle_message", "begin_request", "Invocation", "handshake", "OnewayExecutor"]
 
-MARSHAL_ID = 2  # Pyro5 answers with marshal when a request's own serializer is unusable
+# the call half lives in .invocation; these names stay reachable here (daemon.py uses them)
+_unpack, _unpack_quiet = invocation._unpack, invocation._unpack_quiet
 _UUID = uuid.UUID
-# Result types that are certainly not iterators to stream: skips an ABC check per call.
-_PLAIN_RESULTS = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict, set, complex, bytearray))
-_DICT_VIEW_ITERATORS = (type(iter({}.keys())), type(iter({}.values())), type(iter({}.items())))
-_WEAKREF = weakref.ReferenceType
-
-
-def _unpack(obj: Any) -> Any:
-    """A registered object, through its weak reference if it was registered weakly."""
-    if type(obj) is _WEAKREF:
-        target = obj()
-        if target is None:
-            raise DaemonError("weakly registered object was deleted meanwhile")
-        return target
-    return obj
-
-
-def _unpack_quiet(obj: Any) -> Any:
-    """As _unpack, but None for a dead weak reference."""
-    return obj() if type(obj) is _WEAKREF else obj
-
-
-def _error_payload(serializer: Any, exc: BaseException, tb_lines: list[str] | None) -> bytes:
-    """The serialized exception for an error reply; an unserializable one becomes a PyroError."""
-    try:
-        exc._pyroTraceback = tb_lines  # type: ignore[attr-defined]
-    except Exception:
-        pass
-    try:
-        return serializer.dumps(exc)
-    except Exception as ser_exc:
-        text = f"Error serializing exception: {ser_exc}. Original exception: {type(exc)}: {exc}"
-        replacement = PyroError(text)
-        replacement._pyroTraceback = tb_lines  # type: ignore[attr-defined]
-        return serializer.dumps(replacement)
-
-
-def _response_annotations(daemon: Daemon) -> dict[str, bytes] | None:
-    """What a reply carries as annotations: the call's response_annotations plus the daemon's own."""
-    annotations = current_context.response_annotations
-    if daemon._custom_annotations:
-        extra = daemon.annotations()
-        if extra:
-            annotations = {**annotations, **extra}
-    return annotations or None
-
-
-def _blob_call(msg: Any) -> tuple[Any, Any, tuple[Any, ...], dict[str, Any]]:
-    """The call of a FLAGS_KEEPSERIALIZED request: its only argument stays a serialized blob."""
-    raw = msg.annotations.get("BLBI")
-    if raw is None:
-        raise ProtocolError("serialized blob call without BLBI annotation")
-    try:
-        info, object_id, method = marshal.loads(raw)
-    except Exception as exc:
-        raise ProtocolError(f"invalid BLBI annotation: {exc}") from None
-    return object_id, method, (SerializedBlob(info, msg, is_blob=True),), {}
-
-
-def _reachable_method(obj: Any, name: Any) -> tuple[Callable[..., Any], int]:
-    """The bound method ``name`` of ``obj`` and its METHOD_* bits, if it is exposed."""
-    cls = type(obj)
-    table = _method_tables.get(cls)
-    if table is None:
-        table = method_table(cls)
-    try:
-        bits = table.get(name)
-    except TypeError:  # an unhashable "name" from a hostile peer
-        bits = None
-    if bits is None:
-        raise SecurityError(f"attempt to access unexposed, private or unknown attribute {name!r}"[:300])
-    return getattr(obj, name), bits
+MARSHAL_ID = invocation.MARSHAL_ID
 
 
 def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
@@ -155,145 +61,20 @@ def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
 
     Raises CommunicationError only if the connection must be dropped.
     """
-    flags = msg.flags
-    seq = msg.seq
-    serializer_id = msg.serializer_id
-    ctx = current_context
-    corr = msg.corr_id if flags & FLAGS_CORR_ID else None
-    ctx.correlation_id = _UUID(bytes=bytes(corr)) if corr is not None else None
-    if ctx.response_annotations:
-        ctx.response_annotations = {}
-    msg_type = msg.type
-    if msg_type != MSG_INVOKE:
-        if msg_type == MSG_PING:
-            # the payload is ignored: a ping is answered without deserializing anything
-            reply = SendingMessage(
-                MSG_PING, 0, seq, serializer_id, b"pong", _response_annotations(daemon), corr_id=corr
-            )
-            send_message(conn, reply)
+    step = begin_request(daemon, conn, msg)
+    del msg
+    if type(step) is Invocation:
+        if step.oneway:
+            step.run_oneway()
             return
-        raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
-    try:
-        serializer = plugins.get_serializer_by_id(serializer_id)
-    except PyroError as exc:
-        raise ProtocolError(f"request with unusable serializer id {serializer_id}: {exc}") from None
-    ctx.client = conn
-    try:
-        ctx.client_sock_addr = conn.peer_address
-    except Exception:
-        ctx.client_sock_addr = None
-    ctx.seq = seq
-    ctx.msg_flags = flags
-    ctx.serializer_id = serializer_id
-    ctx.annotations = msg.annotations
-    oneway = flags & FLAGS_ONEWAY
-    reply_flags = 0
-    annotations: dict[str, bytes] | None = None
-    try:
-        if flags & FLAGS_KEEPSERIALIZED:
-            object_id, method_name, vargs, kwargs = _blob_call(msg)
-        else:
-            object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
-        del msg
         try:
-            obj = daemon.objectsById.get(object_id)
-        except TypeError:  # unhashable id
-            obj = None
-        if obj is None:
-            raise DaemonError(f"no object registered with id {object_id!r:.100}")
-        if type(obj) is _WEAKREF:
-            obj = _unpack(obj)
-        if isinstance(obj, type):
-            obj = daemon._getInstance(obj, conn)
-        if flags & FLAGS_BATCH:
-            data = _batch(daemon, obj, vargs)
-            reply_flags = FLAGS_BATCH
-        elif method_name == "__getattr__":
-            data = get_exposed_property_value(obj, vargs[0])
-        elif method_name == "__setattr__":
-            data = set_exposed_property_value(obj, vargs[0], vargs[1])
-        else:
-            method, bits = _reachable_method(obj, method_name)
-            if oneway:
-                daemon._oneway_executor.submit(daemon, method, vargs, kwargs, ctx.to_global())
-                return
-            try:
-                data = method(*vargs, **kwargs)
-            except Exception as exc:
-                daemon.methodcall_error_handler(daemon, ctx.client_sock_addr, method, vargs, kwargs, exc)
-                if bits & METHOD_CALLBACK:
-                    log.warning("exception in callback method %s", method_name, exc_info=True)
-                raise
-        if oneway:
-            return
-        if type(data) not in _PLAIN_RESULTS and not reply_flags and isinstance(data, Iterator):
-            # an iterator result is streamed: the client fetches the items one by one
-            if type(data) in _DICT_VIEW_ITERATORS:
-                raise PyroError(f"a {type(data).__name__} is a lazy view of a dict: return list(...) of it instead")
-            stream_id = daemon._register_stream(data, conn) if config.ITER_STREAMING else None
-            if stream_id:
-                annotations = {"STRM": stream_id.encode()}
-            payload = _error_payload(serializer, ProtocolError("the call returned an iterator"), None)
-            reply_flags = FLAGS_ITEMSTREAMRESULT | FLAGS_EXCEPTION
-        else:
-            payload = serializer.dumps(data)
-        extra = _response_annotations(daemon)
-        if extra:
-            annotations = {**annotations, **extra} if annotations else extra
-        reply = SendingMessage(MSG_RESULT, reply_flags, seq, serializer_id, payload, annotations, corr_id=corr)
-    except Exception as exc:
-        if oneway:
-            log.debug("oneway call failed: %r", exc)
-            return
-        reply = _exception_reply(daemon, serializer, seq, corr, exc)
-    if ctx.response_annotations:
-        ctx.response_annotations = {}
-    send_message(conn, reply)
-
-
-def _exception_reply(daemon: Daemon, serializer: Any, seq: int, corr: Any, exc: BaseException) -> SendingMessage:
-    tb_lines = format_traceback(type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK)
-    payload = _error_payload(serializer, exc, tb_lines)
-    try:
-        return SendingMessage(
-            MSG_RESULT,
-            FLAGS_EXCEPTION,
-            seq,
-            serializer.serializer_id,
-            payload,
-            _response_annotations(daemon),
-            corr_id=corr,
-        )
-    except PyroError as too_large:
-        # e.g. the exception text itself exceeds MAX_MESSAGE_SIZE: send a short one instead
-        payload = _error_payload(serializer, PyroError(f"error reply could not be sent: {too_large}"), None)
-        return SendingMessage(MSG_RESULT, FLAGS_EXCEPTION, seq, serializer.serializer_id, payload, corr_id=corr)
-
-
-def _batch(daemon: Daemon, obj: Any, calls: Any) -> list[Any]:
-    """Run batched calls in order; the first failure ends the batch as an ExceptionWrapper result."""
-    results: list[Any] = []
-    ctx = current_context
-    for call in calls:
-        method: Any = None
-        vargs: Any = ()
-        kwargs: Any = {}
-        try:
-            method_name, vargs, kwargs = call
-            method, _ = _reachable_method(obj, method_name)
-            results.append(method(*vargs, **kwargs))
+            data = step.run()
         except Exception as exc:
-            if method is not None:
-                daemon.methodcall_error_handler(daemon, ctx.client_sock_addr, method, vargs, kwargs, exc)
-            exc._pyroTraceback = format_traceback(
-                type(exc),
-                exc,
-                exc.__traceback__,  # type: ignore[attr-defined]
-                config.DETAILED_TRACEBACK,
-            )
-            results.append(ExceptionWrapper(exc))
-            break
-    return results
+            step = step.fail(exc)
+        else:
+            step = step.finish(data)
+    if step is not None:
+        send_message(conn, step)
 
 
 def handshake(daemon: Daemon, conn: Any, msg: ReceivingMessage, denied_reason: str | None = None) -> bool:
