@@ -227,8 +227,10 @@ class Invocation:
 
     @property
     def is_coroutine(self) -> bool:
-        """True if the method is an ``async def`` (its call returns a coroutine to await)."""
-        return self.method is not None and inspect.iscoroutinefunction(self.method)
+        """True if the method is an ``async def`` (its call returns a coroutine to await, or an
+        async generator to stream)."""
+        method = self.method
+        return method is not None and (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method))
 
     def context(self) -> dict[str, Any]:
         """The ``current_context`` values of this request (``current_context.from_global`` takes them)."""

@@ -1,29 +1,30 @@
-"""One client connection of the asyncio engine: reading, its request queue, writing.
+"""One client connection of the asyncio engine: reading, its request queue, serving, writing.
 
 Threads: the event loop reads (``on_readable``), flushes pending output
 (``on_writable``) and is the only one that adds or removes the descriptor's
-watchers.  A worker thread that holds the client's *turn* (``busy``) serves
-its queued requests one after another (``serve``) and may write replies.
-``lock`` guards what both touch: the queue, the flags and the output buffer.
+watchers.  Requests of one client are served in order by whoever holds the
+client's *turn* (``busy``): the loop takes it when requests arrive, hands it
+to a worker thread for anything that runs blocking user code (a plain method,
+the handshake), and a worker hands it back to the loop for an ``async def``
+method, which runs as a task; the turn holder goes on with the next queued
+request (``advance``).  ``lock`` guards what several threads touch: the
+queue, the flags and the output buffer.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import ssl
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from ..config import config
-from ..connection import ClientConnection
-from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
-from ..errors import TimeoutError as PyroTimeoutError
-from ..protocol import ReceivingMessage
+from ..invocation import Invocation, begin_request
+from ..protocol import ReceivingMessage, SendingMessage
 from ..session import SERVER, Closed, Session
+from ._aio_calls import run_coroutine
+from ._aio_io import BufferedConnection, log_failure, sender_for, try_send
 from .base import describe_peer
 from .threadpool import WorkerPool
 
@@ -32,103 +33,6 @@ log = logging.getLogger("pyrite.core.engines.aio")
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per loop pass (fairness)
 MAX_QUEUED = 32  # complete requests a client may have waiting before it is not read any more
 SEND_TIMEOUT = 60.0  # a blocking send (only once the loop is gone) gives up after this long
-DEFAULT_POLL = 2.0
-
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-
-
-def poll_interval() -> float:
-    """Seconds between housekeeping rounds and loop-condition checks (``config.POLLTIMEOUT``)."""
-    value = config.POLLTIMEOUT
-    return max(float(value), 0.01) if value else DEFAULT_POLL
-
-
-def try_send(sender: Callable[[Any], int], parts: Iterable[Any]) -> list[memoryview]:
-    """Send ``parts`` with the non-blocking ``sender``; return what the socket did not take."""
-    left: list[memoryview] = []
-    blocked = False
-    for part in parts:
-        view = memoryview(part).cast("B")
-        while not blocked and len(view):
-            sent = sender(view)
-            if sent <= 0:
-                blocked = True
-                break
-            view = view[sent:]
-        if len(view):
-            left.append(view)
-    return left
-
-
-def _sender_for(raw: Any) -> tuple[Callable[[Any], int], bool]:
-    """A non-blocking send for this connection, and whether a worker may call it while the loop reads."""
-    send_some = getattr(raw, "send_some", None)
-    if callable(send_some):
-        return send_some, False
-    sock = getattr(raw, "socket", None)
-    if isinstance(sock, ssl.SSLSocket):
-        return _tls_sender(raw, sock), False
-    if isinstance(sock, socket.socket) and _DONTWAIT:
-        return _plain_sender(sock), True
-
-    def blocking(data: Any) -> int:  # an unknown transport: its own send, bounded by its timeout
-        raw.send(data)
-        return len(data)
-
-    return blocking, False
-
-
-def _plain_sender(sock: socket.socket) -> Callable[[Any], int]:
-    fd = sock.fileno()
-
-    def send(data: Any) -> int:
-        try:
-            if sock.gettimeout() is None:
-                return sock.send(data, _DONTWAIT)
-            # a socket with a timeout is non-blocking at the OS level: write(2) cannot wait
-            # (sock.send would wait for writability first, up to the timeout)
-            return os.write(fd, data)
-        except (BlockingIOError, InterruptedError):
-            return 0
-        except (OSError, ValueError) as exc:
-            raise ConnectionClosedError(f"sending: connection lost: {exc}") from exc
-
-    return send
-
-
-def _tls_sender(raw: Any, sock: ssl.SSLSocket) -> Callable[[Any], int]:
-    def send(data: Any) -> int:
-        sock.settimeout(0.0)
-        try:
-            return sock.send(data)
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
-            return 0
-        except (OSError, ValueError) as exc:
-            raise ConnectionClosedError(f"sending: connection lost: {exc}") from exc
-        finally:
-            sock.settimeout(raw.timeout)
-
-    return send
-
-
-class BufferedConnection(ClientConnection):
-    """The ``ClientConnection`` the asyncio engine gives the daemon: what the daemon sends is
-    collected (``take_outbox``) and written by the engine without blocking."""
-
-    def __init__(self, conn: Any) -> None:
-        super().__init__(conn)
-        self.outbox: list[Any] = []
-
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        self.outbox.append(data)
-
-    def send_parts(self, parts: Any) -> None:
-        self.outbox.extend(parts)
-
-    def take_outbox(self) -> list[Any]:
-        """What was sent since the last call, in order."""
-        out, self.outbox = self.outbox, []
-        return out
 
 
 class PoolJobs:
@@ -165,7 +69,7 @@ class AioClient:
         self.conn = BufferedConnection(raw)
         self.session = Session(SERVER)
         self.fd = raw.fileno()
-        self.sender, self.direct = _sender_for(raw)
+        self.sender, self.direct = sender_for(raw)
         self.lock = threading.Lock()
         self.queue: deque[Any] = deque()
         self.out: deque[memoryview] = deque()
@@ -248,8 +152,8 @@ class AioClient:
             self.drop()
             return
         self.start_reading()
-        if start and not self.engine.submit(self.serve):
-            self.drop()
+        if start:
+            self.advance()
 
     def on_writable(self) -> None:
         """Send what waits in the output buffer."""
@@ -333,11 +237,11 @@ class AioClient:
             pass
         log.debug("dropped %r", self)
 
-    # ----- worker thread (holding the turn)
+    # ----- serving (whoever holds the turn: the loop or one worker)
 
-    def serve(self) -> None:
-        """Serve the queued requests in order; give the turn back when none is left."""
-        daemon = self.engine.daemon
+    def advance(self) -> None:
+        """Serve queued requests in order while this thread may; pass the turn on or give it back."""
+        on_loop = threading.get_ident() == self.engine._loop_ident
         conn = self.conn
         while True:
             with self.lock:
@@ -349,37 +253,111 @@ class AioClient:
                 refill = len(self.queue) == MAX_QUEUED - 1
             if refill:
                 self._on_loop(self.start_reading)
-            ok = False
+            if not conn.handshaked:
+                if on_loop:  # validateHandshake is user code: a worker does it
+                    self._to_worker(self._handshake, msg)
+                    return
+                if not self._handshake(msg, False):
+                    return
+                continue
             try:
-                if conn.handshaked:
-                    daemon._handle_message(conn, msg)
-                    ok = True
-                elif daemon._handshake(conn, msg):
-                    conn.handshaked = ok = True
-                    self.session.handshake_done = True  # lifts the pre-handshake size cap
-                else:
-                    log.debug("handshake refused for %s", describe_peer(conn))
+                step = begin_request(self.engine.daemon, conn, msg)
             except Exception as exc:
                 log_failure(self, exc)
+                self._fail_connection()
+                return
             del msg
-            out = conn.take_outbox()
-            if not ok:
-                self.close_after_flush = True
-            if out:
-                self.write(out)
-            if not ok:
-                with self.lock:
-                    self.busy = False
-                    self.queue.clear()
-                    orphaned = self.orphaned
-                if orphaned:
-                    self._close_orphan()
-                elif not out:
-                    self._on_loop(self.drop)
+            if type(step) is not Invocation:
+                if step is not None:
+                    self.write(step.parts)
+                continue
+            if step.is_coroutine:
+                if step.oneway:
+                    self._on_loop(run_coroutine, self, step, False)
+                    continue
+                if not self._on_loop(run_coroutine, self, step, True):
+                    self._fail_connection()  # the loop is gone
+                return
+            if step.oneway:
+                if on_loop:
+                    self.engine.submit(step.run_oneway)
+                else:
+                    step.run_oneway()
+                continue
+            if on_loop:
+                self._to_worker(self._call, step)
+                return
+            if not self._call(step, False):
                 return
         if after == "close":
             self._close_orphan()
         elif after == "eof":
+            self._on_loop(self.drop)
+
+    def finish_call(self, call: Invocation, reply: SendingMessage | None, go_on: bool) -> None:
+        """An awaited call is done: send its reply, then (holding the turn) go on with the queue."""
+        if reply is not None:
+            self.write(reply.parts)
+        if go_on:
+            self.advance()
+
+    def _to_worker(self, func: Callable[..., bool], arg: Any) -> None:
+        def job() -> None:
+            if func(arg, True):
+                self.advance()
+
+        if not self.engine.submit(job):
+            self._fail_connection()
+
+    def _call(self, call: Invocation, _go_on: bool) -> bool:
+        """Make a plain call in this (worker) thread and send its reply; False if it went async."""
+        try:
+            data = call.run()
+        except Exception as exc:
+            reply = call.fail(exc)
+        else:
+            if hasattr(data, "__await__") or hasattr(data, "__anext__"):
+                # a plain method handed back an awaitable or an async iterator: the loop finishes it
+                if not self._on_loop(run_coroutine, self, call, True, data):
+                    self._fail_connection()
+                return False
+            reply = call.finish(data)
+        if reply is not None:
+            self.write(reply.parts)
+        return True
+
+    def _handshake(self, msg: ReceivingMessage, _go_on: bool) -> bool:
+        """Answer the connection's first message (worker thread); False if the client must go."""
+        conn = self.conn
+        ok = False
+        try:
+            if self.engine.daemon._handshake(conn, msg):
+                conn.handshaked = ok = True
+                self.session.handshake_done = True  # lifts the pre-handshake size cap
+            else:
+                log.debug("handshake refused for %s", describe_peer(conn))
+        except Exception as exc:
+            log_failure(self, exc)
+        out = conn.take_outbox()
+        if ok:
+            if out:
+                self.write(out)
+            return True
+        self._fail_connection(out)
+        return False
+
+    def _fail_connection(self, out: list[Any] | None = None) -> None:
+        """Close the connection once ``out`` (e.g. a refusal) is sent; the turn ends here."""
+        self.close_after_flush = True
+        if out:
+            self.write(out)
+        with self.lock:
+            self.busy = False
+            self.queue.clear()
+            orphaned = self.orphaned
+        if orphaned:
+            self._close_orphan()
+        elif not out:
             self._on_loop(self.drop)
 
     def write(self, parts: list[Any]) -> None:
@@ -440,17 +418,6 @@ class AioClient:
             self.gone = True
         self.engine.forget(self)
         self._disconnect()
-
-
-def log_failure(client: AioClient, exc: BaseException) -> None:
-    """Log why a connection is closed, at a level that fits the cause."""
-    peer = describe_peer(client.conn)
-    if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError, OSError)):
-        log.debug("client %s disconnected: %s", peer, exc)
-    elif isinstance(exc, (ProtocolError, MessageTooLargeError, SecurityError, PyroTimeoutError)):
-        log.warning("closing connection from %s after bad message: %s", peer, exc)
-    else:
-        log.warning("closing connection from %s after error: %s", peer, exc, exc_info=exc)
 
 
 def _quiet(func: Callable[..., Any], *args: Any) -> None:

@@ -49,7 +49,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PyroError
-from ._aio_client import AioClient, PoolJobs, poll_interval, try_send
+from ._aio_client import AioClient, PoolJobs
+from ._aio_io import poll_interval, try_send
 from .base import describe_peer
 
 log = logging.getLogger("pyrite.core.engines.aio")
@@ -75,6 +76,7 @@ class AsyncioEngine(PoolJobs):
         if setblocking is not None:
             setblocking(False)  # accept() returns None instead of waiting when the client is gone
         self._clients: set[AioClient] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # calls being awaited (strong references)
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._loop_ident: int | None = None
         self._closed = False

@@ -1,0 +1,107 @@
+"""Calls the asyncio engine awaits on its loop, and async iterators streamed like iterators.
+
+``run_coroutine`` starts a task for an ``async def`` method (or for an
+awaitable a plain method returned); the task sends the reply and, when it
+held the client's turn, serves the client's next request.  A task runs in a
+copy of the context with ``current_context`` set to its request's values.
+
+An async generator result becomes an ``AsyncIteratorBridge``: a sync
+iterator that the daemon's item streams treat like any generator; each
+``next()`` (made by a worker thread serving ``get_next_stream_item``) awaits
+the next item on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from typing import Any
+
+from ..callcontext import current_context
+from ..errors import PyroError
+from ..invocation import Invocation
+
+__all__ = ["AsyncIteratorBridge", "run_coroutine"]
+
+ITEM_POLL = 1.0  # how often a worker waiting for a streamed item looks whether the loop still runs
+
+
+def run_coroutine(client: Any, call: Invocation, holds_turn: bool, awaitable: Any = None) -> None:
+    """Start the task that makes ``call`` on the running loop (call this on the loop thread)."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    context.run(current_context.from_global, call.context())
+    task = loop.create_task(_await_call(client, call, holds_turn, awaitable), context=context)
+    tasks = client.engine.tasks
+    tasks.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(tasks.discard)
+
+
+async def _await_call(client: Any, call: Invocation, holds_turn: bool, awaitable: Any) -> None:
+    reply = None
+    try:
+        if awaitable is None:
+            awaitable = call.run()  # the coroutine (or async generator) of the method
+        try:
+            data = await awaitable if hasattr(awaitable, "__await__") else awaitable
+        except Exception as exc:
+            call.call_failed(exc)
+            raise
+    except Exception as exc:
+        reply = call.fail(exc)
+    else:
+        if hasattr(data, "__anext__"):
+            data = AsyncIteratorBridge(data, asyncio.get_running_loop())
+        reply = call.finish(data)
+    client.finish_call(call, reply, holds_turn)
+
+
+class AsyncIteratorBridge:
+    """A sync iterator over an async iterator that lives on ``loop``.
+
+    ``next()`` must come from another thread than the loop's (a worker): it
+    waits for the loop to produce the item.  ``close()`` closes an async
+    generator on the loop.
+    """
+
+    def __init__(self, aiterator: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._aiterator = aiterator
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def __iter__(self) -> AsyncIteratorBridge:
+        return self
+
+    def __next__(self) -> Any:
+        if threading.get_ident() == self._loop_thread:
+            raise PyroError("an async iterator result cannot be iterated on its own event loop's thread")
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+        except RuntimeError:
+            raise PyroError("the event loop of this async iterator is closed") from None
+        while True:
+            try:
+                return future.result(ITEM_POLL)
+            except concurrent.futures.TimeoutError:
+                if self._loop.is_closed() or not self._loop.is_running():
+                    future.cancel()
+                    raise PyroError("the event loop of this async iterator stopped") from None
+            except StopAsyncIteration:
+                raise StopIteration from None
+
+    async def _next(self) -> Any:
+        return await self._aiterator.__anext__()
+
+    def close(self) -> None:
+        """Close the async generator behind it (on its loop), if it is one."""
+        aclose = getattr(self._aiterator, "aclose", None)
+        if aclose is not None and not self._loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(aclose(), self._loop)
+            except RuntimeError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<AsyncIteratorBridge over {self._aiterator!r}>"
