@@ -15,6 +15,7 @@ This is the hot path of every call: it looks things up once per class
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import marshal
@@ -62,6 +63,9 @@ _UUID = uuid.UUID
 _PLAIN_RESULTS = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict, set, complex, bytearray))
 _DICT_VIEW_ITERATORS = (type(iter({}.keys())), type(iter({}.values())), type(iter({}.items())))
 _WEAKREF = weakref.ReferenceType
+# function -> "is it async?": inspect's answer costs more than the rest of deciding where a call runs
+_ASYNC_FUNCTIONS: dict[Any, bool] = {}
+_ASYNC_CACHE_SIZE = 4096
 
 
 def _unpack(obj: Any) -> Any:
@@ -230,7 +234,18 @@ class Invocation:
         """True if the method is an ``async def`` (its call returns a coroutine to await, or an
         async generator to stream)."""
         method = self.method
-        return method is not None and (inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method))
+        if method is None:
+            return False
+        func = getattr(method, "__func__", method)
+        try:
+            return _ASYNC_FUNCTIONS[func]
+        except (KeyError, TypeError):
+            found = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+            if len(_ASYNC_FUNCTIONS) > _ASYNC_CACHE_SIZE:
+                _ASYNC_FUNCTIONS.clear()  # functions made on the fly must not pile up
+            with contextlib.suppress(TypeError):
+                _ASYNC_FUNCTIONS[func] = found
+            return found
 
     def context(self) -> dict[str, Any]:
         """The ``current_context`` values of this request (``current_context.from_global`` takes them)."""

@@ -17,9 +17,10 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+import types
+from collections.abc import Generator
 from typing import Any
 
-from ..callcontext import current_context
 from ..errors import PyroError
 from ..invocation import Invocation
 
@@ -29,33 +30,72 @@ ITEM_POLL = 1.0  # how often a worker waiting for a streamed item looks whether 
 
 
 def run_coroutine(client: Any, call: Invocation, holds_turn: bool, awaitable: Any = None) -> None:
-    """Start the task that makes ``call`` on the running loop (call this on the loop thread)."""
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    context.run(current_context.from_global, call.context())
-    task = loop.create_task(_await_call(client, call, holds_turn, awaitable), context=context)
+    """Make ``call`` on the running loop (call this on the loop thread).
+
+    The coroutine's first step runs right here: a method that finishes without
+    waiting for anything (the common case for small async methods) costs no
+    task at all.  One that waits continues in a task, from where it stopped.
+    """
+    context = contextvars.copy_context()  # call.run() puts the request's current_context in place
+    try:
+        if awaitable is None:
+            awaitable = context.run(call.run)  # the coroutine (or async generator) of the method
+        if type(awaitable) is types.CoroutineType:
+            try:
+                yielded = context.run(awaitable.send, None)
+            except StopIteration as stop:
+                _finish(client, call, holds_turn, stop.value)
+                return
+            awaitable = _resume(awaitable, yielded)
+        elif not hasattr(awaitable, "__await__"):
+            _finish(client, call, holds_turn, awaitable)  # an async generator: nothing to await
+            return
+    except Exception as exc:
+        if call.method is not None and awaitable is not None:
+            call.call_failed(exc)
+        client.finish_call(call, call.fail(exc), holds_turn)
+        return
+    task = asyncio.get_running_loop().create_task(_await_call(client, call, holds_turn, awaitable), context=context)
     tasks = client.engine.tasks
     tasks.add(task)  # the loop keeps only a weak reference to a task
     task.add_done_callback(tasks.discard)
 
 
-async def _await_call(client: Any, call: Invocation, holds_turn: bool, awaitable: Any) -> None:
-    reply = None
-    try:
-        if awaitable is None:
-            awaitable = call.run()  # the coroutine (or async generator) of the method
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on driving ``coro``, which has already run up to yielding ``yielded``, under a task."""
+    while True:
         try:
-            data = await awaitable if hasattr(awaitable, "__await__") else awaitable
-        except Exception as exc:
-            call.call_failed(exc)
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
             raise
+        except BaseException as exc:  # cancellation and the like go to the coroutine, as in a task
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _await_call(client: Any, call: Invocation, holds_turn: bool, awaitable: Any) -> None:
+    try:
+        data = await awaitable
     except Exception as exc:
-        reply = call.fail(exc)
-    else:
-        if hasattr(data, "__anext__"):
-            data = AsyncIteratorBridge(data, asyncio.get_running_loop())
-        reply = call.finish(data)
-    client.finish_call(call, reply, holds_turn)
+        call.call_failed(exc)
+        client.finish_call(call, call.fail(exc), holds_turn)
+        return
+    _finish(client, call, holds_turn, data)
+
+
+def _finish(client: Any, call: Invocation, holds_turn: bool, data: Any) -> None:
+    if hasattr(data, "__anext__"):
+        data = AsyncIteratorBridge(data, asyncio.get_running_loop())
+    client.finish_call(call, call.finish(data), holds_turn)
 
 
 class AsyncIteratorBridge:

@@ -32,6 +32,10 @@ def poll_interval() -> float:
 
 def try_send(sender: Callable[[Any], int], parts: Iterable[Any]) -> list[memoryview]:
     """Send ``parts`` with the non-blocking ``sender``; return what the socket did not take."""
+    if type(parts) in (list, tuple) and len(parts) == 1 and type(parts[0]) is bytes:  # type: ignore[arg-type]
+        data = parts[0]  # type: ignore[index]
+        sent = sender(data)  # the usual case: one small reply that the socket takes whole
+        return [] if sent == len(data) else [memoryview(data)[max(sent, 0) :]]
     left: list[memoryview] = []
     blocked = False
     for part in parts:
