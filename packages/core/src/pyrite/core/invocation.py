@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import logging
 import marshal
+import threading
 import uuid
 import weakref
 from collections.abc import Callable, Iterator
@@ -209,7 +210,7 @@ class Invocation:
     """
 
     __slots__ = ("daemon", "conn", "serializer", "seq", "corr", "flags", "oneway")
-    __slots__ += ("target", "name", "vargs", "kwargs", "method", "bits", "_context")
+    __slots__ += ("target", "name", "vargs", "kwargs", "method", "bits", "_context", "_thread")
 
     def __init__(self, daemon: Daemon, conn: Any, serializer: Any, seq: int, corr: Any, flags: int) -> None:
         self.daemon, self.conn, self.serializer, self.seq, self.corr, self.flags = (
@@ -228,6 +229,7 @@ class Invocation:
         self.method: Callable[..., Any] | None = None
         self.bits = 0
         self._context = current_context.to_global()
+        self._thread = threading.get_ident()
 
     @property
     def is_coroutine(self) -> bool:
@@ -256,6 +258,10 @@ class Invocation:
         ctx = current_context
         if ctx.seq != self.seq or ctx.client is not self.conn:
             ctx.from_global(self._context)
+        if self._thread != threading.get_ident():
+            # proxies among the arguments belong to the thread that deserialized them; the
+            # thread making the call is the one that will use them (as when one thread does both)
+            _adopt_proxies((self.vargs, self.kwargs), 4)
         obj, vargs = self.target, self.vargs
         if self.flags & FLAGS_BATCH:
             return _batch(self.daemon, obj, vargs)
@@ -329,6 +335,28 @@ class Invocation:
         if current_context.response_annotations:
             current_context.response_annotations = {}
         return reply
+
+
+def _adopt_proxies(value: Any, depth: int) -> None:
+    """Make the calling thread the owner of every proxy in ``value`` (containers ``depth`` deep)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind in (tuple, list, set, frozenset):
+        if depth:
+            for item in value:
+                _adopt_proxies(item, depth - 1)
+    elif kind is dict:
+        if depth:
+            for item in value.values():
+                _adopt_proxies(item, depth - 1)
+    else:
+        claim = getattr(kind, "_pyroClaimOwnership", None)  # on the type: a proxy's own __getattr__ is remote
+        if callable(claim):
+            claim(value)
+
+
+_SCALARS = frozenset((type(None), bool, int, float, str, bytes, bytearray, complex))
 
 
 def _exception_reply(daemon: Daemon, serializer: Any, seq: int, corr: Any, exc: BaseException) -> SendingMessage:
