@@ -210,7 +210,7 @@ class Invocation:
     """
 
     __slots__ = ("daemon", "conn", "serializer", "seq", "corr", "flags", "oneway")
-    __slots__ += ("target", "name", "vargs", "kwargs", "method", "bits", "_context", "_thread")
+    __slots__ += ("target", "name", "vargs", "kwargs", "method", "bits", "awaiter", "_context", "_thread")
 
     def __init__(self, daemon: Daemon, conn: Any, serializer: Any, seq: int, corr: Any, flags: int) -> None:
         self.daemon, self.conn, self.serializer, self.seq, self.corr, self.flags = (
@@ -228,6 +228,8 @@ class Invocation:
         self.kwargs: Any = {}
         self.method: Callable[..., Any] | None = None
         self.bits = 0
+        #: set by an engine with an event loop: awaits a coroutine there (async methods in a batch)
+        self.awaiter: Callable[[Any], Any] | None = None
         self._context = current_context.to_global()
         self._thread = threading.get_ident()
 
@@ -264,7 +266,7 @@ class Invocation:
             _adopt_proxies((self.vargs, self.kwargs), 4)
         obj, vargs = self.target, self.vargs
         if self.flags & FLAGS_BATCH:
-            return _batch(self.daemon, obj, vargs)
+            return _batch(self.daemon, obj, vargs, self.awaiter)
         method = self.method
         if method is None:
             if self.name == "__getattr__":
@@ -378,8 +380,11 @@ def _exception_reply(daemon: Daemon, serializer: Any, seq: int, corr: Any, exc: 
         return SendingMessage(MSG_RESULT, FLAGS_EXCEPTION, seq, serializer.serializer_id, payload, corr_id=corr)
 
 
-def _batch(daemon: Daemon, obj: Any, calls: Any) -> list[Any]:
-    """Run batched calls in order; the first failure ends the batch as an ExceptionWrapper result."""
+def _batch(daemon: Daemon, obj: Any, calls: Any, awaiter: Callable[[Any], Any] | None = None) -> list[Any]:
+    """Run batched calls in order; the first failure ends the batch as an ExceptionWrapper result.
+
+    ``awaiter`` (given by an engine with an event loop) turns the coroutine of an
+    ``async def`` method into its result."""
     results: list[Any] = []
     ctx = current_context
     for call in calls:
@@ -389,7 +394,10 @@ def _batch(daemon: Daemon, obj: Any, calls: Any) -> list[Any]:
         try:
             method_name, vargs, kwargs = call
             method, _ = _reachable_method(obj, method_name)
-            results.append(method(*vargs, **kwargs))
+            result = method(*vargs, **kwargs)
+            if awaiter is not None and hasattr(result, "__await__"):
+                result = awaiter(result)
+            results.append(result)
         except Exception as exc:
             if method is not None:
                 daemon.methodcall_error_handler(daemon, ctx.client_sock_addr, method, vargs, kwargs, exc)

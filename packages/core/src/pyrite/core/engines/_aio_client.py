@@ -13,6 +13,7 @@ queue, the flags and the output buffer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import config
+from ..errors import PyroError
 from ..invocation import Invocation, begin_request
 from ..protocol import ReceivingMessage, SendingMessage
 from ..session import SERVER, Closed, Session
@@ -311,6 +313,7 @@ class AioClient:
 
     def _call(self, call: Invocation, _go_on: bool) -> bool:
         """Make a plain call in this (worker) thread and send its reply; False if it went async."""
+        call.awaiter = self._await_on_loop
         try:
             data = call.run()
         except Exception as exc:
@@ -325,6 +328,13 @@ class AioClient:
         if reply is not None:
             self.write(reply.parts)
         return True
+
+    def _await_on_loop(self, awaitable: Any) -> Any:
+        """Await on the loop from this worker thread (an ``async def`` method in a batch)."""
+        loop = self._loop
+        if loop is None:
+            raise PyroError("the event loop is gone")
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop).result()
 
     def _handshake(self, msg: ReceivingMessage, _go_on: bool) -> bool:
         """Answer the connection's first message (worker thread); False if the client must go."""
@@ -418,6 +428,10 @@ class AioClient:
             self.gone = True
         self.engine.forget(self)
         self._disconnect()
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _quiet(func: Callable[..., Any], *args: Any) -> None:
