@@ -1,239 +1,458 @@
-"""Where a call is dispatched: one request message in, at most one response out.
+"""Where a call is dispatched: ``Dispatcher``, the daemon side of the engine seam.
 
-``handle_message(daemon, conn, msg)`` serves a MSG_INVOKE or MSG_PING that an
-engine has read from a client connection; ``handshake(daemon, conn, msg)``
-serves the MSG_CONNECT that opens a connection.  Both write their reply to
-``conn`` themselves, with the serializer id, sequence number and correlation
-id of the request.
+``Dispatcher`` implements ``interfaces.DaemonHost``: an engine gives it each
+complete message of a connection and sends back what it returns.  It is the
+one place that builds a reply (through the connection's protocol session):
+
+* ``serve_handshake``: the MSG_CONNECT that opens a connection -> MSG_CONNECTOK
+  (the session's ``handshake_done`` is then set) or MSG_CONNECTFAIL;
+* ``serve_request``: MSG_INVOKE / MSG_PING -> MSG_RESULT (None for oneways);
+* ``refuse``: MSG_CONNECTFAIL with a reason chosen by the engine.
 
 A failing request (bad payload, unknown object, unexposed method, an
-exception in the called code, an unserializable result) gets an exception
-reply (FLAGS_EXCEPTION) and the connection stays usable.  Only when the
-connection itself cannot go on (a message type that has no place here, a
-serializer id nobody knows, a reply that cannot be written) does
-``handle_message`` raise a ``CommunicationError``: the engine then drops that
-one client.
+exception in the called code, even SystemExit/KeyboardInterrupt/GeneratorExit
+there, an unserializable result) gets an exception reply and the connection
+stays usable.  Only when the connection itself cannot go on (a message type
+that has no place here, an unknown or refused serializer) does
+``serve_request`` raise a ``CommunicationError``.
 
-The call itself (``begin_request``, ``Invocation``) is in ``invocation``;
-``handle_message`` makes it in the calling thread.
+The user-facing hooks (``validateHandshake``, ``clientDisconnect``,
+``housekeeping``, ``annotations``, ``methodcall_error_handler``) are read
+from ``hooks``, the ``Daemon``, by their public names.
+
+This module is the hot path of every call, so it looks things up once per
+class (``exposure.method_table``) and builds no dicts it does not need.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
 import threading
-import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from . import invocation, plugins
+from . import plugins
 from .callcontext import current_context
+from .calls import (
+    DICT_VIEW_ITERATORS,
+    MARSHAL_ID,
+    PLAIN_RESULTS,
+    PendingCall,
+    accepted_names,
+    accepted_serializer_ids,
+    as_exception,
+    blob_call,
+    error_payload,
+    log_wiredata,
+    reachable_method,
+    run_batch,
+    set_context,
+)
 from .config import config
-from .errors import CommunicationError, DaemonError, ProtocolError, PyroError
-from .invocation import Invocation, _response_annotations, begin_request
+from .errors import (
+    ProtocolError,
+    PyroError,
+    format_traceback,
+)
+from .exposure import (
+    METHOD_CALLBACK,
+    get_exposed_property_value,
+    set_exposed_property_value,
+)
+from .interfaces import DaemonHooks, Serializer
+from .objects import ObjectRegistry
 from .protocol import (
-    FLAGS_CORR_ID,
+    FLAGS_BATCH,
+    FLAGS_EXCEPTION,
+    FLAGS_ITEMSTREAMRESULT,
+    FLAGS_KEEPSERIALIZED,
     MSG_CONNECT,
     MSG_CONNECTFAIL,
     MSG_CONNECTOK,
+    MSG_INVOKE,
+    MSG_PING,
+    MSG_RESULT,
     ReceivingMessage,
     SendingMessage,
-    send_message,
 )
-from .uri import DAEMON_NAME
-
-if TYPE_CHECKING:
-    from .daemon import Daemon
+from .session import SERVER, Session
+from .streams import StreamRegistry
+from .workers import WorkerPool
 
 log = logging.getLogger("pyrite.core.dispatch")
 
-__all__ = ["handle_message", "begin_request", "Invocation", "handshake", "OnewayExecutor"]
+# builds replies to requests that came without a session (unit tests, hand-driven code);
+# replying keeps no state in a session, so one shared instance is fine
+_REPLIES = Session(SERVER)
 
-# the call half lives in .invocation; these names stay reachable here (daemon.py uses them)
-_unpack, _unpack_quiet = invocation._unpack, invocation._unpack_quiet
-_UUID = uuid.UUID
-MARSHAL_ID = invocation.MARSHAL_ID
+__all__ = ["Dispatcher", "PendingCall"]
 
 
-def handle_message(daemon: Daemon, conn: Any, msg: ReceivingMessage) -> None:
-    """Serve one MSG_INVOKE or MSG_PING from ``conn`` and write the reply (none for oneway calls).
+class Dispatcher:
+    """The daemon side of the engine seam (``interfaces.DaemonHost``); see the module docstring.
 
-    Raises CommunicationError only if the connection must be dropped.
+    ``hooks`` is the Daemon (its overridable methods), ``objects`` and
+    ``streams`` its registries, ``workers`` the one pool for oneway calls and
+    the thread engine.  ``housekeeping_hooks`` and ``shutdown_hooks`` are
+    callables run by ``housekeeping()`` and ``close()`` (for daemon add-ons).
     """
-    step = begin_request(daemon, conn, msg)
-    del msg
-    if type(step) is Invocation:
-        if step.oneway:
-            step.run_oneway()
-            return
+
+    def __init__(self, hooks: DaemonHooks, objects: ObjectRegistry, streams: StreamRegistry, workers: WorkerPool):
+        self.hooks = hooks
+        self.objects = objects
+        self.streams = streams
+        self.workers = workers
+        self.housekeeping_hooks: list[Callable[[], None]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
+        self._shutting_down = threading.Event()
+        self.housekeeper_lock = threading.Lock()
+        self._disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
+        # a reply asks hooks.annotations() only when it is not the do-nothing default
+        self._custom_annotations = not getattr(hooks.annotations, "_pyrite_default", False)
+
+    # ----- state
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the daemon is shutting down (engines stop reading)."""
+        return self._shutting_down.is_set()
+
+    def begin_shutdown(self) -> None:
+        """Mark the daemon as shutting down."""
+        self._shutting_down.set()
+
+    def close(self) -> None:
+        """Run the shutdown hooks, forget the streams and stop the workers (bounded)."""
+        self._shutting_down.set()
+        hooks = list(self.shutdown_hooks)
+        self.shutdown_hooks.clear()  # the list stays the one Daemon.shutdown_hooks shows
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                log.warning("error in daemon shutdown hook %r", hook, exc_info=True)
+        self.streams.clear()
+        self.workers.close(timeout=1.0)
+
+    # ----- replies: the one place they are built
+
+    def _response_annotations(self) -> dict[str, bytes] | None:
+        annotations = current_context.response_annotations
+        if self._custom_annotations:
+            extra = self.hooks.annotations()
+            if extra:
+                annotations = {**annotations, **extra}
+        return annotations or None
+
+    def _reply(
+        self,
+        session: Any,
+        request: ReceivingMessage,
+        msgtype: int,
+        payload: bytes,
+        flags: int = 0,
+        annotations: dict[str, bytes] | None = None,
+        serializer_id: int | None = None,
+        compress: bool | None = None,
+    ) -> SendingMessage:
+        if session is None:
+            session = _REPLIES  # a request not read by a session of its own (tests, hand-driven code)
+        reply: SendingMessage = session.reply(
+            request, msgtype, payload, flags, annotations, serializer_id=serializer_id, compress=compress
+        )
+        if config.LOGWIRE:
+            log_wiredata(log, "daemon wiredata sending", reply)
+        return reply
+
+    def _exception_reply(
+        self, session: Any, request: ReceivingMessage, serializer: Serializer, exc: BaseException, flags: int = 0
+    ) -> SendingMessage:
+        tb_lines = format_traceback(type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK)
+        payload = error_payload(serializer, as_exception(exc), tb_lines)
+        sid = serializer.serializer_id
         try:
-            data = step.run()
-        except Exception as exc:
-            step = step.fail(exc)
-        else:
-            step = step.finish(data)
-    if step is not None:
-        send_message(conn, step)
+            return self._reply(
+                session, request, MSG_RESULT, payload, flags | FLAGS_EXCEPTION, self._response_annotations(), sid
+            )
+        except PyroError as too_large:
+            # e.g. the exception text itself exceeds MAX_MESSAGE_SIZE: send a short one instead
+            payload = error_payload(serializer, PyroError(f"error reply could not be sent: {too_large}"), None)
+            return self._reply(session, request, MSG_RESULT, payload, FLAGS_EXCEPTION, None, sid)
 
-
-def handshake(daemon: Daemon, conn: Any, msg: ReceivingMessage, denied_reason: str | None = None) -> bool:
-    """Answer the MSG_CONNECT that opens a connection; True if the client may go on.
-
-    The request payload is ``{"handshake": data, "object": object_id}``; the
-    reply is MSG_CONNECTOK with ``{"handshake": validateHandshake's result,
-    "meta": the object's metadata}``, or MSG_CONNECTFAIL with the reason as a
-    string (a refusing ``validateHandshake``, an unknown object, a wrong
-    message, or ``denied_reason``).
-    """
-    ctx = current_context
-    seq = msg.seq
-    serializer_id = msg.serializer_id
-    corr = msg.corr_id if msg.flags & FLAGS_CORR_ID else None
-    ctx.correlation_id = _UUID(bytes=bytes(corr)) if corr is not None else None
-    ctx.response_annotations = {}
-    ctx.client = conn
-    try:
-        ctx.client_sock_addr = conn.peer_address
-    except Exception:
-        ctx.client_sock_addr = None
-    ctx.annotations = msg.annotations
-    try:
-        serializer = plugins.get_serializer_by_id(serializer_id)
-    except PyroError:
-        serializer_id = MARSHAL_ID
-        serializer = None
-    try:
-        if denied_reason:
-            raise DaemonError(denied_reason)
-        if msg.type != MSG_CONNECT:
-            raise ProtocolError(f"invalid msg type {msg.type} received (expected: {MSG_CONNECT})")
-        if serializer is None:
-            raise ProtocolError(f"unknown serializer id {msg.serializer_id}")
-        request = serializer.loads(msg.data)
-        if not isinstance(request, dict) or "handshake" not in request or "object" not in request:
-            raise ProtocolError("invalid handshake request")
-        response = daemon.validateHandshake(conn, request["handshake"])
-        meta = daemon.objectsById[DAEMON_NAME].get_metadata(request["object"])
-        payload = serializer.dumps({"handshake": response, "meta": meta})
-        msg_type = MSG_CONNECTOK
-    except Exception as exc:
-        log.debug("handshake refused: %s", exc)
-        if serializer is None:
+    def refuse(self, conn: Any, session: Any, msg: ReceivingMessage, reason: str) -> SendingMessage:
+        """MSG_CONNECTFAIL carrying ``reason`` (a string, in the request's serializer if usable)."""
+        try:
+            serializer: Serializer = plugins.get_serializer_by_id(msg.serializer_id)
+            serializer_id = msg.serializer_id
+        except PyroError:
             serializer = plugins.get_serializer_by_id(MARSHAL_ID)
+            serializer_id = MARSHAL_ID
         try:
-            payload = serializer.dumps(str(exc))
+            payload = serializer.dumps(str(reason))
         except Exception:
             payload = serializer.dumps("handshake refused")
-        msg_type = MSG_CONNECTFAIL
-    try:
-        reply = SendingMessage(msg_type, 0, seq, serializer_id, payload, _response_annotations(daemon), corr_id=corr)
-    except PyroError as exc:
-        msg_type = MSG_CONNECTFAIL
-        reply = SendingMessage(msg_type, 0, seq, serializer_id, serializer.dumps(str(exc)), corr_id=corr)
-    ctx.response_annotations = {}
-    try:
-        send_message(conn, reply)
-    except CommunicationError:
-        return False
-    ok = msg_type == MSG_CONNECTOK
-    if ok:
-        conn.handshaked = True
-    return ok
-
-
-class OnewayExecutor:
-    """Runs oneway calls on at most ``config.ONEWAY_THREADS`` threads.
-
-    Calls wait in a bounded queue (64 per thread).  When it is full the call
-    runs in the submitting thread instead: that slows down the client that
-    floods the daemon (back-pressure) and never starts more threads.
-    Threads start on first need and stop when the executor shuts down.
-    """
-
-    QUEUE_PER_THREAD = 64
-
-    def __init__(self, max_threads: int | None = None) -> None:
-        self.max_threads = max(1, int(config.ONEWAY_THREADS if max_threads is None else max_threads))
-        self._queue: queue.Queue[Any] = queue.Queue(self.max_threads * self.QUEUE_PER_THREAD)
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(
-        self, daemon: Daemon, method: Callable[..., Any], vargs: Any, kwargs: Any, context: dict[str, Any]
-    ) -> None:
-        """Queue a oneway call; ``context`` is the caller's ``current_context.to_global()``."""
-        job = (daemon, method, vargs, kwargs, context)
-        if self._closed:
-            raise DaemonError("daemon is shutting down")
-        with self._lock:
-            if self._queue.qsize() >= self._idle and len(self._threads) < self.max_threads:
-                thread = threading.Thread(
-                    target=self._work, name=f"pyrite-oneway-{len(self._threads) + 1}", daemon=True
-                )
-                self._threads.append(thread)
-                self._idle += 1
-                thread.start()
         try:
-            self._queue.put_nowait(job)
-        except queue.Full:
-            self._run(job)
+            annotations = self._response_annotations()
+            return self._reply(session, msg, MSG_CONNECTFAIL, payload, 0, annotations, serializer_id, compress=False)
+        except PyroError as exc:
+            payload = serializer.dumps(str(exc))
+            return self._reply(session, msg, MSG_CONNECTFAIL, payload, 0, None, serializer_id, compress=False)
 
-    @staticmethod
-    def _run(job: tuple[Any, ...]) -> None:
-        daemon, method, vargs, kwargs, context = job
+    # ----- the handshake
+
+    def serve_handshake(self, conn: Any, session: Any, msg: ReceivingMessage) -> SendingMessage:
+        """Answer the MSG_CONNECT that opens a connection.
+
+        The request payload is ``{"handshake": data, "object": object_id}``;
+        the reply is MSG_CONNECTOK with ``{"handshake": validateHandshake's
+        result, "meta": the object's metadata}`` (and ``session.handshake_done``
+        and ``conn.handshaked`` are set), or MSG_CONNECTFAIL with the reason.
+        """
+        set_context(conn, msg)
+        current_context.response_annotations = {}
+        if config.LOGWIRE:
+            log_wiredata(log, "daemon handshake received", msg)
+        try:
+            if msg.type != MSG_CONNECT:
+                raise ProtocolError(f"invalid msg type {msg.type} received (expected: {MSG_CONNECT})")
+            if msg.serializer_id not in accepted_serializer_ids():
+                raise ProtocolError(
+                    f"serializer id {msg.serializer_id} is not accepted by this daemon "
+                    f"(SERIALIZERS_ACCEPTED: {', '.join(accepted_names())})"
+                )
+            serializer: Serializer = plugins.get_serializer_by_id(msg.serializer_id)
+            request = serializer.loads(msg.data)
+            if not isinstance(request, dict) or "handshake" not in request or "object" not in request:
+                raise ProtocolError("invalid handshake request")
+            response = self.hooks.validateHandshake(conn, request["handshake"])
+            meta = self.objects.daemon_object.get_metadata(request["object"])
+            payload = serializer.dumps({"handshake": response, "meta": meta})
+            reply = self._reply(session, msg, MSG_CONNECTOK, payload, 0, self._response_annotations())
+        except Exception as exc:
+            log.debug("handshake refused: %s", exc)
+            current_context.response_annotations = {}
+            return self.refuse(conn, session, msg, str(exc))
+        current_context.response_annotations = {}
+        if session is not None:
+            session.handshake_done = True
+        conn.handshaked = True
+        return reply
+
+    # ----- requests
+
+    def serve_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> SendingMessage | None:
+        """Serve one MSG_INVOKE or MSG_PING from ``conn``: its reply, or None (oneway calls).
+
+        Raises CommunicationError only if the connection must be dropped.  When a
+        ``@callback`` method failed, ``conn.callback_error`` holds its exception after the
+        reply is built: engines log it and close the connection, as Pyro5 raises it there.
+        """
+        call = self.begin_request(conn, session, msg)
+        if type(call) is not PendingCall:
+            return call
+        if call.oneway and call.method is not None:
+            self.submit_oneway(call)
+            return None
+        try:
+            data = self.run_call(call)
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in user code gets an error reply
+            return self.fail_call(call, exc)
+        return self.finish_call(call, data)
+
+    def begin_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> PendingCall | SendingMessage | None:
+        """``serve_request`` up to the call itself, for an engine that makes calls elsewhere.
+
+        Returns the reply when there is nothing to call (a ping, a request that fails
+        before its call), None for such a oneway request, else a ``PendingCall``:
+        the engine makes it with ``run_call`` on a thread of its choice (or awaits the
+        coroutine of an ``async def`` method, ``call.is_coroutine``), then builds the
+        reply with ``finish_call(call, result)`` or ``fail_call(call, exc)``; a oneway
+        method call goes to ``submit_oneway(call)`` instead.  Raises CommunicationError
+        only if the connection must be dropped.
+        """
+        corr = set_context(conn, msg)
+        flags = msg.flags
+        if config.LOGWIRE:
+            log_wiredata(log, "daemon wiredata received", msg)
+        msg_type = msg.type
+        if msg_type != MSG_INVOKE:
+            if msg_type == MSG_PING:
+                # the payload is ignored: a ping is answered without deserializing anything
+                return self._reply(session, msg, MSG_PING, b"pong", 0, self._response_annotations())
+            raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
+        serializer_id = msg.serializer_id
+        if serializer_id not in accepted_serializer_ids():
+            raise ProtocolError(f"request with serializer id {serializer_id}, which this daemon does not accept")
+        try:
+            serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
+        except PyroError as exc:
+            raise ProtocolError(f"request with unusable serializer id {serializer_id}: {exc}") from None
+        ctx = current_context
+        ctx.seq = msg.seq
+        ctx.msg_flags = flags
+        ctx.serializer_id = serializer_id
+        call = PendingCall(conn, session, msg, serializer, corr)
+        try:
+            if flags & FLAGS_KEEPSERIALIZED:
+                object_id, method_name, vargs, kwargs = blob_call(msg)
+            else:
+                object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
+            call.target = self.objects.target(object_id, conn)
+            call.name, call.vargs, call.kwargs = method_name, vargs, kwargs
+            if not flags & FLAGS_BATCH and method_name not in ("__getattr__", "__setattr__"):
+                call.method, call.bits = reachable_method(call.target, method_name)
+        except BaseException as exc:  # noqa: BLE001
+            return self.fail_call(call, exc)
+        return call
+
+    def run_call(self, call: PendingCall) -> Any:
+        """Make the call in this thread; its result (an ``async def`` method's is a coroutine)."""
+        call.enter()
+        obj, vargs = call.target, call.vargs
+        if call.flags & FLAGS_BATCH:
+            return run_batch(obj, vargs, self._report_error, call.awaiter)
+        method = call.method
+        if method is None:
+            if call.name == "__getattr__":
+                return get_exposed_property_value(obj, vargs[0])
+            return set_exposed_property_value(obj, vargs[0], vargs[1])
+        try:
+            return method(*vargs, **call.kwargs)
+        except BaseException as exc:  # noqa: BLE001
+            self.call_failed(call, exc)
+            raise
+
+    def call_failed(self, call: PendingCall, exc: BaseException) -> None:
+        """The method of ``call`` raised ``exc`` (also when an awaited coroutine raised it)."""
+        self._report_error(call.method, call.vargs, call.kwargs, exc, call.bits)  # type: ignore[arg-type]
+        if call.bits & METHOD_CALLBACK:
+            with contextlib.suppress(AttributeError):
+                call.conn.callback_error = exc
+
+    def finish_call(self, call: PendingCall, data: Any) -> SendingMessage | None:
+        """The reply carrying ``data``, the call's result (None for a oneway request)."""
+        if call.oneway:
+            return None
+        serializer, conn = call.serializer, call.conn
+        reply_flags = FLAGS_BATCH if call.flags & FLAGS_BATCH else 0
+        annotations: dict[str, bytes] | None = None
+        try:
+            if type(data) not in PLAIN_RESULTS and not reply_flags and isinstance(data, Iterator):
+                # an iterator result is streamed: the client fetches the items one by one
+                if type(data) in DICT_VIEW_ITERATORS:
+                    raise PyroError(f"a {type(data).__name__} is a lazy view of a dict: return list(...) of it instead")
+                stream_id = self.streams.open(data, conn) if config.ITER_STREAMING else None
+                if stream_id:
+                    annotations = {"STRM": stream_id.encode()}
+                payload = error_payload(serializer, ProtocolError("the call returned an iterator"), None)
+                reply_flags = FLAGS_ITEMSTREAMRESULT | FLAGS_EXCEPTION
+            else:
+                payload = serializer.dumps(data)
+            extra = self._response_annotations()
+            if extra:
+                annotations = {**annotations, **extra} if annotations else extra
+            reply = self._reply(call.session, call.msg, MSG_RESULT, payload, reply_flags, annotations)
+        except BaseException as exc:  # noqa: BLE001
+            return self.fail_call(call, exc)
+        if current_context.response_annotations:
+            current_context.response_annotations = {}
+        return reply
+
+    def fail_call(self, call: PendingCall, exc: BaseException) -> SendingMessage | None:
+        """The exception reply for ``exc`` (None for a oneway request: it is only logged)."""
+        if call.oneway:
+            log.debug("oneway call failed: %r", exc)
+            reply = None
+        else:
+            reply = self._exception_reply(call.session, call.msg, call.serializer, exc)
+        if current_context.response_annotations:
+            current_context.response_annotations = {}
+        return reply
+
+    def submit_oneway(self, call: PendingCall) -> None:
+        """Hand a oneway method call to the workers (held back on the connection when full)."""
+        self._submit_oneway(call.conn, call.method, call.vargs, call.kwargs, call.bits)  # type: ignore[arg-type]
+
+    def _report_error(
+        self, method: Callable[..., Any], vargs: Any, kwargs: Any, exc: BaseException, bits: int = 0
+    ) -> None:
+        if isinstance(exc, Exception):
+            try:
+                self.hooks.methodcall_error_handler(
+                    self.hooks, current_context.client_sock_addr, method, vargs, kwargs, exc
+                )
+            except Exception:
+                log.exception("methodcall_error_handler failed")
+        if bits & METHOD_CALLBACK:
+            log.warning("exception in callback method %s", getattr(method, "__name__", method), exc_info=exc)
+
+    # ----- oneway calls
+
+    def _submit_oneway(self, conn: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, bits: int) -> None:
+        job = (method, vargs, kwargs, bits, current_context.to_global())
+        held = getattr(conn, "held_oneways", None)
+        if held is None:  # a connection not made by an engine (Daemon.handleRequest): just queue
+            self.workers.submit(self._run_oneway, job)
+        elif held or not self.workers.try_submit(self._run_oneway, job):
+            # the pool is full: the engine stops reading this connection until resume() empties this
+            held.append(job)
+
+    def resume(self, conn: Any) -> bool:
+        """Hand the oneway calls held back for ``conn`` to the workers; True once none is left."""
+        held = getattr(conn, "held_oneways", None)
+        while held:
+            if self.workers.closed:
+                held.clear()
+                break
+            if not self.workers.try_submit(self._run_oneway, held[0]):
+                return False
+            held.popleft()
+        return True
+
+    def _run_oneway(self, method: Callable[..., Any], vargs: Any, kwargs: Any, bits: int, context: Any) -> None:
         saved = current_context.to_global()
         current_context.from_global(context)
         try:
             method(*vargs, **kwargs)
-        except Exception as exc:
-            try:
-                daemon.methodcall_error_handler(daemon, context.get("client_sock_addr"), method, vargs, kwargs, exc)
-            except Exception:
-                log.exception("methodcall_error_handler failed")
-            if getattr(method, "_pyroCallback", False):
-                log.warning(
-                    "exception in oneway callback method %s", getattr(method, "__name__", method), exc_info=True
-                )
+        except BaseException as exc:  # noqa: BLE001 - a oneway's failure is only logged
+            self._report_error(method, vargs, kwargs, exc, bits)
+            log.debug("oneway call %s raised %r", getattr(method, "__name__", method), exc)
         finally:
             current_context.from_global(saved)
 
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            with self._lock:
-                self._idle -= 1
-            try:
-                self._run(job)
-            finally:
-                with self._lock:
-                    self._idle += 1
+    # ----- connections and housekeeping
 
-    def shutdown(self, timeout: float = 2.0) -> None:
-        """Stop the threads after the calls already queued; waits at most ``timeout`` seconds in all."""
-        import time
+    def client_disconnected(self, conn: Any) -> None:
+        """Forget what belonged to a client that went away, then call ``clientDisconnect``."""
+        with self._disconnect_lock:
+            self.streams.client_disconnected(conn)
+            for resource in list(getattr(conn, "tracked_resources", ())):
+                try:
+                    resource.close()
+                except Exception:
+                    log.warning("error closing tracked resource %r", resource, exc_info=True)
+            instances = getattr(conn, "pyroInstances", None)
+            if instances:
+                instances.clear()
+        try:
+            self.hooks.clientDisconnect(conn)
+        except Exception:
+            log.warning("error in clientDisconnect", exc_info=True)
 
-        if self._closed:
+    def housekeeping(self) -> None:
+        """Expire item streams, run the housekeeping hooks, then the daemon's ``housekeeping``."""
+        if self.shutting_down:
             return
-        self._closed = True
-        with self._lock:
-            threads = list(self._threads)
-        for _ in threads:
-            try:
-                self._queue.put(None, timeout=0.1)
-            except queue.Full:
-                break
-        deadline = time.monotonic() + timeout
-        current = threading.current_thread()
-        for thread in threads:
-            if thread is not current:
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    @property
-    def thread_count(self) -> int:
-        """How many worker threads exist now."""
-        return len(self._threads)
+        if not self.housekeeper_lock.acquire(blocking=False):
+            return  # another thread is at it
+        try:
+            self.streams.expire()
+            for hook in list(self.housekeeping_hooks):
+                try:
+                    hook()
+                except Exception:
+                    log.warning("error in housekeeping hook %r", hook, exc_info=True)
+            self.hooks.housekeeping()
+        finally:
+            self.housekeeper_lock.release()

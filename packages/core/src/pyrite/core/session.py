@@ -164,15 +164,19 @@ class FrameReader:
     def _header(self, head: bytes | memoryview) -> ReceivingMessage:
         return ReceivingMessage(bytes(head), max_size=self.max_size)
 
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take in the next bytes of the stream; return the frames they complete, in order."""
+    def feed(self, data: bytes, out: list[Frame] | None = None) -> list[Frame]:
+        """Take in the next bytes of the stream; return the frames they complete, in order.
+
+        With ``out``, frames are appended to it as they complete, so the ones before
+        garbage in the same ``data`` are kept when ProtocolError is raised."""
+        frames: list[Frame] = [] if out is None else out
         end = len(data)
         if self._msg is None and not self._head and end > HEADER_SIZE:
             # the usual case: one whole message arrived in one read
             msg = self._header(data[:HEADER_SIZE])
             if HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                return [(msg, data[HEADER_SIZE:])]
-        frames: list[Frame] = []
+                frames.append((msg, data[HEADER_SIZE:]))
+                return frames
         pos = 0
         while pos < end:
             if self._msg is None:
@@ -311,10 +315,12 @@ class Session:
             return
         if self._error is not None:
             return
+        done: list[Frame] = []
         try:
-            self._frames.extend(self._reader.feed(bytes(data) if not isinstance(data, bytes) else data))
+            self._reader.feed(data if isinstance(data, bytes) else bytes(data), done)
         except ProtocolError as exc:
             self._error = exc
+        self._frames.extend(done)
 
     def next_event(self) -> Event:
         """The next complete message (body parsed: annotations split, payload decompressed

@@ -21,25 +21,26 @@ import types
 from collections.abc import Generator
 from typing import Any
 
+from ..calls import PendingCall
 from ..errors import PyroError
-from ..invocation import Invocation
 
 __all__ = ["AsyncIteratorBridge", "run_coroutine"]
 
 ITEM_POLL = 1.0  # how often a worker waiting for a streamed item looks whether the loop still runs
 
 
-def run_coroutine(client: Any, call: Invocation, holds_turn: bool, awaitable: Any = None) -> None:
+def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any = None) -> None:
     """Make ``call`` on the running loop (call this on the loop thread).
 
     The coroutine's first step runs right here: a method that finishes without
     waiting for anything (the common case for small async methods) costs no
     task at all.  One that waits continues in a task, from where it stopped.
     """
-    context = contextvars.copy_context()  # call.run() puts the request's current_context in place
+    host = client.host
+    context = contextvars.copy_context()  # run_call puts the request's current_context in place
     try:
         if awaitable is None:
-            awaitable = context.run(call.run)  # the coroutine (or async generator) of the method
+            awaitable = context.run(host.run_call, call)  # the coroutine (or async generator) of the method
         if type(awaitable) is types.CoroutineType:
             try:
                 yielded = context.run(awaitable.send, None)
@@ -52,8 +53,8 @@ def run_coroutine(client: Any, call: Invocation, holds_turn: bool, awaitable: An
             return
     except Exception as exc:
         if call.method is not None and awaitable is not None:
-            call.call_failed(exc)
-        client.finish_call(call, call.fail(exc), holds_turn)
+            host.call_failed(call, exc)
+        client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
     task = asyncio.get_running_loop().create_task(_await_call(client, call, holds_turn, awaitable), context=context)
     tasks = client.engine.tasks
@@ -82,20 +83,21 @@ def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
                 return stop.value
 
 
-async def _await_call(client: Any, call: Invocation, holds_turn: bool, awaitable: Any) -> None:
+async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any) -> None:
+    host = client.host
     try:
         data = await awaitable
     except Exception as exc:
-        call.call_failed(exc)
-        client.finish_call(call, call.fail(exc), holds_turn)
+        host.call_failed(call, exc)
+        client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
     _finish(client, call, holds_turn, data)
 
 
-def _finish(client: Any, call: Invocation, holds_turn: bool, data: Any) -> None:
+def _finish(client: Any, call: PendingCall, holds_turn: bool, data: Any) -> None:
     if hasattr(data, "__anext__"):
         data = AsyncIteratorBridge(data, asyncio.get_running_loop())
-    client.finish_call(call, call.finish(data), holds_turn)
+    client.finish_call(call, client.host.finish_call(call, data), holds_turn)
 
 
 class AsyncIteratorBridge:

@@ -20,15 +20,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..config import config
+from ..calls import PendingCall
+from ..connection import ClientConnection
 from ..errors import PyroError
-from ..invocation import Invocation, begin_request
 from ..protocol import ReceivingMessage, SendingMessage
-from ..session import SERVER, Closed, Session
+from ..session import Closed
+from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
-from ._aio_io import BufferedConnection, log_failure, sender_for, try_send
+from ._aio_io import log_failure, sender_for, try_send
 from .base import describe_peer
-from .threadpool import WorkerPool
 
 log = logging.getLogger("pyrite.core.engines.aio")
 
@@ -38,28 +38,20 @@ SEND_TIMEOUT = 60.0  # a blocking send (only once the loop is gone) gives up aft
 
 
 class PoolJobs:
-    """The worker threads of an asyncio engine (user code that may block runs there)."""
+    """The engine's side of the daemon's worker pool (user code that may block runs there)."""
 
-    def __init__(self, daemon: Any) -> None:
-        self.daemon = daemon
-        self._pool = WorkerPool(int(config.THREADPOOL_SIZE), int(config.THREADPOOL_SIZE_MIN), name="pyrite-worker-aio")
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self._pool: WorkerPool = host.workers
 
     @property
     def pool(self) -> WorkerPool:
-        """The worker pool."""
+        """The daemon's worker pool."""
         return self._pool
 
     def submit(self, func: Callable[..., Any], *args: Any) -> bool:
         """Run ``func(*args)`` on a worker; False if the pool is closed."""
         return self._pool.submit(func, args)
-
-    def close_pool(self) -> None:
-        """Stop the workers; jobs that never started run here (a disconnect must still be told)."""
-        for func, args in self._pool.close(timeout=1.0):
-            try:
-                func(*args)
-            except Exception:
-                log.debug("job left over at close failed", exc_info=True)
 
 
 class AioClient:
@@ -68,8 +60,9 @@ class AioClient:
     def __init__(self, engine: Any, raw: Any) -> None:
         self.engine = engine
         self.raw = raw
-        self.conn = BufferedConnection(raw)
-        self.session = Session(SERVER)
+        self.conn = ClientConnection(raw)
+        self.session = self.conn.session
+        self.host = engine.host
         self.fd = raw.fileno()
         self.sender, self.direct = sender_for(raw)
         self.lock = threading.Lock()
@@ -94,7 +87,13 @@ class AioClient:
         loop = self._loop
         if loop is None or self.gone:
             return
-        want = not self.eof and not self.out and len(self.queue) < MAX_QUEUED and not self.close_after_flush
+        want = (
+            not self.eof
+            and not self.out
+            and len(self.queue) < MAX_QUEUED
+            and not self.close_after_flush
+            and not self.conn.held_oneways
+        )
         if want and not self.reading:
             loop.add_reader(self.fd, self.on_readable)
             self.reading = True
@@ -214,23 +213,24 @@ class AioClient:
         if leftover:
             self._send_blocking(leftover)
 
-    def drop(self) -> None:
+    def drop(self, at_close: bool = False) -> None:
         """Forget the client: unwatch, tell the daemon (once, if it got past the handshake), close.
 
-        On the loop thread, or anywhere once the loop has let go."""
+        On the loop thread, or anywhere once the loop has let go.  At close the daemon
+        is told right here (its workers are about to stop)."""
         with self.lock:
             if self.gone:
                 return
             self.gone = True
         self.detach()
         self.engine.forget(self)
-        if not (self.conn.handshaked and self.engine.submit(self._disconnect)):
+        if at_close or not (self.conn.handshaked and self.engine.submit(self._disconnect)):
             self._disconnect()
 
     def _disconnect(self) -> None:
         if self.conn.handshaked:
             try:
-                self.engine.daemon._client_disconnected(self.conn)
+                self.host.client_disconnected(self.conn)
             except Exception:
                 log.exception("error in client disconnect handling")
         try:
@@ -263,13 +263,13 @@ class AioClient:
                     return
                 continue
             try:
-                step = begin_request(self.engine.daemon, conn, msg)
+                step = self.host.begin_request(conn, self.session, msg)
             except Exception as exc:
                 log_failure(self, exc)
                 self._fail_connection()
                 return
             del msg
-            if type(step) is not Invocation:
+            if type(step) is not PendingCall:
                 if step is not None:
                     self.write(step.parts)
                 continue
@@ -280,11 +280,11 @@ class AioClient:
                 if not self._on_loop(run_coroutine, self, step, True):
                     self._fail_connection()  # the loop is gone
                 return
-            if step.oneway:
-                if on_loop:
-                    self.engine.submit(step.run_oneway)
-                else:
-                    step.run_oneway()
+            if step.oneway and step.method is not None:
+                self.host.submit_oneway(step)  # never blocks: a full pool holds it on the connection
+                if conn.held_oneways:
+                    self._on_loop(self._hold_back)
+                    return
                 continue
             if on_loop:
                 self._to_worker(self._call, step)
@@ -296,12 +296,37 @@ class AioClient:
         elif after == "eof":
             self._on_loop(self.drop)
 
-    def finish_call(self, call: Invocation, reply: SendingMessage | None, go_on: bool) -> None:
+    def finish_call(self, call: PendingCall, reply: SendingMessage | None, go_on: bool) -> None:
         """An awaited call is done: send its reply, then (holding the turn) go on with the queue."""
         if reply is not None:
             self.write(reply.parts)
+        if self._callback_failed():
+            return
         if go_on:
             self.advance()
+
+    def _callback_failed(self) -> bool:
+        """After a failed ``@callback`` method the connection ends, as in Pyro5 (the reply goes first)."""
+        exc = self.conn.callback_error
+        if exc is None:
+            return False
+        self.conn.callback_error = None
+        log.warning("callback method raised %r; closing connection from %s", exc, describe_peer(self.conn))
+        self._fail_connection()
+        return True
+
+    def _hold_back(self) -> None:
+        """Loop thread: the worker pool is full; read nothing more from this client until its
+        held-back oneway calls found room, then go on with its queue."""
+        loop = self._loop
+        if loop is None or self.gone:
+            return
+        self.start_reading()  # stops reading: held_oneways is not empty
+        if self.host.resume(self.conn):
+            self.start_reading()
+            self.advance()
+        else:
+            loop.call_later(0.005, self._hold_back)
 
     def _to_worker(self, func: Callable[..., bool], arg: Any) -> None:
         def job() -> None:
@@ -311,23 +336,24 @@ class AioClient:
         if not self.engine.submit(job):
             self._fail_connection()
 
-    def _call(self, call: Invocation, _go_on: bool) -> bool:
-        """Make a plain call in this (worker) thread and send its reply; False if it went async."""
+    def _call(self, call: PendingCall, _go_on: bool) -> bool:
+        """Make a plain call in this (worker) thread and send its reply; False if the turn ends here."""
+        host = self.host
         call.awaiter = self._await_on_loop
         try:
-            data = call.run()
-        except Exception as exc:
-            reply = call.fail(exc)
+            data = host.run_call(call)
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in user code gets an error reply
+            reply = host.fail_call(call, exc)
         else:
             if hasattr(data, "__await__") or hasattr(data, "__anext__"):
                 # a plain method handed back an awaitable or an async iterator: the loop finishes it
                 if not self._on_loop(run_coroutine, self, call, True, data):
                     self._fail_connection()
                 return False
-            reply = call.finish(data)
+            reply = host.finish_call(call, data)
         if reply is not None:
             self.write(reply.parts)
-        return True
+        return not self._callback_failed()
 
     def _await_on_loop(self, awaitable: Any) -> Any:
         """Await on the loop from this worker thread (an ``async def`` method in a batch)."""
@@ -338,22 +364,17 @@ class AioClient:
 
     def _handshake(self, msg: ReceivingMessage, _go_on: bool) -> bool:
         """Answer the connection's first message (worker thread); False if the client must go."""
-        conn = self.conn
-        ok = False
         try:
-            if self.engine.daemon._handshake(conn, msg):
-                conn.handshaked = ok = True
-                self.session.handshake_done = True  # lifts the pre-handshake size cap
-            else:
-                log.debug("handshake refused for %s", describe_peer(conn))
+            reply = self.host.serve_handshake(self.conn, self.session, msg)
         except Exception as exc:
             log_failure(self, exc)
-        out = conn.take_outbox()
-        if ok:
-            if out:
-                self.write(out)
+            self._fail_connection()
+            return False
+        if self.session.handshake_done:
+            self.write(reply.parts)
             return True
-        self._fail_connection(out)
+        log.debug("handshake refused for %s", describe_peer(self.conn))
+        self._fail_connection(list(reply.parts))
         return False
 
     def _fail_connection(self, out: list[Any] | None = None) -> None:

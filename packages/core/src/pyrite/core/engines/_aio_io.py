@@ -1,5 +1,4 @@
-"""The I/O pieces of the asyncio engine: non-blocking sends per transport, the connection
-that collects what the daemon sends, and the failure log line."""
+"""The I/O pieces of the asyncio engine: non-blocking sends per transport and the failure log line."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..config import config
-from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
 from .base import describe_peer
@@ -21,7 +19,7 @@ log = logging.getLogger("pyrite.core.engines.aio")
 DEFAULT_POLL = 2.0
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
-__all__ = ["BufferedConnection", "log_failure", "poll_interval", "sender_for", "try_send"]
+__all__ = ["log_failure", "poll_interval", "sender_for", "try_send"]
 
 
 def poll_interval() -> float:
@@ -100,26 +98,6 @@ def _tls_sender(raw: Any, sock: ssl.SSLSocket) -> Callable[[Any], int]:
             sock.settimeout(raw.timeout)
 
     return send
-
-
-class BufferedConnection(ClientConnection):
-    """The ``ClientConnection`` the asyncio engine gives the daemon: what the daemon sends is
-    collected (``take_outbox``) and written by the engine without blocking."""
-
-    def __init__(self, conn: Any) -> None:
-        super().__init__(conn)
-        self.outbox: list[Any] = []
-
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        self.outbox.append(data)
-
-    def send_parts(self, parts: Any) -> None:
-        self.outbox.extend(parts)
-
-    def take_outbox(self) -> list[Any]:
-        """What was sent since the last call, in order."""
-        out, self.outbox = self.outbox, []
-        return out
 
 
 def log_failure(client: Any, exc: BaseException) -> None:

@@ -15,8 +15,9 @@ Who runs a request:
   threads (``config.THREADPOOL_SIZE``), never on the loop;
 * ``async def`` methods run as tasks on the loop, so calls from many
   connections are in flight at once;
-* oneway calls are handed to the daemon's oneway workers: they never hold up
-  the connection they came on.
+* oneway calls are handed to the daemon's workers (``host.workers``, the one
+  pool): they never hold up the connection they came on; when the pool is
+  full, that connection is not read until there is room again.
 
 Writes never block the loop: a reply goes out with a non-blocking send and
 what the socket does not take waits in the client's output buffer (while it
@@ -62,14 +63,15 @@ SHUTDOWN_WAIT = 2.0  # how long close()/shutdown() from another thread wait for 
 class AsyncioEngine(PoolJobs):
     """Server engine for SERVERTYPE "asyncio"; see the module docstring.
 
-    Construct as ``AsyncioEngine(daemon, listener)``, then either ``attach(loop)``
+    Construct as ``AsyncioEngine(host, listener)`` (``host``: an ``interfaces.DaemonHost``),
+    then either ``attach(loop)``
     or ``loop(condition)``.
     """
 
     servertype = "asyncio"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        super().__init__(daemon)
+    def __init__(self, host: Any, listener: Any) -> None:
+        super().__init__(host)
         self._listener = listener
         self._location: str = listener.location
         setblocking = getattr(listener, "setblocking", None)
@@ -286,7 +288,7 @@ class AsyncioEngine(PoolJobs):
         for client in list(self._clients):
             client.detach()
             if not client.busy:
-                self._forget(client)
+                client.drop(at_close=self._closed)
             else:
                 client.orphan()  # its worker closes it after the reply
         future, self._closed_future = self._closed_future, None
@@ -304,7 +306,6 @@ class AsyncioEngine(PoolJobs):
             self._listener.close()
         except Exception as exc:
             log.debug("error closing listener: %s", exc)
-        self.close_pool()
         log.debug("%s closed", self)
 
     def _accept(self) -> None:
@@ -349,9 +350,6 @@ class AsyncioEngine(PoolJobs):
         """A client is gone: stop tracking it (called by the client, on the loop thread)."""
         self._clients.discard(client)
 
-    def _forget(self, client: AioClient) -> None:
-        client.drop()
-
     def _schedule_housekeeping(self) -> None:
         loop = self._aloop
         if loop is not None and not self._shutting_down:
@@ -370,7 +368,7 @@ class AsyncioEngine(PoolJobs):
 
     def _housekeeping_job(self) -> None:
         try:
-            self.daemon._housekeeping()
+            self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
         finally:

@@ -1,21 +1,24 @@
-"""What both server engines share: the frame reader, the per-client record and the selector loop.
+"""What the server engines share: the per-client record, reading, dispatching and the selector loop.
 
 An engine owns a transport ``Listener`` and the client connections it
-accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
-``loop()``, or the caller of ``events()``) watches the listener, the idle
-clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
-into complete messages, so a slow or half-sent message never holds up
-anyone.  What happens to a complete message is the engine's business: the
+accepts, each wrapped in a ``ClientConnection`` that carries its protocol
+``Session`` (``conn.session``).  One thread (the one in ``loop()``, or the
+caller of ``events()``) watches the listener, the idle clients and a wakeup
+socket with a ``selectors`` selector.  Reads there are non-blocking: the
+bytes go into the client's session, which turns them into complete, parsed
+messages (and applies the size limits), so a slow or half-sent message never
+holds up anyone.  Engines parse and build no header themselves; they send
+the ``SendingMessage`` objects the daemon returns.  What happens to a complete message is the engine's business: the
 multiplex engine handles it in place, the thread pool engine hands it to a
 worker.
 
-The daemon side of the seam (see packages/core/README.md, "Seams")::
-
-    daemon._handshake(conn, msg) -> bool     # first message of a connection
-    daemon._handle_message(conn, msg)        # every later message; replies itself
-    daemon._client_disconnected(conn)        # once, for a client that got past the handshake
-    daemon._housekeeping()                   # about every config.POLLTIMEOUT seconds
+Engines talk to the daemon only through ``interfaces.DaemonHost`` (the
+``host`` they are built with): ``serve_handshake`` / ``serve_request`` for each
+message (the engine sends what they return), ``refuse``, ``resume`` for a
+connection whose oneway calls were held back, ``client_disconnected`` and
+``housekeeping``.  A connection with held-back oneway calls is "parked": not
+read until the worker pool has room again (back-pressure on that connection
+only; user code never runs on the loop thread for it).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from ..config import config
 from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
-from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+from ..interfaces import DaemonHost
+from ..protocol import ReceivingMessage
+from ..session import BIG_READ_SIZE, READ_SIZE, Closed, Frame, FrameReader, Session
 
 __all__ = [
     "BIG_READ_SIZE",
@@ -42,6 +47,7 @@ __all__ = [
     "MAX_READ_PER_TURN",
     "Frame",
     "FrameReader",
+    "Incoming",
     "Client",
     "SelectorEngine",
     "describe_peer",
@@ -54,6 +60,10 @@ log = logging.getLogger("pyrite.core.engines")
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
+PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
+
+Incoming = ReceivingMessage | Exception
+"""What a read yields: complete messages, in order, possibly ending with the error that followed them."""
 
 _LISTENER = "listener"
 _WAKE = "wake"
@@ -66,19 +76,45 @@ class Client:
     a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
     """
 
-    __slots__ = ("conn", "raw", "reader", "fd", "registered", "busy", "gone")
+    __slots__ = ("conn", "raw", "session", "fd", "registered", "busy", "gone", "pending")
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
         self.raw = conn.conn
-        self.reader = FrameReader()
+        self.session: Session = conn.session
         self.fd = self.raw.fileno()
         self.registered = False
         self.busy = False
         self.gone = False
+        self.pending: list[Incoming] = []  # messages read but not served while the client is parked
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
+
+
+def take_messages(session: Session) -> list[Incoming]:
+    """Every complete message the session holds, parsed, in order.
+
+    An error (bad bytes, a too large message) after complete messages ends the
+    list, so those are still served; with none before it, it is raised, as is a
+    ConnectionClosedError for a close."""
+    out: list[Incoming] = []
+    while True:
+        try:
+            event = session.next_event()
+        except Exception as exc:
+            if not out:
+                raise
+            out.append(exc)
+            return out
+        if isinstance(event, ReceivingMessage):
+            out.append(event)
+        elif isinstance(event, Closed):
+            if not out:
+                raise event.error()
+            return out
+        else:
+            return out
 
 
 def describe_peer(conn: Any) -> str:
@@ -129,16 +165,18 @@ class SelectorEngine:
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
-    client has data), ``_housekeep()`` and may extend ``_after_wake()`` and
-    ``_close_workers()``.  Construct as ``Engine(daemon, listener)``.
+    client has data), ``_housekeep()``, ``_unpark(client)`` (go on with a parked
+    client's pending frames) and may extend ``_after_wake()`` and
+    ``_close_workers()``.  Construct as ``Engine(host, listener)``.
     """
 
     servertype = "?"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        self.daemon = daemon
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        self.host = host
+        self._parked: list[Client] = []
         self._listener = listener
-        self._location = listener.location
+        self._location: str = listener.location
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
         self._closed = False
@@ -318,6 +356,7 @@ class SelectorEngine:
             idle = [client for client in self._clients if not client.busy]
         for client in idle:
             self._drop(client)
+        self._drop_parked()
         self._close_workers()
         self._unregister_fileobj(self._wake_r)
         self._wake_r.close()
@@ -338,12 +377,18 @@ class SelectorEngine:
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        due = min(engine._next_housekeeping for engine in (self, *self._children))
-        return min(max(due - time.monotonic(), 0.0), _poll_interval())
+        engines = (self, *self._children)
+        due = min(engine._next_housekeeping for engine in engines)
+        timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
+        if any(engine._parked for engine in engines):
+            timeout = min(timeout, PARKED_POLL)
+        return timeout
 
     def _tick(self) -> None:
         now = time.monotonic()
         for engine in (self, *self._children):
+            if engine._parked:
+                engine._resume_parked()
             if now >= engine._next_housekeeping and not engine._shutting_down:
                 engine._next_housekeeping = now + _poll_interval()
                 engine._housekeep()
@@ -434,56 +479,131 @@ class SelectorEngine:
 
     def _run_housekeeping(self) -> None:
         try:
-            self.daemon._housekeeping()
+            self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
 
     # ----- reading, dispatching, dropping
 
-    def _read_frames(self, client: Client) -> list[Frame]:
-        """Read what has arrived on an idle client without blocking; return completed messages.
+    def _read_messages(self, client: Client) -> list[Incoming]:
+        """Read what has arrived on an idle client without blocking; the messages it completes.
 
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage.
+        Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
+        complete message came before them (else they end the list, see ``take_messages``).
         """
         raw = client.raw
-        reader = client.reader
-        frames: list[Frame] = []
+        session = client.session
         budget = MAX_READ_PER_TURN
         while True:
-            data = raw.recv_some(reader.want())
+            data = raw.recv_some(session.want())
             if data is None:
                 break
+            session.receive_data(data)
             if not data:
-                if frames:
-                    break  # serve what came before the end; the next read sees the end again
-                raise ConnectionClosedError(
-                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
-                )
-            frames += reader.feed(data)
+                break
             budget -= len(data)
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
             # a big message streams in, read on (up to a fair share) rather than select per piece.
-            if not raw.pending() and (frames or not reader.partial or budget <= 0):
+            if not raw.pending() and (not session.partial or budget <= 0):
                 break
-        return frames
+        return take_messages(session)
 
-    def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
-        """Give one complete message to the daemon.  False if the client was dropped."""
+    def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
+        """Give one complete message to the daemon and send its reply.  False if the client
+        was dropped (refused, broken, or after a failed ``@callback``)."""
         conn = client.conn
+        session = client.session
+        host = self.host
         try:
-            msg.add_payload(payload)
-            del payload
-            if conn.handshaked:
-                self.daemon._handle_message(conn, msg)
+            if session.handshake_done:
+                reply = host.serve_request(conn, session, msg)
+            else:
+                reply = host.serve_handshake(conn, session, msg)
+            del msg
+            if reply is not None:
+                protocol.send_message(conn, reply)
+                del reply
+            if not session.handshake_done:
+                log.debug("%s: handshake refused for %s", self, describe_peer(conn))
+            elif conn.callback_error is not None:
+                # Pyro5 raises a failed @callback's error in the callback's daemon too: log it, end the link
+                exc, conn.callback_error = conn.callback_error, None
+                log.warning(
+                    "%s: callback method raised %r; closing connection from %s",
+                    self,
+                    exc,
+                    describe_peer(conn),
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
+            else:
                 return True
-            if self.daemon._handshake(conn, msg):
-                conn.handshaked = True
-                return True
-            log.debug("%s: handshake refused for %s", self, describe_peer(conn))
         except Exception as exc:
             self._log_failure(client, exc)
         self._drop(client)
         return False
+
+    def _serve_messages(self, client: Client, messages: list[Incoming]) -> bool:
+        """Dispatch ``messages`` in order.  False if the client was dropped or parked (the rest
+        kept in ``client.pending``): the caller must leave it alone then."""
+        for index, msg in enumerate(messages):
+            if isinstance(msg, Exception):  # bad bytes after the messages before it
+                self._log_failure(client, msg)
+                self._drop(client)
+                return False
+            if not self._dispatch(client, msg):
+                return False
+            if client.conn.held_oneways:
+                self._park(client, messages[index + 1 :])
+                return False
+        return True
+
+    # ----- back-pressure: parked clients wait for room in the worker pool
+
+    def _park(self, client: Client, pending: list[Incoming]) -> None:
+        """Stop reading ``client`` until its held-back oneway calls are submitted."""
+        self._unregister(client)
+        client.pending = pending
+        with self._lock:
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                client.busy = True
+                self._parked.append(client)
+        if closed:
+            self._drop(client)
+            return
+        log.debug("%s: worker pool full, %r parked", self, client)
+        if threading.get_ident() != self._loop_thread:
+            self.wakeup()
+
+    def _resume_parked(self) -> None:
+        """Loop thread: go on with parked clients whose oneway calls found room."""
+        with self._lock:
+            parked = list(self._parked)
+        for client in parked:
+            if not client.gone and not self.host.resume(client.conn):
+                continue
+            with self._lock:
+                self._parked.remove(client)
+            if client.gone:
+                continue
+            if self._closed:
+                self._drop(client)
+                continue
+            pending, client.pending = client.pending, []
+            self._unpark(client, pending)
+
+    def _unpark(self, client: Client, pending: list[Incoming]) -> None:
+        """Hook: serve a resumed client's pending frames, then watch it again."""
+        raise NotImplementedError
+
+    def _drop_parked(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, []
+        for client in parked:
+            client.conn.held_oneways.clear()
+            self._drop(client)
 
     def _log_failure(self, client: Client, exc: BaseException) -> None:
         peer = describe_peer(client.conn)
@@ -516,7 +636,7 @@ class SelectorEngine:
         self._unregister(client)
         if client.conn.handshaked:
             try:
-                self.daemon._client_disconnected(client.conn)
+                self.host.client_disconnected(client.conn)
             except Exception:
                 log.exception("%s: error in client disconnect handling", self)
         try:
@@ -525,30 +645,11 @@ class SelectorEngine:
             pass
         log.debug("%s: dropped %r", self, client)
 
-    def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
+    def _send_refusal(self, client: Client, msg: ReceivingMessage, reason: str) -> None:
         """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
         log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
         try:
-            # the daemon's own handshake reply carries its annotations; fall back to a bare one
-            self.daemon._handshake(client.conn, msg, denied_reason=reason)
-            self._drop(client)
-            return
-        except Exception as exc:
-            log.debug("%s: daemon could not refuse: %s", self, exc)
-        try:
-            from .. import plugins
-
-            serializer = plugins.get_serializer_by_id(msg.serializer_id)
-            reply = protocol.SendingMessage(
-                protocol.MSG_CONNECTFAIL,
-                0,
-                msg.seq,
-                msg.serializer_id,
-                serializer.dumps(reason),
-                compress=False,
-                corr_id=msg.correlation_id,
-            )
-            protocol.send_message(client.conn, reply)
+            protocol.send_message(client.conn, self.host.refuse(client.conn, client.session, msg, reason))
         except Exception as exc:
             log.debug("%s: could not send refusal: %s", self, exc)
         self._drop(client)

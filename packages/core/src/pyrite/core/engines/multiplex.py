@@ -2,7 +2,7 @@
 
 The thread running ``loop()`` waits on the listener and every client with a
 ``selectors`` selector.  A readable client is read without blocking
-(``recv_some``) into its own ``FrameReader``, so a message that arrives in
+(``recv_some``) into its own protocol ``Session``, so a message that arrives in
 pieces, or never completes, costs nothing but its buffer; a complete message
 is handled right there, one at a time.  Calls therefore never run
 concurrently: the objects served need no locking, but a slow call delays
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Client, SelectorEngine
+from ..interfaces import DaemonHost
+from .base import Client, Incoming, SelectorEngine
 
 SEND_TIMEOUT = 60.0
 
@@ -26,13 +27,13 @@ SEND_TIMEOUT = 60.0
 class MultiplexEngine(SelectorEngine):
     """Server engine for SERVERTYPE "multiplex": single-threaded, selector based.
 
-    Construct as ``MultiplexEngine(daemon, listener)``; see the module docstring.
+    Construct as ``MultiplexEngine(host, listener)``; see the module docstring.
     """
 
     servertype = "multiplex"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        super().__init__(daemon, listener)
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        super().__init__(host, listener)
 
     def _prepare(self, client: Client) -> None:
         try:
@@ -43,22 +44,26 @@ class MultiplexEngine(SelectorEngine):
 
     def _on_readable(self, client: Client) -> None:
         try:
-            frames = self._read_frames(client)
+            messages = self._read_messages(client)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if not frames:
+        if not messages:
             return
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
-        for msg, payload in frames:
-            if not self._dispatch(client, msg, payload):
-                return
-        del frames, msg, payload
+        self._unpark(client, messages, registered=True)
+
+    def _unpark(self, client: Client, pending: list[Incoming], registered: bool = False) -> None:
+        if not self._serve_messages(client, pending):
+            return  # dropped or parked
+        del pending
         client.busy = False
         if self._closed:
             self._drop(client)
+        elif not registered:
+            self._register(client)
 
     def _housekeep(self) -> None:
         self._run_housekeeping()

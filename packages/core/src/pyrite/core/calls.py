@@ -1,0 +1,276 @@
+"""The mechanics of one call, for the dispatcher: finding an exposed method, unpacking a
+KEEPSERIALIZED call, error payloads, the serializers a daemon accepts, batches, reply
+building and LOGWIRE output, and ``PendingCall`` (a request read up to its call).
+``dispatch.Dispatcher`` holds the state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import plugins, safemarshal
+from .blob import SerializedBlob
+from .callcontext import current_context
+from .config import config
+from .errors import ExceptionWrapper, ProtocolError, PyroError, SecurityError, format_traceback
+from .exposure import _method_tables, method_table
+from .interfaces import Serializer
+from .protocol import FLAGS_CORR_ID, FLAGS_ONEWAY, ReceivingMessage, SendingMessage
+
+log = logging.getLogger("pyrite.core.dispatch")
+
+__all__ = [
+    "MARSHAL_ID",
+    "PLAIN_RESULTS",
+    "DICT_VIEW_ITERATORS",
+    "accepted_names",
+    "accepted_serializer_ids",
+    "as_exception",
+    "blob_call",
+    "error_payload",
+    "log_wiredata",
+    "reachable_method",
+    "set_context",
+    "run_batch",
+    "PendingCall",
+]
+
+MARSHAL_ID = 2  # Pyro5 answers with marshal when a request's own serializer is unusable
+_UUID = uuid.UUID
+# Result types that are certainly not iterators to stream: skips an ABC check per call.
+PLAIN_RESULTS = frozenset((type(None), bool, int, float, str, bytes, list, tuple, dict, set, complex, bytearray))
+DICT_VIEW_ITERATORS: tuple[type, ...] = (type(iter({}.keys())), type(iter({}.values())), type(iter({}.items())))
+
+
+def error_payload(serializer: Serializer, exc: BaseException, tb_lines: list[str] | None) -> bytes:
+    """The serialized exception for an error reply; an unserializable one becomes a PyroError."""
+    try:
+        exc._pyroTraceback = tb_lines  # type: ignore[attr-defined]
+    except Exception:
+        pass
+    try:
+        return serializer.dumps(exc)
+    except Exception as ser_exc:
+        text = f"Error serializing exception: {ser_exc}. Original exception: {type(exc)}: {exc}"
+        replacement = PyroError(text)
+        replacement._pyroTraceback = tb_lines  # type: ignore[attr-defined]
+        return serializer.dumps(replacement)
+
+
+def as_exception(exc: BaseException) -> Exception:
+    """What the caller gets for a BaseException from the called code: a PyroError naming it,
+    so SystemExit, KeyboardInterrupt or GeneratorExit in a method never travel as themselves."""
+    if isinstance(exc, Exception):
+        return exc
+    replacement = PyroError(f"the remote code raised {type(exc).__name__}: {exc}"[:1000])
+    replacement.__cause__ = None
+    log.warning("remote call raised %s; the caller gets a PyroError instead", type(exc).__name__)
+    return replacement
+
+
+def accepted_serializer_ids() -> frozenset[int]:
+    """The ids of the serializers this daemon accepts: ``config.SERIALIZERS_ACCEPTED`` (names;
+    empty means every installed one), limited to those installed."""
+    names = config.SERIALIZERS_ACCEPTED
+    key = tuple(names)
+    cached = _accepted_cache.get(key)
+    if cached is None:
+        installed = plugins.all_serializers()
+        chosen = installed.values() if not names else [installed[n] for n in names if n in installed]
+        cached = _accepted_cache[key] = frozenset(ser.serializer_id for ser in chosen)
+    return cached
+
+
+_accepted_cache: dict[tuple[str, ...], frozenset[int]] = {}
+
+
+def accepted_names() -> str:
+    ids = accepted_serializer_ids()
+    return ", ".join(sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids))
+
+
+def log_wiredata(logger: logging.Logger, text: str, msg: ReceivingMessage | SendingMessage) -> None:
+    """Log a message's header fields and payload at debug level (``config.LOGWIRE``)."""
+    annotations = getattr(msg, "annotations", None)
+    payload = msg.data if isinstance(msg, ReceivingMessage) else bytes(msg.payload)
+    logger.debug(
+        "%s: msgtype=%d flags=0x%x ser=%d seq=%d num_annotations=%d corr_id=%s\ndata=%r",
+        text,
+        msg.type,
+        msg.flags,
+        msg.serializer_id,
+        msg.seq,
+        len(annotations) if annotations else 0,
+        _UUID(bytes=bytes(msg.corr_id)),
+        bytes(payload) if payload is not None else b"",
+    )
+
+
+def reachable_method(obj: Any, name: Any) -> tuple[Callable[..., Any], int]:
+    """The bound method ``name`` of ``obj`` and its METHOD_* bits, if it is exposed."""
+    cls = type(obj)
+    table = _method_tables.get(cls)
+    if table is None:
+        table = method_table(cls)
+    try:
+        bits = table.get(name)
+    except TypeError:  # an unhashable "name" from a hostile peer
+        bits = None
+    if bits is None:
+        raise SecurityError(f"attempt to access unexposed, private or unknown attribute {name!r}"[:300])
+    return getattr(obj, name), bits
+
+
+def blob_call(msg: ReceivingMessage) -> tuple[Any, Any, tuple[Any, ...], dict[str, Any]]:
+    """The call of a FLAGS_KEEPSERIALIZED request: its only argument stays a serialized blob."""
+    raw = msg.annotations.get("BLBI")
+    if raw is None:
+        raise ProtocolError("serialized blob call without BLBI annotation")
+    try:
+        info, object_id, method = safemarshal.loads(raw)
+    except Exception as exc:
+        raise ProtocolError(f"invalid BLBI annotation: {exc}") from None
+    return object_id, method, (SerializedBlob(info, msg, is_blob=True),), {}
+
+
+def set_context(conn: Any, msg: ReceivingMessage) -> Any:
+    """Fill ``current_context`` for a request from ``conn``; the raw correlation id or None."""
+    ctx = current_context
+    corr = msg.corr_id if msg.flags & FLAGS_CORR_ID else None
+    ctx.correlation_id = _UUID(bytes=bytes(corr)) if corr is not None else None
+    if ctx.response_annotations:
+        ctx.response_annotations = {}
+    ctx.client = conn
+    try:
+        ctx.client_sock_addr = conn.peer_address
+    except Exception:
+        ctx.client_sock_addr = None
+    ctx.annotations = msg.annotations
+    return corr
+
+
+def run_batch(
+    obj: Any,
+    calls: Any,
+    report_error: Callable[[Any, Any, Any, BaseException], None],
+    awaiter: Callable[[Any], Any] | None = None,
+) -> list[Any]:
+    """Run batched calls on ``obj`` in order; the first failure ends the batch as an
+    ExceptionWrapper result.  ``awaiter`` (from an engine with an event loop) turns the
+    coroutine of an ``async def`` method into its result."""
+    limit = int(config.MAX_BATCH_CALLS)
+    if limit > 0:
+        try:
+            count = len(calls)
+        except TypeError:
+            raise ProtocolError("a batch call needs a list of calls") from None
+        if count > limit:
+            raise PyroError(f"batch of {count} calls exceeds MAX_BATCH_CALLS ({limit})")
+    results: list[Any] = []
+    for call in calls:
+        method: Any = None
+        vargs: Any = ()
+        kwargs: Any = {}
+        try:
+            method_name, vargs, kwargs = call
+            method, _ = reachable_method(obj, method_name)
+            result = method(*vargs, **kwargs)
+            if awaiter is not None and hasattr(result, "__await__"):
+                result = awaiter(result)
+            results.append(result)
+        except BaseException as exc:  # noqa: BLE001
+            if method is not None:
+                report_error(method, vargs, kwargs, exc)
+            wrapped = as_exception(exc)
+            wrapped._pyroTraceback = format_traceback(  # type: ignore[attr-defined]
+                type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK
+            )
+            results.append(ExceptionWrapper(wrapped))
+            break
+    return results
+
+
+# function -> "is it async?": inspect's answer costs more than the rest of deciding where a call runs
+_ASYNC_FUNCTIONS: dict[Any, bool] = {}
+_ASYNC_CACHE_SIZE = 4096
+_SCALARS = frozenset((type(None), bool, int, float, str, bytes, bytearray, complex))
+
+
+class PendingCall:
+    """A request read up to its call (``Dispatcher.begin_request``): what to call, and with what.
+
+    ``method`` is the bound method (None for a batch and for remote attribute
+    access), ``target`` the object, ``oneway`` whether anybody waits for the
+    reply, ``is_coroutine`` whether the method is an ``async def`` (or async
+    generator) to run on an event loop.  ``awaiter`` may be set by an engine with
+    an event loop: it awaits a coroutine there (``async def`` methods in a batch).
+    """
+
+    __slots__ = ("conn", "session", "msg", "serializer", "corr", "flags", "oneway", "target", "name", "vargs")
+    __slots__ += ("kwargs", "method", "bits", "awaiter", "context", "thread")
+
+    def __init__(self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any) -> None:
+        self.conn, self.session, self.msg, self.serializer, self.corr = conn, session, msg, serializer, corr
+        self.flags = msg.flags
+        self.oneway = bool(self.flags & FLAGS_ONEWAY)
+        self.target: Any = None
+        self.name: Any = None
+        self.vargs: Any = ()
+        self.kwargs: Any = {}
+        self.method: Callable[..., Any] | None = None
+        self.bits = 0
+        self.awaiter: Callable[[Any], Any] | None = None
+        self.context = current_context.to_global()  # carried to the thread or task that makes the call
+        self.thread = threading.get_ident()
+
+    @property
+    def is_coroutine(self) -> bool:
+        """True if the method is an ``async def`` (or an async generator function)."""
+        method = self.method
+        if method is None:
+            return False
+        func = getattr(method, "__func__", method)
+        try:
+            return _ASYNC_FUNCTIONS[func]
+        except (KeyError, TypeError):
+            found = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+            if len(_ASYNC_FUNCTIONS) > _ASYNC_CACHE_SIZE:
+                _ASYNC_FUNCTIONS.clear()  # functions made on the fly must not pile up
+            with contextlib.suppress(TypeError):
+                _ASYNC_FUNCTIONS[func] = found
+            return found
+
+    def enter(self) -> None:
+        """Prepare this thread to make the call: ``current_context`` of the request and, on
+        another thread than the one that read it, ownership of the proxies among its arguments."""
+        ctx = current_context
+        if ctx.seq != self.msg.seq or ctx.client is not self.conn:
+            ctx.from_global(self.context)
+        if self.thread != threading.get_ident():
+            # deserialized proxies belong to the reading thread; the calling thread will use them
+            _adopt_proxies((self.vargs, self.kwargs), 4)
+
+
+def _adopt_proxies(value: Any, depth: int) -> None:
+    """Make the calling thread the owner of every proxy in ``value`` (containers ``depth`` deep)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind in (tuple, list, set, frozenset):
+        if depth:
+            for item in value:
+                _adopt_proxies(item, depth - 1)
+    elif kind is dict:
+        if depth:
+            for item in value.values():
+                _adopt_proxies(item, depth - 1)
+    else:
+        claim = getattr(kind, "_pyroClaimOwnership", None)  # on the type: a proxy's own __getattr__ is remote
+        if callable(claim):
+            claim(value)
