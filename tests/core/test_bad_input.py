@@ -30,6 +30,8 @@ from pyrite.core.daemon import Daemon
 from pyrite.core.exposure import expose
 from Pyro5 import config as pyro5_config
 
+from tests.daemons import running
+
 HOST = "127.0.0.1"
 WAIT = 5.0  # every socket wait in this module: generous, it only proves "not blocked"
 JOIN = 10.0
@@ -82,14 +84,8 @@ def serving(servertype):
     config.COMMTIMEOUT = WAIT
     daemon = Daemon(host=HOST)
     uri = daemon.register(Service(), "service")
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
+    with running(daemon):
         yield Served(daemon, uri)
-    finally:
-        daemon.shutdown()
-        thread.join(JOIN)
-        assert not thread.is_alive(), "request loop did not stop"
 
 
 @pytest.fixture(params=["thread", "multiplex", "asyncio"])

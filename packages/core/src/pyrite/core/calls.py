@@ -36,6 +36,7 @@ __all__ = [
     "error_payload",
     "log_wiredata",
     "reachable_method",
+    "serializer_name",
     "set_context",
     "run_batch",
     "PendingCall",
@@ -93,6 +94,14 @@ _accepted_cache: dict[tuple[str, ...], frozenset[int]] = {}
 def accepted_names() -> str:
     ids = accepted_serializer_ids()
     return ", ".join(sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids))
+
+
+def serializer_name(serializer_id: int) -> str:
+    """``'name' (id N)`` for an installed serializer, ``id N`` for an unknown one."""
+    for name, ser in plugins.all_serializers().items():
+        if ser.serializer_id == serializer_id:
+            return f"{name!r} (id {serializer_id})"
+    return f"id {serializer_id}"
 
 
 def log_wiredata(logger: logging.Logger, text: str, msg: ReceivingMessage | SendingMessage) -> None:

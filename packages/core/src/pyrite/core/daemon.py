@@ -42,23 +42,22 @@ import contextlib
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import plugins
-from .callcontext import current_context
 from .config import config
+from .daemonobject import DaemonObject
 from .dispatch import Dispatcher
 from .engines import engine_class, worker_pool
 from .engines.single import SingleConnectionEngine
 from .errors import DaemonError, PyroError, SecurityError
-from .exposure import expose, get_exposed_members, reset_exposed_members
+from .exposure import get_exposed_members, reset_exposed_members
 from .objects import ObjectRegistry, unpack, unpack_quiet
 from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, send_message
 from .session import SERVER, Session
 from .streams import StreamRegistry
-from .uri import DAEMON_NAME, URI
+from .uri import URI
 from .workers import WorkerPool
 
 __all__ = ["Daemon", "DaemonObject", "serve"]
@@ -66,51 +65,6 @@ __all__ = ["Daemon", "DaemonObject", "serve"]
 log = logging.getLogger("pyrite.core.daemon")
 
 SHUTDOWN_WAIT = 5.0  # seconds shutdown() waits at most for the request loop to stop
-
-
-@expose
-class DaemonObject:
-    """The daemon's own remote interface, registered as ``Pyro.Daemon`` in every daemon."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def registered(self) -> list[str]:
-        """The ids of every object registered in this daemon."""
-        return list(self.daemon.objectsById.keys())
-
-    def ping(self) -> None:
-        """Do nothing: a call to check that the daemon answers."""
-
-    def info(self) -> str:
-        """A line describing the daemon."""
-        d = self.daemon
-        return (
-            f"{DAEMON_NAME} bound on {d.locationStr}, NAT {d.natLocationStr}, "
-            f"{len(d.objectsById)} objects registered. Servertype: {d.transportServer}"
-        )
-
-    def get_metadata(self, objectId: str) -> dict[str, set[str]]:
-        """The exposed methods, oneway methods and attributes of a registered object."""
-        try:
-            obj = self.daemon.objects.lookup(objectId)
-        except DaemonError:
-            log.debug("unknown object requested: %r", objectId)
-            raise
-        metadata = get_exposed_members(obj)
-        if not metadata["methods"] and not metadata["attrs"]:
-            warnings.warn(
-                f"{obj!r} has no exposed methods or attributes (are its members marked with @expose?)", stacklevel=2
-            )
-        return metadata
-
-    def get_next_stream_item(self, streamId: str) -> Any:
-        """The next item of a streamed iterator result; the stream ends with StopIteration."""
-        return self.daemon.streams.next(streamId, current_context.client)
-
-    def close_stream(self, streamId: str) -> None:
-        """Forget a streamed iterator result (the client stopped iterating)."""
-        self.daemon.streams.close(streamId)
 
 
 def _auto_proxy(obj: Any) -> Any:

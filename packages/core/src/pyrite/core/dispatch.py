@@ -47,6 +47,7 @@ from .calls import (
     log_wiredata,
     reachable_method,
     run_batch,
+    serializer_name,
     set_context,
 )
 from .config import config
@@ -218,8 +219,8 @@ class Dispatcher:
                 raise ProtocolError(f"invalid msg type {msg.type} received (expected: {MSG_CONNECT})")
             if msg.serializer_id not in accepted_serializer_ids():
                 raise ProtocolError(
-                    f"serializer id {msg.serializer_id} is not accepted by this daemon "
-                    f"(SERIALIZERS_ACCEPTED: {', '.join(accepted_names())})"
+                    f"serializer {serializer_name(msg.serializer_id)} is not accepted by this daemon "
+                    f"(SERIALIZERS_ACCEPTED: {accepted_names()})"
                 )
             serializer: Serializer = plugins.get_serializer_by_id(msg.serializer_id)
             request = serializer.loads(msg.data)
@@ -283,7 +284,7 @@ class Dispatcher:
             raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
         serializer_id = msg.serializer_id
         if serializer_id not in accepted_serializer_ids():
-            raise ProtocolError(f"request with serializer id {serializer_id}, which this daemon does not accept")
+            raise ProtocolError(f"request in serializer {serializer_name(serializer_id)}, not accepted by this daemon")
         try:
             serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
         except PyroError as exc:

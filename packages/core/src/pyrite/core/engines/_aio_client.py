@@ -28,7 +28,7 @@ from ..session import Closed
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
 from ._aio_io import log_failure, sender_for, try_send
-from .base import describe_peer
+from .common import describe_peer
 
 log = logging.getLogger("pyrite.core.engines.aio")
 

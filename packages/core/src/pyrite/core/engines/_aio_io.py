@@ -12,7 +12,7 @@ from typing import Any
 from ..config import config
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
-from .base import describe_peer
+from .common import describe_peer
 
 log = logging.getLogger("pyrite.core.engines.aio")
 

@@ -52,7 +52,7 @@ from typing import Any
 from ..errors import PyroError
 from ._aio_client import AioClient, PoolJobs
 from ._aio_io import poll_interval, try_send
-from .base import describe_peer
+from .common import describe_peer
 
 log = logging.getLogger("pyrite.core.engines.aio")
 

@@ -24,7 +24,6 @@ only; user code never runs on the loop thread for it).
 from __future__ import annotations
 
 import logging
-import select
 import selectors
 import socket
 import threading
@@ -32,14 +31,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import protocol
 from ..config import config
 from ..connection import ClientConnection
-from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
-from ..errors import TimeoutError as PyroTimeoutError
+from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
-from ..protocol import ReceivingMessage
-from ..session import BIG_READ_SIZE, READ_SIZE, Closed, Frame, FrameReader, Session
+from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+from .common import Client, Incoming, describe_peer, log, take_messages, wait_readable
+from .serving import MAX_READ_PER_TURN, ConnectionServing
 
 __all__ = [
     "BIG_READ_SIZE",
@@ -52,93 +50,16 @@ __all__ = [
     "SelectorEngine",
     "describe_peer",
     "log",
+    "take_messages",
     "wait_readable",
 ]
 
-log = logging.getLogger("pyrite.core.engines")
-
-MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
 PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
 
-Incoming = ReceivingMessage | Exception
-"""What a read yields: complete messages, in order, possibly ending with the error that followed them."""
-
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-class Client:
-    """An engine's record of one accepted connection.
-
-    ``busy`` is set while the client is out of the selector being served (by
-    a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
-    """
-
-    __slots__ = ("conn", "raw", "session", "fd", "registered", "busy", "gone", "pending")
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-        self.raw = conn.conn
-        self.session: Session = conn.session
-        self.fd = self.raw.fileno()
-        self.registered = False
-        self.busy = False
-        self.gone = False
-        self.pending: list[Incoming] = []  # messages read but not served while the client is parked
-
-    def __repr__(self) -> str:
-        return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
-
-
-def take_messages(session: Session) -> list[Incoming]:
-    """Every complete message the session holds, parsed, in order.
-
-    An error (bad bytes, a too large message) after complete messages ends the
-    list, so those are still served; with none before it, it is raised, as is a
-    ConnectionClosedError for a close."""
-    out: list[Incoming] = []
-    while True:
-        try:
-            event = session.next_event()
-        except Exception as exc:
-            if not out:
-                raise
-            out.append(exc)
-            return out
-        if isinstance(event, ReceivingMessage):
-            out.append(event)
-        elif isinstance(event, Closed):
-            if not out:
-                raise event.error()
-            return out
-        else:
-            return out
-
-
-def describe_peer(conn: Any) -> str:
-    """The peer address of a connection as text, or '?' when it is gone."""
-    try:
-        return str(conn.peer_address)
-    except Exception:
-        return "?"
-
-
-if hasattr(select, "poll"):
-    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        poller = select.poll()
-        poller.register(fd, _POLL_READ)
-        return bool(poller.poll(timeout * 1000.0))
-else:  # pragma: no cover - Windows
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        readable, _, broken = select.select([fd], [], [fd], timeout)
-        return bool(readable or broken)
 
 
 class _ForeignServer:
@@ -161,7 +82,7 @@ def _poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-class SelectorEngine:
+class SelectorEngine(ConnectionServing):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
@@ -482,174 +403,3 @@ class SelectorEngine:
             self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
-
-    # ----- reading, dispatching, dropping
-
-    def _read_messages(self, client: Client) -> list[Incoming]:
-        """Read what has arrived on an idle client without blocking; the messages it completes.
-
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
-        complete message came before them (else they end the list, see ``take_messages``).
-        """
-        raw = client.raw
-        session = client.session
-        budget = MAX_READ_PER_TURN
-        while True:
-            data = raw.recv_some(session.want())
-            if data is None:
-                break
-            session.receive_data(data)
-            if not data:
-                break
-            budget -= len(data)
-            # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
-            # a big message streams in, read on (up to a fair share) rather than select per piece.
-            if not raw.pending() and (not session.partial or budget <= 0):
-                break
-        return take_messages(session)
-
-    def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
-        """Give one complete message to the daemon and send its reply.  False if the client
-        was dropped (refused, broken, or after a failed ``@callback``)."""
-        conn = client.conn
-        session = client.session
-        host = self.host
-        try:
-            if session.handshake_done:
-                reply = host.serve_request(conn, session, msg)
-            else:
-                reply = host.serve_handshake(conn, session, msg)
-            del msg
-            if reply is not None:
-                protocol.send_message(conn, reply)
-                del reply
-            if not session.handshake_done:
-                log.debug("%s: handshake refused for %s", self, describe_peer(conn))
-            elif conn.callback_error is not None:
-                # Pyro5 raises a failed @callback's error in the callback's daemon too: log it, end the link
-                exc, conn.callback_error = conn.callback_error, None
-                log.warning(
-                    "%s: callback method raised %r; closing connection from %s",
-                    self,
-                    exc,
-                    describe_peer(conn),
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
-            else:
-                return True
-        except Exception as exc:
-            self._log_failure(client, exc)
-        self._drop(client)
-        return False
-
-    def _serve_messages(self, client: Client, messages: list[Incoming]) -> bool:
-        """Dispatch ``messages`` in order.  False if the client was dropped or parked (the rest
-        kept in ``client.pending``): the caller must leave it alone then."""
-        for index, msg in enumerate(messages):
-            if isinstance(msg, Exception):  # bad bytes after the messages before it
-                self._log_failure(client, msg)
-                self._drop(client)
-                return False
-            if not self._dispatch(client, msg):
-                return False
-            if client.conn.held_oneways:
-                self._park(client, messages[index + 1 :])
-                return False
-        return True
-
-    # ----- back-pressure: parked clients wait for room in the worker pool
-
-    def _park(self, client: Client, pending: list[Incoming]) -> None:
-        """Stop reading ``client`` until its held-back oneway calls are submitted."""
-        self._unregister(client)
-        client.pending = pending
-        with self._lock:
-            if self._closed:
-                closed = True
-            else:
-                closed = False
-                client.busy = True
-                self._parked.append(client)
-        if closed:
-            self._drop(client)
-            return
-        log.debug("%s: worker pool full, %r parked", self, client)
-        if threading.get_ident() != self._loop_thread:
-            self.wakeup()
-
-    def _resume_parked(self) -> None:
-        """Loop thread: go on with parked clients whose oneway calls found room."""
-        with self._lock:
-            parked = list(self._parked)
-        for client in parked:
-            if not client.gone and not self.host.resume(client.conn):
-                continue
-            with self._lock:
-                self._parked.remove(client)
-            if client.gone:
-                continue
-            if self._closed:
-                self._drop(client)
-                continue
-            pending, client.pending = client.pending, []
-            self._unpark(client, pending)
-
-    def _unpark(self, client: Client, pending: list[Incoming]) -> None:
-        """Hook: serve a resumed client's pending frames, then watch it again."""
-        raise NotImplementedError
-
-    def _drop_parked(self) -> None:
-        with self._lock:
-            parked, self._parked = self._parked, []
-        for client in parked:
-            client.conn.held_oneways.clear()
-            self._drop(client)
-
-    def _log_failure(self, client: Client, exc: BaseException) -> None:
-        peer = describe_peer(client.conn)
-        if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError)):
-            log.debug("%s: client %s disconnected: %s", self, peer, exc)
-        elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
-            log.warning("%s: closing connection from %s after bad message: %s", self, peer, exc)
-        elif isinstance(exc, SecurityError):
-            log.warning("%s: closing connection from %s after security error: %s", self, peer, exc)
-        elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
-            log.warning("%s: closing connection from %s after timeout: %s", self, peer, exc)
-        elif isinstance(exc, OSError):
-            log.debug("%s: connection from %s failed: %s", self, peer, exc)
-        else:
-            log.warning(
-                "%s: closing connection from %s after error: %s",
-                self,
-                peer,
-                exc,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-
-    def _drop(self, client: Client) -> None:
-        """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
-        with self._lock:
-            if client.gone:
-                return
-            client.gone = True
-            self._clients.discard(client)
-        self._unregister(client)
-        if client.conn.handshaked:
-            try:
-                self.host.client_disconnected(client.conn)
-            except Exception:
-                log.exception("%s: error in client disconnect handling", self)
-        try:
-            client.conn.close()
-        except Exception:
-            pass
-        log.debug("%s: dropped %r", self, client)
-
-    def _send_refusal(self, client: Client, msg: ReceivingMessage, reason: str) -> None:
-        """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
-        log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
-        try:
-            protocol.send_message(client.conn, self.host.refuse(client.conn, client.session, msg, reason))
-        except Exception as exc:
-            log.debug("%s: could not send refusal: %s", self, exc)
-        self._drop(client)
