@@ -221,8 +221,24 @@ class PendingCall:
     an event loop: it awaits a coroutine there (``async def`` methods in a batch).
     """
 
-    __slots__ = ("conn", "session", "msg", "serializer", "corr", "flags", "oneway", "target", "name", "vargs")
-    __slots__ += ("kwargs", "method", "bits", "awaiter", "context", "thread")
+    __slots__ = (
+        "conn",
+        "session",
+        "msg",
+        "serializer",
+        "corr",
+        "flags",
+        "oneway",
+        "target",
+        "name",
+        "vargs",
+        "kwargs",
+        "method",
+        "bits",
+        "awaiter",
+        "context",
+        "thread",
+    )
 
     def __init__(self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any) -> None:
         self.conn, self.session, self.msg, self.serializer, self.corr = conn, session, msg, serializer, corr

@@ -250,7 +250,7 @@ class Dispatcher:
         reply is built: engines log it and close the connection, as Pyro5 raises it there.
         """
         call = self.begin_request(conn, session, msg)
-        if type(call) is not PendingCall:
+        if not isinstance(call, PendingCall):
             return call
         if call.oneway and call.method is not None:
             self.submit_oneway(call)

@@ -56,7 +56,8 @@ def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: A
             host.call_failed(call, exc)
         client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
-    task = asyncio.get_running_loop().create_task(_await_call(client, call, holds_turn, awaitable), context=context)
+    # created inside the context: the task runs in (a copy of) it
+    task = context.run(asyncio.get_running_loop().create_task, _await_call(client, call, holds_turn, awaitable))
     tasks = client.engine.tasks
     tasks.add(task)  # the loop keeps only a weak reference to a task
     task.add_done_callback(tasks.discard)

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..calls import PendingCall
@@ -162,7 +162,7 @@ class AioClient:
             return
         try:
             with self.lock:
-                left = try_send(self.sender, self.out)
+                left = try_send(self.sender, list(self.out))
                 self.out = deque(left)
                 done = not left
         except Exception as exc:
@@ -391,7 +391,7 @@ class AioClient:
         elif not out:
             self._on_loop(self.drop)
 
-    def write(self, parts: list[Any]) -> None:
+    def write(self, parts: Sequence[Any]) -> None:
         """Send a reply (any thread): now if possible, the rest from the loop."""
         on_loop = threading.get_ident() == self.engine._loop_ident
         if not on_loop and not self.direct and not self.orphaned:
@@ -432,7 +432,7 @@ class AioClient:
         except RuntimeError:
             return False
 
-    def _send_blocking(self, parts: list[Any]) -> None:
+    def _send_blocking(self, parts: Sequence[Any]) -> None:
         # only once no loop watches the connection any more
         try:
             if self.raw.timeout is None:

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config import config
@@ -28,10 +28,10 @@ def poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-def try_send(sender: Callable[[Any], int], parts: Iterable[Any]) -> list[memoryview]:
+def try_send(sender: Callable[[Any], int], parts: Sequence[Any]) -> list[memoryview]:
     """Send ``parts`` with the non-blocking ``sender``; return what the socket did not take."""
-    if type(parts) in (list, tuple) and len(parts) == 1 and type(parts[0]) is bytes:  # type: ignore[arg-type]
-        data = parts[0]  # type: ignore[index]
+    if len(parts) == 1 and type(parts[0]) is bytes:
+        data = parts[0]
         sent = sender(data)  # the usual case: one small reply that the socket takes whole
         return [] if sent == len(data) else [memoryview(data)[max(sent, 0) :]]
     left: list[memoryview] = []

@@ -192,9 +192,9 @@ class AsyncioEngine(PoolJobs):
             return
         selector = getattr(other, "selector", None)
         fileno = getattr(selector, "fileno", None)
-        if fileno is not None and callable(getattr(other, "events", None)):
+        if callable(fileno) and callable(getattr(other, "events", None)):
             # a selector engine: its epoll/kqueue descriptor is readable when any of its sockets is
-            self._add_foreign(_SelectorServer(other, selector), selector.fileno())
+            self._add_foreign(_SelectorServer(other, selector), fileno())
             return
         if not (hasattr(other, "sockets") and callable(getattr(other, "events", None))):
             raise TypeError(f"cannot combine with {type(other).__name__}: it has no sockets and events()")
