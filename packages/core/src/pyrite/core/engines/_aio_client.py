@@ -23,6 +23,7 @@ from typing import Any
 from ..calls import PendingCall
 from ..connection import ClientConnection
 from ..errors import PyroError
+from ..interfaces import StepwiseHost
 from ..protocol import ReceivingMessage, SendingMessage
 from ..session import Closed
 from ..workers import WorkerPool
@@ -40,7 +41,7 @@ SEND_TIMEOUT = 60.0  # a blocking send (only once the loop is gone) gives up aft
 class PoolJobs:
     """The engine's side of the daemon's worker pool (user code that may block runs there)."""
 
-    def __init__(self, host: Any) -> None:
+    def __init__(self, host: StepwiseHost) -> None:
         self.host = host
         self._pool: WorkerPool = host.workers
 

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PyroError
+from ..interfaces import StepwiseHost
 from ._aio_client import AioClient, PoolJobs
 from ._aio_io import poll_interval, try_send
 from .common import describe_peer
@@ -70,7 +71,7 @@ class AsyncioEngine(PoolJobs):
 
     servertype = "asyncio"
 
-    def __init__(self, host: Any, listener: Any) -> None:
+    def __init__(self, host: StepwiseHost, listener: Any) -> None:
         super().__init__(host)
         self._listener = listener
         self._location: str = listener.location
