@@ -61,14 +61,20 @@ def make_async_bench_class(lib):
 
 def serve_asyncio(lib, servertype: str) -> None:
     """pyrite's aio.Daemon on an asyncio loop: "asyncio" serves async methods, "asyncio-threads"
-    plain ones (they run on the daemon's worker threads)."""
+    plain ones (they run on the daemon's worker threads); "asyncio-uvloop" is "asyncio" on
+    uvloop's event loop (when uvloop is installed)."""
     import asyncio
+
+    if servertype.endswith("-uvloop"):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     from pyrite.core import aio
 
     async def run() -> None:
         async with aio.Daemon(host="127.0.0.1", port=0) as daemon:
-            cls = make_async_bench_class(lib) if servertype == "asyncio" else make_bench_class(lib)
+            cls = make_bench_class(lib) if servertype == "asyncio-threads" else make_async_bench_class(lib)
             uri = daemon.register(cls(), "bench")
 
             def watch_stdin() -> None:

@@ -93,6 +93,15 @@ ROWS = [
         clients=8,
         pyrite_servertype="asyncio-threads",
     ),
+    Row(
+        "asyncio8-uvloop",
+        "8 client processes, pyrite aio.Daemon (async def methods) on uvloop vs Pyro5 multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        clients=8,
+        pyrite_servertype="asyncio-uvloop",
+    ),
 ]
 
 

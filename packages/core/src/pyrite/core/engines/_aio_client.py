@@ -77,6 +77,7 @@ class AioClient:
         self.reading = False
         self.writing = False
         self._loop = engine.event_loop
+        self._loop_ident = engine._loop_ident
 
     def __repr__(self) -> str:
         return f"<AioClient fd={self.fd} {describe_peer(self.conn)}>"
@@ -153,9 +154,10 @@ class AioClient:
         if self.eof and idle:
             self.drop()
             return
-        self.start_reading()
+        if self.eof or len(self.queue) >= MAX_QUEUED:
+            self.start_reading()  # stop reading: nothing more comes, or enough waits
         if start:
-            self.advance()
+            self.advance(True)
 
     def on_writable(self) -> None:
         """Send what waits in the output buffer."""
@@ -204,6 +206,7 @@ class AioClient:
                 _quiet(loop.remove_writer, self.fd)
         self.reading = self.writing = False
         self._loop = None
+        self._loop_ident = None
 
     def orphan(self) -> None:
         """The loop let go while a worker serves this client: the worker closes it when done."""
@@ -242,9 +245,10 @@ class AioClient:
 
     # ----- serving (whoever holds the turn: the loop or one worker)
 
-    def advance(self) -> None:
-        """Serve queued requests in order while this thread may; pass the turn on or give it back."""
-        on_loop = threading.get_ident() == self.engine._loop_ident
+    def advance(self, on_loop: bool) -> None:
+        """Serve queued requests in order while this thread may; pass the turn on or give it back.
+
+        ``on_loop``: this is the loop's thread (else a worker holding the turn)."""
         conn = self.conn
         while True:
             with self.lock:
@@ -275,11 +279,13 @@ class AioClient:
                     self.write(step.parts)
                 continue
             if step.is_coroutine:
-                if step.oneway:
-                    self._on_loop(run_coroutine, self, step, False)
-                    continue
-                if not self._on_loop(run_coroutine, self, step, True):
+                if on_loop:
+                    run_coroutine(self, step, not step.oneway)
+                elif not self._on_loop(run_coroutine, self, step, not step.oneway) and not step.oneway:
                     self._fail_connection()  # the loop is gone
+                    return
+                if step.oneway:
+                    continue
                 return
             if step.oneway and step.method is not None:
                 self.host.submit_oneway(step)  # never blocks: a full pool holds it on the connection
@@ -301,10 +307,10 @@ class AioClient:
         """An awaited call is done: send its reply, then (holding the turn) go on with the queue."""
         if reply is not None:
             self.write(reply.parts)
-        if self._callback_failed():
+        if self.conn.callback_error is not None and self._callback_failed():
             return
         if go_on:
-            self.advance()
+            self.advance(True)
 
     def _callback_failed(self) -> bool:
         """After a failed ``@callback`` method the connection ends, as in Pyro5 (the reply goes first)."""
@@ -325,14 +331,14 @@ class AioClient:
         self.start_reading()  # stops reading: held_oneways is not empty
         if self.host.resume(self.conn):
             self.start_reading()
-            self.advance()
+            self.advance(True)
         else:
             loop.call_later(0.005, self._hold_back)
 
     def _to_worker(self, func: Callable[..., bool], arg: Any) -> None:
         def job() -> None:
             if func(arg, True):
-                self.advance()
+                self.advance(False)
 
         if not self.engine.submit(job):
             self._fail_connection()
@@ -394,7 +400,7 @@ class AioClient:
 
     def write(self, parts: Sequence[Any]) -> None:
         """Send a reply (any thread): now if possible, the rest from the loop."""
-        on_loop = threading.get_ident() == self.engine._loop_ident
+        on_loop = threading.get_ident() == self._loop_ident
         if not on_loop and not self.direct and not self.orphaned:
             if self._on_loop(self.write, parts):
                 return
@@ -413,7 +419,8 @@ class AioClient:
                         self.close_after_flush = True
                         parts = []
                         self.out.clear()
-                self.out.extend(memoryview(part).cast("B") for part in parts)
+                if parts:
+                    self.out.extend(memoryview(part).cast("B") for part in parts)
                 pending = bool(self.out)
         if blocking:
             self._send_blocking(parts)
@@ -424,7 +431,7 @@ class AioClient:
         loop = self._loop
         if loop is None:
             return False
-        if threading.get_ident() == self.engine._loop_ident:
+        if threading.get_ident() == self._loop_ident:
             func(*args)
             return True
         try:
