@@ -97,12 +97,12 @@ class AioClient:
             and not self.conn.held_oneways
         )
         if want and not self.reading:
-            loop.add_reader(self.fd, self.on_readable)
+            self.engine.watch(self)
             self.reading = True
             if self.raw.pending():
                 loop.call_soon(self.on_readable)  # bytes buffered inside the transport (TLS)
         elif not want and self.reading:
-            loop.remove_reader(self.fd)
+            self.engine.unwatch(self)
             self.reading = False
 
     def on_readable(self) -> None:
@@ -201,7 +201,7 @@ class AioClient:
         loop = self._loop
         if loop is not None:
             if self.reading:
-                _quiet(loop.remove_reader, self.fd)
+                self.engine.unwatch(self)
             if self.writing:
                 _quiet(loop.remove_writer, self.fd)
         self.reading = self.writing = False

@@ -1,7 +1,9 @@
 """The asyncio engine (``config.SERVERTYPE = "asyncio"``, and what ``aio.Daemon`` runs on).
 
 An asyncio event loop watches the listener and every client connection
-(``loop.add_reader`` on their ``fileno()``).  A readable client is read
+(their ``fileno()``; the clients through a selector of the engine's own,
+whose descriptor the loop watches, so one loop callback serves every ready
+client).  A readable client is read
 without blocking (``recv_some``) into its own frame reader, so a half-sent
 message, a silent client or a slow trickle costs nothing but its buffer.
 Complete messages join the client's queue; the client's requests are served
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import selectors
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +94,7 @@ class AsyncioEngine(PoolJobs):
         self._housekeeping_handle: asyncio.TimerHandle | None = None
         self._housekeeping_running = False
         self._children: list[AsyncioEngine] = []
+        self._selector: selectors.BaseSelector | None = None
         self._foreign: list[tuple[Any, Any]] = []  # (server, watched fileobj) served by this loop
         self._parent: AsyncioEngine | None = None
 
@@ -144,6 +148,10 @@ class AsyncioEngine(PoolJobs):
         self._loop_ident = threading.get_ident()
         self._detached.clear()
         self._closed_future = loop.create_future()
+        # the clients are watched by a selector of our own, whose descriptor the loop watches:
+        # one loop callback serves every ready client (asyncio's per-descriptor callbacks cost more)
+        self._selector = selectors.DefaultSelector()
+        loop.add_reader(self._selector.fileno(), self._serve_ready)
         loop.add_reader(self._listener.fileno(), self._accept)
         self._schedule_housekeeping()
         for child in self._children:
@@ -286,12 +294,17 @@ class AsyncioEngine(PoolJobs):
         for _, fileobj in self._foreign:
             _quiet(loop.remove_reader, fileobj)
         _quiet(loop.remove_reader, self._listener.fileno())
+        selector = self._selector
         for client in list(self._clients):
             client.detach()
             if not client.busy:
                 client.drop(at_close=self._closed)
             else:
                 client.orphan()  # its worker closes it after the reply
+        if selector is not None:
+            _quiet(loop.remove_reader, selector.fileno())
+            selector.close()
+            self._selector = None
         future, self._closed_future = self._closed_future, None
         if future is not None and not future.done():
             future.set_result(None)
@@ -346,6 +359,26 @@ class AsyncioEngine(PoolJobs):
                 loop.add_reader(fd, self._accept)
 
         loop.call_later(0.05, resume)
+
+    def watch(self, client: AioClient) -> None:
+        """Read ``client`` when it is readable (loop thread)."""
+        if self._selector is not None:
+            self._selector.register(client.fd, selectors.EVENT_READ, client)
+
+    def unwatch(self, client: AioClient) -> None:
+        """Stop reading ``client`` (loop thread)."""
+        if self._selector is not None:
+            _quiet(self._selector.unregister, client.fd)
+
+    def _serve_ready(self) -> None:
+        selector = self._selector
+        if selector is None:
+            return
+        for key, _ in selector.select(0):
+            try:
+                key.data.on_readable()
+            except Exception:  # a bug here must not end the loop serving everyone else
+                log.exception("%s: unexpected error serving %r", self, key.data)
 
     def forget(self, client: AioClient) -> None:
         """A client is gone: stop tracking it (called by the client, on the loop thread)."""
