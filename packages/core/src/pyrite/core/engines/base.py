@@ -8,9 +8,9 @@ socket with a ``selectors`` selector.  Reads there are non-blocking: the
 bytes go into the client's session, which turns them into complete, parsed
 messages (and applies the size limits), so a slow or half-sent message never
 holds up anyone.  Engines parse and build no header themselves; they send
-the ``SendingMessage`` objects the daemon returns.  What happens to a complete message is the engine's business: the
-multiplex engine handles it in place, the thread pool engine hands it to a
-worker.
+the ``SendingMessage`` objects the daemon returns.  What happens to a
+complete message is the engine's business: the multiplex engine handles it
+in place, the thread pool engine hands it to a worker.
 
 Engines talk to the daemon only through ``interfaces.DaemonHost`` (the
 ``host`` they are built with): ``serve_handshake`` / ``serve_request`` for each
@@ -298,10 +298,12 @@ class SelectorEngine(ConnectionServing):
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        engines = (self, *self._children)
-        due = min(engine._next_housekeeping for engine in engines)
+        children = self._children
+        due = self._next_housekeeping
+        if children:
+            due = min(due, *(engine._next_housekeeping for engine in children))
         timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
-        if any(engine._parked for engine in engines):
+        if self._parked or (children and any(engine._parked for engine in children)):
             timeout = min(timeout, PARKED_POLL)
         return timeout
 
