@@ -504,3 +504,59 @@ def test_a_call_of_a_pyro5_client_that_goes_away_mid_call(threads: Any) -> None:
             assert await in_thread(threads, call, uri, "add", 6, 6) == 12
 
     run(main())
+
+
+def test_a_client_that_never_reads_its_replies_delays_nobody(threads: Any) -> None:
+    """Big replies pile up for a client that does not read: only that connection waits (it is not
+    read while its output waits); other clients are served meanwhile."""
+    import socket
+
+    import Pyro5.protocol
+    import Pyro5.serializers
+
+    marshal = Pyro5.serializers.serializers["marshal"]
+
+    def flood(port: int, stop: threading.Event) -> int:
+        sock = socket.create_connection((HOST, port), timeout=5)
+        try:
+            sock.sendall(
+                Pyro5.protocol.SendingMessage(
+                    Pyro5.protocol.MSG_CONNECT, 0, 0, 2, marshal.dumps({"handshake": "hi", "object": "service"})
+                ).data
+            )
+            big = "x" * 1_000_000
+            sent = 0
+            sock.settimeout(0.2)
+            for seq in range(1, 200):  # stops once the server does not read us any more
+                if stop.is_set():
+                    break
+                request = Pyro5.protocol.SendingMessage(
+                    Pyro5.protocol.MSG_INVOKE, 0, seq, 2, marshal.dumpsCall("service", "plain_add", (big, ""), {})
+                ).data
+                try:
+                    sock.sendall(request)
+                except (TimeoutError, OSError):
+                    break
+                sent += 1
+            stop.wait(WAIT)  # hold the connection, never reading a reply
+            return sent
+        finally:
+            sock.close()
+
+    async def main() -> None:
+        async with aio.Daemon(host=HOST) as daemon:
+            uri = daemon.register(Service(), "service")
+            stop = threading.Event()
+            flooding = asyncio.ensure_future(in_thread(threads, flood, uri.port, stop))
+            try:
+                await asyncio.sleep(1.0)  # the flood fills the socket buffers both ways
+                for i in range(5):
+                    started = time.monotonic()
+                    assert await in_thread(threads, call, uri, "add", i, 1) == i + 1
+                    assert await in_thread(threads, call, uri, "plain_add", i, 1) == i + 1
+                    assert time.monotonic() - started < 2.0
+            finally:
+                stop.set()
+            assert await flooding < 199  # the server stopped reading the flooding client
+
+    run(main())

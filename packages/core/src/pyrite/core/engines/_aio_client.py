@@ -35,7 +35,7 @@ log = logging.getLogger("pyrite.core.engines.aio")
 
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per loop pass (fairness)
 MAX_QUEUED = 32  # complete requests a client may have waiting before it is not read any more
-SEND_TIMEOUT = 60.0  # a blocking send (only once the loop is gone) gives up after this long
+SEND_TIMEOUT = 5.0  # a worker's blocking send of a last reply (only once the loop is gone) gives up after this
 
 
 class PoolJobs:
@@ -212,10 +212,7 @@ class AioClient:
         """The loop let go while a worker serves this client: the worker closes it when done."""
         with self.lock:
             self.orphaned = True
-            leftover = list(self.out)
-            self.out.clear()
-        if leftover:
-            self._send_blocking(leftover)
+            self.out.clear()  # output a client did not take before the close is given up
 
     def drop(self, at_close: bool = False) -> None:
         """Forget the client: unwatch, tell the daemon (once, if it got past the handshake), close.
