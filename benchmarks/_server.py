@@ -39,10 +39,66 @@ def make_bench_class(lib):
     return Bench
 
 
+def make_async_bench_class(lib):
+    """The served class with ``async def`` methods (pyrite's asyncio daemon runs them on its loop)."""
+
+    @lib.expose
+    class AsyncBench:
+        """The same tiny methods as Bench, as coroutines."""
+
+        async def ping(self, value):
+            return value
+
+        async def echo(self, data):
+            return data
+
+        @lib.oneway
+        async def fire(self, value):
+            pass
+
+    return AsyncBench
+
+
+def serve_asyncio(lib, servertype: str) -> None:
+    """pyrite's aio.Daemon on an asyncio loop: "asyncio" serves async methods, "asyncio-threads"
+    plain ones (they run on the daemon's worker threads); "asyncio-uvloop" is "asyncio" on
+    uvloop's event loop (when uvloop is installed)."""
+    import asyncio
+
+    if servertype.endswith("-uvloop"):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    from pyrite.core import aio
+
+    async def run() -> None:
+        async with aio.Daemon(host="127.0.0.1", port=0) as daemon:
+            cls = make_bench_class(lib) if servertype == "asyncio-threads" else make_async_bench_class(lib)
+            uri = daemon.register(cls(), "bench")
+
+            def watch_stdin() -> None:
+                sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+                daemon.shutdown()
+                threading.Timer(10.0, os._exit, (0,)).start()
+
+            threading.Thread(target=watch_stdin, daemon=True).start()
+            print(f"URI {uri}", flush=True)
+            await daemon.serve_forever()
+
+    asyncio.run(run())
+
+
 def main() -> None:
     libname, servertype, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     lib = _libs.load(libname)
     _libs.configure(lib, settings)
+    if servertype.startswith("asyncio"):
+        killer = threading.Timer(MAX_LIFETIME, os._exit, (3,))
+        killer.daemon = True
+        killer.start()
+        serve_asyncio(lib, servertype)
+        os._exit(0)
     lib.config.SERVERTYPE = servertype
     daemon = lib.Daemon(host="127.0.0.1", port=0)
     uri = daemon.register(make_bench_class(lib)(), "bench")

@@ -54,6 +54,11 @@ class Row:
     time_factor: float = 1.0  # relative run length (few large calls need longer)
     threads: int = 1  # client threads per client process, each with its own proxy
     raw: bool = False  # the raw-socket floor (_raw.py) has this workload too
+    pyrite_servertype: str = ""  # when pyrite runs another server than Pyro5 (its asyncio daemon)
+
+    def servertype_for(self, lib: str) -> str:
+        """The server this row measures for ``lib``."""
+        return self.pyrite_servertype if lib == "pyrite" and self.pyrite_servertype else self.servertype
 
     @property
     def unit(self) -> str:
@@ -101,6 +106,33 @@ ROWS = [
         raw=True,
     ),
     Row("connect", "new connections (connect+handshake+call+close), serpent", "connect", "serpent", raw=True),
+    Row(
+        "asyncio8",
+        "8 client processes, pyrite aio.Daemon (async def methods) vs Pyro5 multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        clients=8,
+        pyrite_servertype="asyncio",
+    ),
+    Row(
+        "asyncio8-threads",
+        "8 client processes, pyrite aio.Daemon (plain methods, on worker threads) vs Pyro5 multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        clients=8,
+        pyrite_servertype="asyncio-threads",
+    ),
+    Row(
+        "asyncio8-uvloop",
+        "8 client processes, pyrite aio.Daemon (async def methods) on uvloop vs Pyro5 multiplex, serpent",
+        "call",
+        "serpent",
+        "multiplex",
+        clients=8,
+        pyrite_servertype="asyncio-uvloop",
+    ),
 ]
 
 
@@ -265,8 +297,9 @@ class Bench:
         connection for ``connect``), for the client processes and the server
         process; less sensitive to a busy machine than the throughput.
         """
-        uri = self.server_uri(lib, row.servertype)
-        server = self.servers[(lib, row.servertype)][0]
+        servertype = row.servertype_for(lib)
+        uri = self.server_uri(lib, servertype)
+        server = self.servers[(lib, servertype)][0]
         clients = self.worker_pool(lib, row.clients)
         prepare = {
             "cmd": "prepare",
@@ -409,6 +442,7 @@ def run(args: argparse.Namespace) -> dict:
                     "title": row.title,
                     "unit": row.unit,
                     "servertype": row.servertype,
+                    "pyrite_servertype": row.servertype_for("pyrite"),
                     "serializer": row.serializer,
                     "clients": row.clients,
                 }

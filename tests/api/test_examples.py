@@ -64,6 +64,19 @@ EXPECTED = {
 }
 
 
+# scripts beside an example folder's server/client/run trio: (folder, script, args) -> patterns
+OTHER_SCRIPTS = {
+    ("asyncio", "async_daemon.py", "--demo"): [
+        r"Ready\. Object uri = PYRO:example\.kitchen@127\.0\.0\.1:\d+",
+        r"10 dishes in \d+\.\d s, at most ([5-9]|10) on the stove at once",  # async calls run at once
+        r"menu: soup, bread, pie",
+        r"inventory: pyrite-worker\S* counted 12 eggs",  # a plain method, on a worker thread
+        r"oneway order returned in 0\.0\d s",
+        r"orders taken: \['tea'\]",
+    ],
+}
+
+
 def run_example(folder: str, script: str = "run.py", *args: str, timeout: float = 45) -> str:
     proc = subprocess.run(
         [sys.executable, script, *args], cwd=EXAMPLES / folder, capture_output=True, text=True, timeout=timeout
@@ -75,7 +88,7 @@ def run_example(folder: str, script: str = "run.py", *args: str, timeout: float 
 def test_every_example_folder_is_tested() -> None:
     folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
     # the plugin is a distribution, not a runnable example; third-party-serializer runs it
-    assert folders - {"plugin-serializer"} == set(EXPECTED)
+    assert folders - {"plugin-serializer"} == set(EXPECTED) | {folder for folder, _, _ in OTHER_SCRIPTS}
 
 
 @pytest.mark.parametrize("folder", sorted(EXPECTED))
@@ -188,3 +201,11 @@ def test_client_without_arguments_prints_usage() -> None:
         [sys.executable, "client.py"], cwd=EXAMPLES / "greeting", capture_output=True, text=True, timeout=30
     )
     assert proc.returncode != 0 and "usage: python client.py" in proc.stderr
+
+
+@pytest.mark.parametrize("folder, script, args", sorted(OTHER_SCRIPTS))
+def test_other_example_scripts(folder: str, script: str, args: str) -> None:
+    out = run_example(folder, script, *args.split())
+    for pattern in OTHER_SCRIPTS[folder, script, args]:
+        assert re.search(pattern, out), f"{pattern!r} not in output of {folder}/{script}:\n{out}"
+    assert out.rstrip().endswith("Done.")

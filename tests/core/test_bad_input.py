@@ -88,7 +88,7 @@ def serving(servertype):
         yield Served(daemon, uri)
 
 
-@pytest.fixture(params=["thread", "multiplex"])
+@pytest.fixture(params=["thread", "multiplex", "asyncio"])
 def servertype(request):
     return request.param
 

@@ -48,7 +48,7 @@ def _settings():
     pyro5_config.COMMTIMEOUT, pyro5_config.SERIALIZER = saved
 
 
-@pytest.fixture(params=["thread", "multiplex"])
+@pytest.fixture(params=["thread", "multiplex", "asyncio"])
 def servertype(request):
     config.SERVERTYPE = request.param
     return request.param
@@ -472,8 +472,11 @@ def test_close_releases_everything(servertype, tmp_path, start_daemon):
     assert loop.join()
     assert not os.path.exists(path)
     assert engine.clients == []
-    assert engine.sockets == []
-    assert engine._wake_r.fileno() == -1 and engine._wake_w.fileno() == -1
+    if servertype == "asyncio":
+        assert engine.event_loop is None and engine.listener.fileno() == -1
+    else:
+        assert engine.sockets == []
+        assert engine._wake_r.fileno() == -1 and engine._wake_w.fileno() == -1
     assert wait_for(lambda: not worker_threads())
     for proxy in proxies:
         with pytest.raises(CommunicationError):
@@ -497,6 +500,10 @@ def test_loop_condition_is_checked(servertype, start_daemon):
 
 def test_external_event_loop(servertype, make_proxy):
     daemon, _, uri = make_daemon()
+    if servertype == "asyncio":  # its event loop owns the descriptors: a clear error, no silent no-op
+        with daemon, pytest.raises(PyroError, match="asyncio engine"):
+            daemon.events(daemon.sockets)
+        return
     stop = threading.Event()
     errors = []
 
@@ -529,7 +536,15 @@ def test_external_event_loop(servertype, make_proxy):
 
 @pytest.mark.parametrize(
     "first, second",
-    [("thread", "thread"), ("multiplex", "multiplex"), ("thread", "multiplex"), ("multiplex", "thread")],
+    [
+        ("thread", "thread"),
+        ("multiplex", "multiplex"),
+        ("thread", "multiplex"),
+        ("multiplex", "thread"),
+        ("asyncio", "asyncio"),
+        ("asyncio", "thread"),
+        ("asyncio", "multiplex"),
+    ],
 )
 def test_combine_serves_two_daemons_in_one_loop(first, second, make_proxy):
     config.SERVERTYPE = first
@@ -564,6 +579,16 @@ class UdpEcho:
         for sock in ready:
             data, addr = sock.recvfrom(100)
             sock.sendto(data.upper(), addr)
+
+
+@pytest.mark.parametrize("first", ["thread", "multiplex"])
+def test_an_asyncio_daemon_cannot_be_combined_into_a_selector_loop(first):
+    config.SERVERTYPE = first
+    main, _, _ = make_daemon()
+    config.SERVERTYPE = "asyncio"
+    other, _, _ = make_daemon()
+    with main, other, pytest.raises(PyroError, match="asyncio engine"):
+        main.combine(other)
 
 
 def test_combine_with_a_foreign_server(servertype):

@@ -35,7 +35,7 @@ def _settings():
     config.COMMTIMEOUT = 5.0
 
 
-@pytest.fixture(params=["thread", "multiplex"])
+@pytest.fixture(params=["thread", "multiplex", "asyncio"])
 def servertype(request):
     config.SERVERTYPE = request.param
     return request.param

@@ -24,7 +24,12 @@ from .services import Served, serve
 
 TIMEOUT = 10.0  # every proxy gets this, so no call in these tests can hang
 
-SIDES = ["pyrite-client/Pyro5-server", "Pyro5-client/pyrite-server", "Pyro5-client/pyrite-multiplex"]
+SIDES = [
+    "pyrite-client/Pyro5-server",
+    "Pyro5-client/pyrite-server",
+    "Pyro5-client/pyrite-multiplex",
+    "Pyro5-client/pyrite-asyncio",
+]
 if os.environ.get("INTEROP_BASELINE"):
     SIDES.append("Pyro5-client/Pyro5-server")
 
@@ -108,8 +113,8 @@ def side(request: pytest.FixtureRequest) -> Iterator[Side]:
     client, server = _libs(request.param)
     client_classes, server_classes = services.build(client), services.build(server)
     saved = pyrite_config.SERVERTYPE
-    if request.param.endswith("multiplex"):
-        pyrite_config.SERVERTYPE = "multiplex"
+    if request.param.endswith(("multiplex", "asyncio")):
+        pyrite_config.SERVERTYPE = request.param.rsplit("-", 1)[1]
     try:
         daemon = make_daemon(server, server_classes)
     finally:

@@ -1,11 +1,15 @@
 """The mechanics of one call, for the dispatcher: finding an exposed method, unpacking a
-KEEPSERIALIZED call, error payloads, the serializers a daemon accepts, reply building and
-LOGWIRE output.  Functions only; ``dispatch.Dispatcher`` holds the state.
+KEEPSERIALIZED call, error payloads, the serializers a daemon accepts, batches, reply
+building and LOGWIRE output, and ``PendingCall`` (a request read up to its call).
+``dispatch.Dispatcher`` holds the state.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +18,10 @@ from . import plugins, safemarshal
 from .blob import SerializedBlob
 from .callcontext import current_context
 from .config import config
-from .errors import ProtocolError, PyroError, SecurityError
+from .errors import ExceptionWrapper, ProtocolError, PyroError, SecurityError, format_traceback
 from .exposure import _method_tables, method_table
 from .interfaces import Serializer
-from .protocol import FLAGS_CORR_ID, ReceivingMessage, SendingMessage
+from .protocol import FLAGS_CORR_ID, FLAGS_ONEWAY, ReceivingMessage, SendingMessage
 
 log = logging.getLogger("pyrite.core.dispatch")
 
@@ -34,6 +38,8 @@ __all__ = [
     "reachable_method",
     "serializer_name",
     "set_context",
+    "run_batch",
+    "PendingCall",
 ]
 
 MARSHAL_ID = 2  # Pyro5 answers with marshal when a request's own serializer is unusable
@@ -157,3 +163,140 @@ def set_context(conn: Any, msg: ReceivingMessage) -> Any:
         ctx.client_sock_addr = None
     ctx.annotations = msg.annotations
     return corr
+
+
+def run_batch(
+    obj: Any,
+    calls: Any,
+    report_error: Callable[[Any, Any, Any, BaseException], None],
+    awaiter: Callable[[Any], Any] | None = None,
+) -> list[Any]:
+    """Run batched calls on ``obj`` in order; the first failure ends the batch as an
+    ExceptionWrapper result.  ``awaiter`` (from an engine with an event loop) turns the
+    coroutine of an ``async def`` method into its result."""
+    limit = int(config.MAX_BATCH_CALLS)
+    if limit > 0:
+        try:
+            count = len(calls)
+        except TypeError:
+            raise ProtocolError("a batch call needs a list of calls") from None
+        if count > limit:
+            raise PyroError(f"batch of {count} calls exceeds MAX_BATCH_CALLS ({limit})")
+    results: list[Any] = []
+    for call in calls:
+        method: Any = None
+        vargs: Any = ()
+        kwargs: Any = {}
+        try:
+            method_name, vargs, kwargs = call
+            method, _ = reachable_method(obj, method_name)
+            result = method(*vargs, **kwargs)
+            if awaiter is not None and hasattr(result, "__await__"):
+                result = awaiter(result)
+            results.append(result)
+        except BaseException as exc:  # noqa: BLE001
+            if method is not None:
+                report_error(method, vargs, kwargs, exc)
+            wrapped = as_exception(exc)
+            wrapped._pyroTraceback = format_traceback(  # type: ignore[attr-defined]
+                type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK
+            )
+            results.append(ExceptionWrapper(wrapped))
+            break
+    return results
+
+
+# function -> "is it async?": inspect's answer costs more than the rest of deciding where a call runs
+_ASYNC_FUNCTIONS: dict[Any, bool] = {}
+_ASYNC_CACHE_SIZE = 4096
+_SCALARS = frozenset((type(None), bool, int, float, str, bytes, bytearray, complex))
+
+
+class PendingCall:
+    """A request read up to its call (``Dispatcher.begin_request``): what to call, and with what.
+
+    ``method`` is the bound method (None for a batch and for remote attribute
+    access), ``target`` the object, ``oneway`` whether anybody waits for the
+    reply, ``is_coroutine`` whether the method is an ``async def`` (or async
+    generator) to run on an event loop.  ``awaiter`` may be set by an engine with
+    an event loop: it awaits a coroutine there (``async def`` methods in a batch).
+    """
+
+    __slots__ = (
+        "conn",
+        "session",
+        "msg",
+        "serializer",
+        "corr",
+        "flags",
+        "oneway",
+        "target",
+        "name",
+        "vargs",
+        "kwargs",
+        "method",
+        "bits",
+        "awaiter",
+        "context",
+        "thread",
+    )
+
+    def __init__(self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any) -> None:
+        self.conn, self.session, self.msg, self.serializer, self.corr = conn, session, msg, serializer, corr
+        self.flags = msg.flags
+        self.oneway = bool(self.flags & FLAGS_ONEWAY)
+        self.target: Any = None
+        self.name: Any = None
+        self.vargs: Any = ()
+        self.kwargs: Any = {}
+        self.method: Callable[..., Any] | None = None
+        self.bits = 0
+        self.awaiter: Callable[[Any], Any] | None = None
+        self.context = current_context.to_global()  # carried to the thread or task that makes the call
+        self.thread = threading.get_ident()
+
+    @property
+    def is_coroutine(self) -> bool:
+        """True if the method is an ``async def`` (or an async generator function)."""
+        method = self.method
+        if method is None:
+            return False
+        func = getattr(method, "__func__", method)
+        try:
+            return _ASYNC_FUNCTIONS[func]
+        except (KeyError, TypeError):
+            found = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+            if len(_ASYNC_FUNCTIONS) > _ASYNC_CACHE_SIZE:
+                _ASYNC_FUNCTIONS.clear()  # functions made on the fly must not pile up
+            with contextlib.suppress(TypeError):
+                _ASYNC_FUNCTIONS[func] = found
+            return found
+
+    def enter(self) -> None:
+        """Prepare this thread to make the call: ``current_context`` of the request and, on
+        another thread than the one that read it, ownership of the proxies among its arguments."""
+        ctx = current_context
+        if ctx.seq != self.msg.seq or ctx.client is not self.conn:
+            ctx.from_global(self.context)
+        if self.thread != threading.get_ident():
+            # deserialized proxies belong to the reading thread; the calling thread will use them
+            _adopt_proxies((self.vargs, self.kwargs), 4)
+
+
+def _adopt_proxies(value: Any, depth: int) -> None:
+    """Make the calling thread the owner of every proxy in ``value`` (containers ``depth`` deep)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind in (tuple, list, set, frozenset):
+        if depth:
+            for item in value:
+                _adopt_proxies(item, depth - 1)
+    elif kind is dict:
+        if depth:
+            for item in value.values():
+                _adopt_proxies(item, depth - 1)
+    else:
+        claim = getattr(kind, "_pyroClaimOwnership", None)  # on the type: a proxy's own __getattr__ is remote
+        if callable(claim):
+            claim(value)

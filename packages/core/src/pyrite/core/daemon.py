@@ -119,6 +119,8 @@ class Daemon:
     ``Connection`` or a connected socket) it serves that one connection only.
     """
 
+    _servertype: str | None = None  # a subclass that needs one engine (aio.Daemon) names it here
+
     def __init__(
         self,
         host: Any = None,
@@ -147,8 +149,9 @@ class Daemon:
                 raise ValueError(f"nathost and natport go together (got nathost={nathost!r}, natport={natport!r})")
             if unixsocket and nathost:
                 raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
-            engine_cls = engine_class(config.SERVERTYPE)
-            self.workers: WorkerPool = worker_pool(config.SERVERTYPE)
+            servertype = self._servertype or config.SERVERTYPE
+            engine_cls = engine_class(servertype)
+            self.workers: WorkerPool = worker_pool(servertype)
         else:
             nathost = natport = None
             self.workers = worker_pool("single")

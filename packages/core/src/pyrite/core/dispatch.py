@@ -38,6 +38,7 @@ from .calls import (
     DICT_VIEW_ITERATORS,
     MARSHAL_ID,
     PLAIN_RESULTS,
+    PendingCall,
     accepted_names,
     accepted_serializer_ids,
     as_exception,
@@ -45,12 +46,12 @@ from .calls import (
     error_payload,
     log_wiredata,
     reachable_method,
+    run_batch,
     serializer_name,
     set_context,
 )
 from .config import config
 from .errors import (
-    ExceptionWrapper,
     ProtocolError,
     PyroError,
     format_traceback,
@@ -67,7 +68,6 @@ from .protocol import (
     FLAGS_EXCEPTION,
     FLAGS_ITEMSTREAMRESULT,
     FLAGS_KEEPSERIALIZED,
-    FLAGS_ONEWAY,
     MSG_CONNECT,
     MSG_CONNECTFAIL,
     MSG_CONNECTOK,
@@ -87,7 +87,7 @@ log = logging.getLogger("pyrite.core.dispatch")
 # replying keeps no state in a session, so one shared instance is fine
 _REPLIES = Session(SERVER)
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "PendingCall"]
 
 
 class Dispatcher:
@@ -249,6 +249,29 @@ class Dispatcher:
         ``@callback`` method failed, ``conn.callback_error`` holds its exception after the
         reply is built: engines log it and close the connection, as Pyro5 raises it there.
         """
+        call = self.begin_request(conn, session, msg)
+        if not isinstance(call, PendingCall):
+            return call
+        if call.oneway and call.method is not None:
+            self.submit_oneway(call)
+            return None
+        try:
+            data = self.run_call(call)
+        except BaseException as exc:  # noqa: BLE001 - even SystemExit in user code gets an error reply
+            return self.fail_call(call, exc)
+        return self.finish_call(call, data)
+
+    def begin_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> PendingCall | SendingMessage | None:
+        """``serve_request`` up to the call itself, for an engine that makes calls elsewhere.
+
+        Returns the reply when there is nothing to call (a ping, a request that fails
+        before its call), None for such a oneway request, else a ``PendingCall``:
+        the engine makes it with ``run_call`` on a thread of its choice (or awaits the
+        coroutine of an ``async def`` method, ``call.is_coroutine``), then builds the
+        reply with ``finish_call(call, result)`` or ``fail_call(call, exc)``; a oneway
+        method call goes to ``submit_oneway(call)`` instead.  Raises CommunicationError
+        only if the connection must be dropped.
+        """
         corr = set_context(conn, msg)
         flags = msg.flags
         if config.LOGWIRE:
@@ -270,68 +293,87 @@ class Dispatcher:
         ctx.seq = msg.seq
         ctx.msg_flags = flags
         ctx.serializer_id = serializer_id
-        oneway = flags & FLAGS_ONEWAY
+        call = PendingCall(conn, session, msg, serializer, corr)
         try:
-            reply = self._invoke(conn, session, msg, serializer, corr)
-        except BaseException as exc:  # noqa: BLE001 - even SystemExit in user code gets an error reply
-            if oneway:
-                log.debug("oneway call failed: %r", exc)
-                reply = None
+            if flags & FLAGS_KEEPSERIALIZED:
+                object_id, method_name, vargs, kwargs = blob_call(msg)
             else:
-                reply = self._exception_reply(session, msg, serializer, exc)
-        if ctx.response_annotations:
-            ctx.response_annotations = {}
+                object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
+            call.target = self.objects.target(object_id, conn)
+            call.name, call.vargs, call.kwargs = method_name, vargs, kwargs
+            if not flags & FLAGS_BATCH and method_name not in ("__getattr__", "__setattr__"):
+                call.method, call.bits = reachable_method(call.target, method_name)
+        except BaseException as exc:  # noqa: BLE001
+            return self.fail_call(call, exc)
+        return call
+
+    def run_call(self, call: PendingCall) -> Any:
+        """Make the call in this thread; its result (an ``async def`` method's is a coroutine)."""
+        call.enter()
+        obj, vargs = call.target, call.vargs
+        if call.flags & FLAGS_BATCH:
+            return run_batch(obj, vargs, self._report_error, call.awaiter)
+        method = call.method
+        if method is None:
+            if call.name == "__getattr__":
+                return get_exposed_property_value(obj, vargs[0])
+            return set_exposed_property_value(obj, vargs[0], vargs[1])
+        try:
+            return method(*vargs, **call.kwargs)
+        except BaseException as exc:  # noqa: BLE001
+            self.call_failed(call, exc)
+            raise
+
+    def call_failed(self, call: PendingCall, exc: BaseException) -> None:
+        """The method of ``call`` raised ``exc`` (also when an awaited coroutine raised it)."""
+        self._report_error(call.method, call.vargs, call.kwargs, exc, call.bits)  # type: ignore[arg-type]
+        if call.bits & METHOD_CALLBACK:
+            with contextlib.suppress(AttributeError):
+                call.conn.callback_error = exc
+
+    def finish_call(self, call: PendingCall, data: Any) -> SendingMessage | None:
+        """The reply carrying ``data``, the call's result (None for a oneway request)."""
+        if call.oneway:
+            return None
+        serializer, conn = call.serializer, call.conn
+        reply_flags = FLAGS_BATCH if call.flags & FLAGS_BATCH else 0
+        annotations: dict[str, bytes] | None = None
+        try:
+            if type(data) not in PLAIN_RESULTS and not reply_flags and isinstance(data, Iterator):
+                # an iterator result is streamed: the client fetches the items one by one
+                if type(data) in DICT_VIEW_ITERATORS:
+                    raise PyroError(f"a {type(data).__name__} is a lazy view of a dict: return list(...) of it instead")
+                stream_id = self.streams.open(data, conn) if config.ITER_STREAMING else None
+                if stream_id:
+                    annotations = {"STRM": stream_id.encode()}
+                payload = error_payload(serializer, ProtocolError("the call returned an iterator"), None)
+                reply_flags = FLAGS_ITEMSTREAMRESULT | FLAGS_EXCEPTION
+            else:
+                payload = serializer.dumps(data)
+            extra = self._response_annotations()
+            if extra:
+                annotations = {**annotations, **extra} if annotations else extra
+            reply = self._reply(call.session, call.msg, MSG_RESULT, payload, reply_flags, annotations)
+        except BaseException as exc:  # noqa: BLE001
+            return self.fail_call(call, exc)
+        if current_context.response_annotations:
+            current_context.response_annotations = {}
         return reply
 
-    def _invoke(
-        self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any
-    ) -> SendingMessage | None:
-        flags = msg.flags
-        oneway = flags & FLAGS_ONEWAY
-        if flags & FLAGS_KEEPSERIALIZED:
-            object_id, method_name, vargs, kwargs = blob_call(msg)
+    def fail_call(self, call: PendingCall, exc: BaseException) -> SendingMessage | None:
+        """The exception reply for ``exc`` (None for a oneway request: it is only logged)."""
+        if call.oneway:
+            log.debug("oneway call failed: %r", exc)
+            reply = None
         else:
-            object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
-        obj = self.objects.target(object_id, conn)
-        reply_flags = 0
-        if flags & FLAGS_BATCH:
-            data: Any = self._batch(obj, vargs)
-            reply_flags = FLAGS_BATCH
-        elif method_name == "__getattr__":
-            data = get_exposed_property_value(obj, vargs[0])
-        elif method_name == "__setattr__":
-            data = set_exposed_property_value(obj, vargs[0], vargs[1])
-        else:
-            method, bits = reachable_method(obj, method_name)
-            if oneway:
-                self._submit_oneway(conn, method, vargs, kwargs, bits)
-                return None
-            try:
-                data = method(*vargs, **kwargs)
-            except BaseException as exc:  # noqa: BLE001
-                self._report_error(method, vargs, kwargs, exc, bits)
-                if bits & METHOD_CALLBACK:
-                    with contextlib.suppress(AttributeError):
-                        conn.callback_error = exc
-                raise
-        if oneway:
-            return None
-        annotations: dict[str, bytes] | None = None
-        if type(data) not in PLAIN_RESULTS and not reply_flags and isinstance(data, Iterator):
-            # an iterator result is streamed: the client fetches the items one by one
-            if type(data) in DICT_VIEW_ITERATORS:
-                raise PyroError(f"a {type(data).__name__} is a lazy view of a dict: return list(...) of it instead")
-            stream_id = self.streams.open(data, conn) if config.ITER_STREAMING else None
-            if stream_id:
-                annotations = {"STRM": stream_id.encode()}
-            payload = error_payload(serializer, ProtocolError("the call returned an iterator"), None)
-            reply_flags = FLAGS_ITEMSTREAMRESULT | FLAGS_EXCEPTION
-        else:
-            payload = serializer.dumps(data)
-        extra = self._response_annotations()
-        if extra:
-            annotations = {**annotations, **extra} if annotations else extra
-        return self._reply(session, msg, MSG_RESULT, payload, reply_flags, annotations)
+            reply = self._exception_reply(call.session, call.msg, call.serializer, exc)
+        if current_context.response_annotations:
+            current_context.response_annotations = {}
+        return reply
+
+    def submit_oneway(self, call: PendingCall) -> None:
+        """Hand a oneway method call to the workers (held back on the connection when full)."""
+        self._submit_oneway(call.conn, call.method, call.vargs, call.kwargs, call.bits)  # type: ignore[arg-type]
 
     def _report_error(
         self, method: Callable[..., Any], vargs: Any, kwargs: Any, exc: BaseException, bits: int = 0
@@ -345,36 +387,6 @@ class Dispatcher:
                 log.exception("methodcall_error_handler failed")
         if bits & METHOD_CALLBACK:
             log.warning("exception in callback method %s", getattr(method, "__name__", method), exc_info=exc)
-
-    def _batch(self, obj: Any, calls: Any) -> list[Any]:
-        """Run batched calls in order; the first failure ends the batch as an ExceptionWrapper result."""
-        limit = int(config.MAX_BATCH_CALLS)
-        if limit > 0:
-            try:
-                count = len(calls)
-            except TypeError:
-                raise ProtocolError("a batch call needs a list of calls") from None
-            if count > limit:
-                raise PyroError(f"batch of {count} calls exceeds MAX_BATCH_CALLS ({limit})")
-        results: list[Any] = []
-        for call in calls:
-            method: Any = None
-            vargs: Any = ()
-            kwargs: Any = {}
-            try:
-                method_name, vargs, kwargs = call
-                method, bits = reachable_method(obj, method_name)
-                results.append(method(*vargs, **kwargs))
-            except BaseException as exc:  # noqa: BLE001
-                if method is not None:
-                    self._report_error(method, vargs, kwargs, exc)
-                wrapped = as_exception(exc)
-                wrapped._pyroTraceback = format_traceback(  # type: ignore[attr-defined]
-                    type(exc), exc, exc.__traceback__, config.DETAILED_TRACEBACK
-                )
-                results.append(ExceptionWrapper(wrapped))
-                break
-        return results
 
     # ----- oneway calls
 

@@ -234,6 +234,43 @@ class DaemonHost(Protocol):
         """Periodic clean-up."""
 
 
+class StepwiseHost(DaemonHost, Protocol):
+    """A ``DaemonHost`` that also serves a request step by step (``dispatch.Dispatcher`` does),
+    for an engine that makes the call elsewhere than where it read the request: the asyncio
+    engine awaits ``async def`` methods on its loop and runs plain ones on ``workers``.
+
+    ``begin_request`` returns the reply when there is nothing to call (or None),
+    else a ``calls.PendingCall``; ``serve_request`` is these steps in one thread::
+
+        call = host.begin_request(conn, session, msg)
+        if call.oneway and call.method is not None:
+            host.submit_oneway(call)
+        else:
+            try:
+                reply = host.finish_call(call, host.run_call(call))
+            except BaseException as exc:
+                reply = host.fail_call(call, exc)
+    """
+
+    def begin_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> Any:
+        """A MSG_INVOKE or MSG_PING read up to its call: a ``PendingCall``, a reply, or None."""
+
+    def run_call(self, call: Any) -> Any:
+        """Make the call in this thread (an ``async def`` method returns its coroutine)."""
+
+    def call_failed(self, call: Any, exc: BaseException) -> None:
+        """Report an exception of the called code raised while its coroutine was awaited."""
+
+    def finish_call(self, call: Any, data: Any) -> SendingMessage | None:
+        """The reply carrying the call's result (None for a oneway request)."""
+
+    def fail_call(self, call: Any, exc: BaseException) -> SendingMessage | None:
+        """The exception reply (None for a oneway request)."""
+
+    def submit_oneway(self, call: Any) -> None:
+        """Hand a oneway method call to the workers (held back on the connection when full)."""
+
+
 @runtime_checkable
 class Engine(Protocol):
     """A server engine, built as ``Engine(host, listener)``; what the daemon calls on it."""

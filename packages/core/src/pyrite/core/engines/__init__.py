@@ -7,6 +7,8 @@ module and class):
   selector thread plus the daemon's bounded pool of worker threads.
 * ``multiplex.MultiplexEngine`` (SERVERTYPE ``"multiplex"``): one thread,
   one call at a time.
+* ``aio.AsyncioEngine`` (SERVERTYPE ``"asyncio"``): an asyncio event loop;
+  ``async def`` methods run as tasks on it, plain ones on worker threads.
 
 ``single.SingleConnectionEngine`` serves ``Daemon(connected_socket=...)``
 and is no server type.  Every engine is built as ``Engine(host, listener)``
@@ -27,6 +29,7 @@ from ..workers import WorkerPool
 SERVERTYPES = {
     "thread": ("threadpool", "ThreadPoolEngine"),
     "multiplex": ("multiplex", "MultiplexEngine"),
+    "asyncio": ("aio", "AsyncioEngine"),
 }
 
 
@@ -46,14 +49,14 @@ def worker_pool(servertype: str) -> WorkerPool:
     """The worker pool a daemon with this engine needs.
 
     The thread engine serves connections on it (``THREADPOOL_SIZE`` threads,
-    ``THREADPOOL_SIZE_MIN`` kept) and oneway calls share it, at most
-    ``ONEWAY_THREADS`` of them at once so a oneway flood leaves workers for the
-    connections; any other engine uses it for oneway calls only
-    (``ONEWAY_THREADS`` threads, started on first need).
+    ``THREADPOOL_SIZE_MIN`` kept), the asyncio engine its plain method calls, and
+    oneway calls share it, at most ``ONEWAY_THREADS`` of them at once so a oneway
+    flood leaves workers for the connections; any other engine uses it for oneway
+    calls only (``ONEWAY_THREADS`` threads, started on first need).
     """
     oneway_threads = max(1, int(config.ONEWAY_THREADS))
     backlog = oneway_threads * ONEWAY_QUEUE_PER_THREAD
-    if servertype == "thread":
+    if servertype in ("thread", "asyncio"):  # the asyncio engine runs plain methods on it
         size = int(config.THREADPOOL_SIZE)
         return WorkerPool(size, int(config.THREADPOOL_SIZE_MIN), backlog_limit=backlog, background_limit=oneway_threads)
     return WorkerPool(

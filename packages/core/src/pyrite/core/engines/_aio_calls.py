@@ -1,0 +1,150 @@
+"""Calls the asyncio engine awaits on its loop, and async iterators streamed like iterators.
+
+``run_coroutine`` starts a task for an ``async def`` method (or for an
+awaitable a plain method returned); the task sends the reply and, when it
+held the client's turn, serves the client's next request.  A task runs in a
+copy of the context with ``current_context`` set to its request's values.
+
+An async generator result becomes an ``AsyncIteratorBridge``: a sync
+iterator that the daemon's item streams treat like any generator; each
+``next()`` (made by a worker thread serving ``get_next_stream_item``) awaits
+the next item on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+import types
+from collections.abc import Generator
+from typing import Any
+
+from ..calls import PendingCall
+from ..errors import PyroError
+
+__all__ = ["AsyncIteratorBridge", "run_coroutine"]
+
+ITEM_POLL = 1.0  # how often a worker waiting for a streamed item looks whether the loop still runs
+
+
+def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any = None) -> None:
+    """Make ``call`` on the running loop (call this on the loop thread).
+
+    The coroutine's first step runs right here: a method that finishes without
+    waiting for anything (the common case for small async methods) costs no
+    task at all.  One that waits continues in a task, from where it stopped.
+    """
+    host = client.host
+    context = contextvars.copy_context()  # run_call puts the request's current_context in place
+    try:
+        if awaitable is None:
+            awaitable = context.run(host.run_call, call)  # the coroutine (or async generator) of the method
+        if type(awaitable) is types.CoroutineType:
+            try:
+                yielded = context.run(awaitable.send, None)
+            except StopIteration as stop:
+                _finish(client, call, holds_turn, stop.value)
+                return
+            awaitable = _resume(awaitable, yielded)
+        elif not hasattr(awaitable, "__await__"):
+            _finish(client, call, holds_turn, awaitable)  # an async generator: nothing to await
+            return
+    except Exception as exc:
+        if call.method is not None and awaitable is not None:
+            host.call_failed(call, exc)
+        client.finish_call(call, host.fail_call(call, exc), holds_turn)
+        return
+    # created inside the context: the task runs in (a copy of) it
+    task = context.run(asyncio.get_running_loop().create_task, _await_call(client, call, holds_turn, awaitable))
+    tasks = client.engine.tasks
+    tasks.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(tasks.discard)
+
+
+@types.coroutine
+def _resume(coro: Any, yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on driving ``coro``, which has already run up to yielding ``yielded``, under a task."""
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # cancellation and the like go to the coroutine, as in a task
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any) -> None:
+    host = client.host
+    try:
+        data = await awaitable
+    except Exception as exc:
+        host.call_failed(call, exc)
+        client.finish_call(call, host.fail_call(call, exc), holds_turn)
+        return
+    _finish(client, call, holds_turn, data)
+
+
+def _finish(client: Any, call: PendingCall, holds_turn: bool, data: Any) -> None:
+    if hasattr(data, "__anext__"):
+        data = AsyncIteratorBridge(data, asyncio.get_running_loop())
+    client.finish_call(call, client.host.finish_call(call, data), holds_turn)
+
+
+class AsyncIteratorBridge:
+    """A sync iterator over an async iterator that lives on ``loop``.
+
+    ``next()`` must come from another thread than the loop's (a worker): it
+    waits for the loop to produce the item.  ``close()`` closes an async
+    generator on the loop.
+    """
+
+    def __init__(self, aiterator: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._aiterator = aiterator
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def __iter__(self) -> AsyncIteratorBridge:
+        return self
+
+    def __next__(self) -> Any:
+        if threading.get_ident() == self._loop_thread:
+            raise PyroError("an async iterator result cannot be iterated on its own event loop's thread")
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+        except RuntimeError:
+            raise PyroError("the event loop of this async iterator is closed") from None
+        while True:
+            try:
+                return future.result(ITEM_POLL)
+            except concurrent.futures.TimeoutError:
+                if self._loop.is_closed() or not self._loop.is_running():
+                    future.cancel()
+                    raise PyroError("the event loop of this async iterator stopped") from None
+            except StopAsyncIteration:
+                raise StopIteration from None
+
+    async def _next(self) -> Any:
+        return await self._aiterator.__anext__()
+
+    def close(self) -> None:
+        """Close the async generator behind it (on its loop), if it is one."""
+        aclose = getattr(self._aiterator, "aclose", None)
+        if aclose is not None and not self._loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(aclose(), self._loop)
+            except RuntimeError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<AsyncIteratorBridge over {self._aiterator!r}>"

@@ -1,0 +1,448 @@
+"""The asyncio engine (``config.SERVERTYPE = "asyncio"``, and what ``aio.Daemon`` runs on).
+
+An asyncio event loop watches the listener and every client connection
+(their ``fileno()``; the clients through a selector of the engine's own,
+whose descriptor the loop watches, so one loop callback serves every ready
+client).  A readable client is read
+without blocking (``recv_some``) into its own frame reader, so a half-sent
+message, a silent client or a slow trickle costs nothing but its buffer.
+Complete messages join the client's queue; the client's requests are served
+one after another, in order (replies go back in request order, which is what
+a pipelining client relies on), while the loop goes on reading everyone.
+
+Who runs a request:
+
+* user code that may block (plain methods, ``validateHandshake``,
+  ``clientDisconnect``, ``housekeeping``) runs on a bounded pool of worker
+  threads (``config.THREADPOOL_SIZE``), never on the loop;
+* ``async def`` methods run as tasks on the loop, so calls from many
+  connections are in flight at once;
+* oneway calls are handed to the daemon's workers (``host.workers``, the one
+  pool): they never hold up the connection they came on; when the pool is
+  full, that connection is not read until there is room again.
+
+Writes never block the loop: a reply goes out with a non-blocking send and
+what the socket does not take waits in the client's output buffer (while it
+waits, that client is not read: back-pressure on a client that does not read
+its replies; others are unaffected).  A worker thread writes the reply of a
+plain call itself when the transport allows a send beside the loop's reads
+(plain sockets); TLS and unknown transports write from the loop only.
+
+Two ways to run it:
+
+* ``attach(loop)`` on a running loop (``aio.Daemon`` does this in
+  ``__aenter__``), then ``await serve_forever()`` / ``close()``;
+* ``loop(condition)`` (``Daemon.requestLoop()`` with SERVERTYPE "asyncio"):
+  a new event loop runs in the calling thread until the condition is false
+  or ``shutdown()`` is called.
+
+Not supported: ``events()``/``sockets`` for an external select loop (the
+event loop owns the descriptors; serve it with ``requestLoop()`` or
+``aio.Daemon``).  ``combine_loop(other)`` works the other way round: this
+engine's loop also serves another daemon of any engine, or a foreign server
+with ``sockets`` and ``events()`` (a broadcast responder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import selectors
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import PyroError
+from ..interfaces import StepwiseHost
+from ._aio_client import AioClient, PoolJobs
+from ._aio_io import poll_interval, try_send
+from .common import describe_peer
+
+log = logging.getLogger("pyrite.core.engines.aio")
+
+ACCEPT_BATCH = 64  # clients taken per listener wakeup (a burst of connects needs few loop passes)
+SHUTDOWN_WAIT = 2.0  # how long close()/shutdown() from another thread wait for the loop
+
+
+class AsyncioEngine(PoolJobs):
+    """Server engine for SERVERTYPE "asyncio"; see the module docstring.
+
+    Construct as ``AsyncioEngine(host, listener)`` (``host``: an ``interfaces.DaemonHost``),
+    then either ``attach(loop)``
+    or ``loop(condition)``.
+    """
+
+    servertype = "asyncio"
+
+    def __init__(self, host: StepwiseHost, listener: Any) -> None:
+        super().__init__(host)
+        self._listener = listener
+        self._location: str = listener.location
+        setblocking = getattr(listener, "setblocking", None)
+        if setblocking is not None:
+            setblocking(False)  # accept() returns None instead of waiting when the client is gone
+        self._clients: set[AioClient] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # calls being awaited (strong references)
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._loop_ident: int | None = None
+        self._closed = False
+        self._shutting_down = False
+        self._detached = threading.Event()
+        self._detached.set()
+        self._wake: asyncio.Event | None = None
+        self._closed_future: asyncio.Future[None] | None = None
+        self._housekeeping_handle: asyncio.TimerHandle | None = None
+        self._housekeeping_running = False
+        self._children: list[AsyncioEngine] = []
+        self._selector: selectors.BaseSelector | None = None
+        self._foreign: list[tuple[Any, Any]] = []  # (server, watched fileobj) served by this loop
+        self._parent: AsyncioEngine | None = None
+
+    # ----- what the daemon uses
+
+    @property
+    def location(self) -> str:
+        """Where clients connect: ``host:port``, ``[ipv6]:port`` or ``./u:path``."""
+        return self._location
+
+    @property
+    def listener(self) -> Any:
+        """The transport listener this engine accepts clients on."""
+        return self._listener
+
+    @property
+    def clients(self) -> list[Any]:
+        """The connections currently open to this engine."""
+        return [client.conn for client in list(self._clients)]
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop serving this engine, or None while it is not attached."""
+        return self._aloop
+
+    @property
+    def sockets(self) -> list[Any]:
+        """Not available: the event loop owns the descriptors (see the module docstring)."""
+        raise PyroError(
+            "the asyncio engine has no sockets for an external loop: run requestLoop() or use aio.Daemon "
+            "(another loop can be served by this one: combine it into this daemon)"
+        )
+
+    @property
+    def selector(self) -> Any:
+        """Not available: the event loop has its own selector."""
+        raise PyroError("the asyncio engine has no selector of its own: its event loop owns the descriptors")
+
+    def events(self, eventsockets: Any) -> None:
+        """Not available: the asyncio engine cannot be driven by an external select loop."""
+        raise PyroError("the asyncio engine cannot be driven by events(): run requestLoop() or use aio.Daemon")
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Start serving on ``loop`` (default: the running loop); call it from the loop's thread."""
+        if self._closed:
+            raise PyroError("the daemon is closed")
+        if self._aloop is not None:
+            raise PyroError("the asyncio engine is already attached to an event loop")
+        loop = loop or asyncio.get_running_loop()
+        self._aloop = loop
+        self._loop_ident = threading.get_ident()
+        self._detached.clear()
+        self._closed_future = loop.create_future()
+        # the clients are watched by a selector of our own, whose descriptor the loop watches:
+        # one loop callback serves every ready client (asyncio's per-descriptor callbacks cost more)
+        self._selector = selectors.DefaultSelector()
+        loop.add_reader(self._selector.fileno(), self._serve_ready)
+        loop.add_reader(self._listener.fileno(), self._accept)
+        self._schedule_housekeeping()
+        for child in self._children:
+            child.attach(loop)
+        for server, fileobj in self._foreign:
+            loop.add_reader(fileobj, self._foreign_ready, server, fileobj)
+        log.debug("%s attached to %r", self, loop)
+
+    async def serve_forever(self) -> None:
+        """Serve until ``close()`` (or ``shutdown()``); the engine must be attached."""
+        future = self._closed_future
+        if future is None:
+            raise PyroError("the asyncio engine is not attached to an event loop")
+        await asyncio.shield(future)
+
+    def loop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
+        """Run a new event loop in this thread and serve until ``loopCondition()`` is false or
+        ``shutdown()`` is called (the condition is checked at least every ``config.POLLTIMEOUT``)."""
+        if self._closed:
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._run_until(loopCondition))
+        except KeyboardInterrupt:
+            log.debug("request loop interrupted (KeyboardInterrupt)")
+        finally:
+            try:
+                self._detach()
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    def combine_loop(self, other: Any) -> None:
+        """Serve ``other`` from this engine's loop too: another asyncio engine, a selector engine
+        (through its selector's descriptor) or a server with ``sockets`` and ``events(ready)``."""
+        if isinstance(other, AsyncioEngine):
+            if other is self or other in self._children or other._parent is not None:
+                raise ValueError("engine is already served by this loop")
+            if other._closed or self._closed:
+                raise ValueError("cannot combine a closed engine")
+            if other._aloop is not None:
+                raise ValueError("cannot combine an engine that is attached to another loop")
+            other._parent = self
+            self._children.append(other)
+            if self._aloop is not None:
+                self._call_on_loop(other.attach, self._aloop)
+            return
+        selector = getattr(other, "selector", None)
+        fileno = getattr(selector, "fileno", None)
+        if callable(fileno) and callable(getattr(other, "events", None)):
+            # a selector engine: its epoll/kqueue descriptor is readable when any of its sockets is
+            self._add_foreign(_SelectorServer(other, selector), fileno())
+            return
+        if not (hasattr(other, "sockets") and callable(getattr(other, "events", None))):
+            raise TypeError(f"cannot combine with {type(other).__name__}: it has no sockets and events()")
+        for sock in list(other.sockets):
+            self._add_foreign(other, sock)
+
+    def wakeup(self) -> None:
+        """Make a ``loop()`` waiting for its next condition check look now."""
+        loop, wake = self._aloop, self._wake
+        if loop is not None and wake is not None:
+            self._call_on_loop(wake.set)
+
+    def shutdown(self) -> None:
+        """Stop serving and close everything; safe from any thread and from inside a call."""
+        self._shutting_down = True
+        self.wakeup()
+        self.close()
+
+    def close(self) -> None:
+        """Release the listener, every idle connection and the workers.  Idempotent.
+
+        A connection with a call in progress is closed by its worker as soon as the call
+        has replied.  From another thread this waits (bounded) for the loop to let go.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._shutting_down = True
+        loop = self._aloop
+        if loop is not None and threading.get_ident() != self._loop_ident and loop.is_running():
+            done = threading.Event()
+
+            def close_on_loop() -> None:
+                try:
+                    self._detach()
+                finally:
+                    done.set()
+
+            if self._call_on_loop(close_on_loop) and not done.wait(SHUTDOWN_WAIT):
+                log.warning("%s: event loop did not let go within %.1f s", self, SHUTDOWN_WAIT)
+        else:
+            self._detach()
+        self._release()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {self._location}; {len(self._clients)} connections>"
+
+    # ----- the loop's work
+
+    async def _run_until(self, condition: Callable[[], bool]) -> None:
+        self._wake = asyncio.Event()
+        self.attach(asyncio.get_running_loop())
+        poll = poll_interval()
+        try:
+            while not self._shutting_down and condition():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), poll)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            self._wake = None
+
+    def _call_on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
+        """Run ``func`` on the loop (now if we are on it); False if the loop is gone."""
+        loop = self._aloop
+        if loop is None:
+            return False
+        if threading.get_ident() == self._loop_ident:
+            func(*args)
+            return True
+        try:
+            loop.call_soon_threadsafe(func, *args)
+            return True
+        except RuntimeError:  # the loop is closed
+            return False
+
+    def _detach(self) -> None:
+        """Stop watching everything (on the loop thread, or with no loop running)."""
+        loop = self._aloop
+        if loop is None:
+            return
+        for child in self._children:
+            child._detach()
+        handle, self._housekeeping_handle = self._housekeeping_handle, None
+        if handle is not None:
+            handle.cancel()
+        for _, fileobj in self._foreign:
+            _quiet(loop.remove_reader, fileobj)
+        _quiet(loop.remove_reader, self._listener.fileno())
+        selector = self._selector
+        for client in list(self._clients):
+            client.detach()
+            if not client.busy:
+                client.drop(at_close=self._closed)
+            else:
+                client.orphan()  # its worker closes it after the reply
+        if selector is not None:
+            _quiet(loop.remove_reader, selector.fileno())
+            selector.close()
+            self._selector = None
+        future, self._closed_future = self._closed_future, None
+        if future is not None and not future.done():
+            future.set_result(None)
+        self._aloop = None
+        self._loop_ident = None
+        self._detached.set()
+        if self._closed:
+            for child in self._children:
+                child.close()
+
+    def _release(self) -> None:
+        try:
+            self._listener.close()
+        except Exception as exc:
+            log.debug("error closing listener: %s", exc)
+        log.debug("%s closed", self)
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            if self._closed:
+                return
+            try:
+                raw = self._listener.accept()
+            except Exception as exc:
+                if not self._closed:
+                    log.warning("%s: accept failed: %s", self, exc)
+                    self._pause_accepting()
+                return
+            if raw is None:
+                return
+            try:
+                client = AioClient(self, raw)
+            except Exception as exc:
+                log.warning("%s: cannot set up accepted connection: %s", self, exc)
+                _quiet(raw.close)
+                continue
+            self._clients.add(client)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: connected %s", self, describe_peer(raw))
+            client.start_reading()
+
+    def _pause_accepting(self) -> None:
+        # e.g. out of file descriptors: the listener stays readable; look again a little later
+        loop = self._aloop
+        if loop is None:
+            return
+        fd = self._listener.fileno()
+        _quiet(loop.remove_reader, fd)
+
+        def resume() -> None:
+            if self._aloop is loop and not self._closed:
+                loop.add_reader(fd, self._accept)
+
+        loop.call_later(0.05, resume)
+
+    def watch(self, client: AioClient) -> None:
+        """Read ``client`` when it is readable (loop thread)."""
+        if self._selector is not None:
+            self._selector.register(client.fd, selectors.EVENT_READ, client)
+
+    def unwatch(self, client: AioClient) -> None:
+        """Stop reading ``client`` (loop thread)."""
+        if self._selector is not None:
+            _quiet(self._selector.unregister, client.fd)
+
+    def _serve_ready(self) -> None:
+        selector = self._selector
+        if selector is None:
+            return
+        for key, _ in selector.select(0):
+            try:
+                key.data.on_readable()
+            except Exception:  # a bug here must not end the loop serving everyone else
+                log.exception("%s: unexpected error serving %r", self, key.data)
+
+    def forget(self, client: AioClient) -> None:
+        """A client is gone: stop tracking it (called by the client, on the loop thread)."""
+        self._clients.discard(client)
+
+    def _schedule_housekeeping(self) -> None:
+        loop = self._aloop
+        if loop is not None and not self._shutting_down:
+            self._housekeeping_handle = loop.call_later(poll_interval(), self._housekeep)
+
+    def _housekeep(self) -> None:
+        self._schedule_housekeeping()
+        for server, _ in self._foreign:
+            if isinstance(server, _SelectorServer):
+                self._foreign_ready(server, None)  # a combined selector engine's own housekeeping
+        if self._housekeeping_running:
+            return  # the last round is still running
+        self._housekeeping_running = True
+        if not self.submit(self._housekeeping_job):
+            self._housekeeping_running = False
+
+    def _housekeeping_job(self) -> None:
+        try:
+            self.host.housekeeping()
+        except Exception:
+            log.exception("%s: error in daemon housekeeping", self)
+        finally:
+            self._housekeeping_running = False
+
+    def _add_foreign(self, server: Any, fileobj: Any) -> None:
+        self._foreign.append((server, fileobj))
+        loop = self._aloop
+        if loop is not None:
+            self._call_on_loop(loop.add_reader, fileobj, self._foreign_ready, server, fileobj)
+
+    def _foreign_ready(self, server: Any, fileobj: Any) -> None:
+        try:
+            server.events([fileobj])
+        except Exception:  # its failure must not end the loop serving everyone else
+            log.exception("error in combined server %r", server)
+
+
+class _SelectorServer:
+    """A selector engine combined into an asyncio loop: readiness of its selector's descriptor
+    means some of its sockets are ready; ask the selector which, and let the engine serve them."""
+
+    def __init__(self, engine: Any, selector: Any) -> None:
+        self.engine = engine
+        self.selector = selector
+
+    def events(self, _ready: Any) -> None:
+        ready = [key.fileobj for key, _ in self.selector.select(0)]
+        self.engine.events(ready)  # also runs its housekeeping when due
+
+    def __repr__(self) -> str:
+        return f"<combined {self.engine!r}>"
+
+
+def _quiet(func: Callable[..., Any], *args: Any) -> None:
+    try:
+        func(*args)
+    except Exception:
+        pass
+
+
+Engine = AsyncioEngine
+__all__ = ["AsyncioEngine", "Engine", "try_send"]
