@@ -12,7 +12,7 @@ def test_same_items_as_pyro5():
     ours = config.as_dict()
     theirs = Pyro5.config.as_dict()
     assert set(theirs) <= set(ours)
-    assert set(ours) - set(theirs) == {"ONEWAY_THREADS"}
+    assert set(ours) - set(theirs) == {"ONEWAY_THREADS", "NS_WRITE_TOKEN"}
 
 
 def test_defaults_match_pyro5():

@@ -63,6 +63,9 @@ _DEFAULTS: dict[str, Any] = {
     "SSL_CACERTS": "",
     # pyrite's own: how many threads run oneway calls in a daemon at most.
     "ONEWAY_THREADS": 16,
+    # pyrite's own: a name server with a write token takes register/remove/set_metadata only
+    # from clients whose handshake data carries it ("" = no write policy, as in Pyro5).
+    "NS_WRITE_TOKEN": "",
 }
 
 _TRUE = ("1", "yes", "on", "true")

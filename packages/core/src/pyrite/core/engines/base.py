@@ -571,6 +571,10 @@ class SelectorEngine:
             log.debug("%s: client %s disconnected: %s", self, peer, exc)
         elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
             log.warning("%s: closing connection from %s after bad message: %s", self, peer, exc)
+            # a daemon may want to say more (the name server warns, as Pyro5's does)
+            notify = getattr(self.daemon, "protocol_error_seen", None)
+            if notify is not None:
+                notify(exc)
         elif isinstance(exc, SecurityError):
             log.warning("%s: closing connection from %s after security error: %s", self, peer, exc)
         elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
