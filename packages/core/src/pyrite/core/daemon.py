@@ -74,6 +74,7 @@ from .errors import CommunicationError, ConnectionClosedError, DaemonError, Pyro
 from .errors import TimeoutError as PyroTimeoutError
 from .exposure import expose, get_exposed_members, reset_exposed_members
 from .protocol import MSG_CONNECT, PROTOCOL_VERSION, recv_message
+from .publishing import Publisher
 from .uri import DAEMON_NAME, URI
 
 __all__ = ["Daemon", "DaemonObject", "serve"]
@@ -444,6 +445,34 @@ class Daemon:
             if target is not None:
                 reset_exposed_members(target)
 
+    # -- publishing in a name server (logic in publishing.py) ---------------------------------------
+
+    _publisher: Publisher | None = None
+
+    def publish(
+        self,
+        obj_or_id: Any,
+        name: str,
+        *,
+        ttl: float | None = 30.0,
+        replica: bool = False,
+        metadata: Any = None,
+        ns: Any = None,
+    ) -> URI:
+        """Register an object (or object id) in a name server as ``name`` under a lease of
+        ``ttl`` seconds that this daemon renews until ``unpublish``, ``shutdown`` or ``close``.
+        ``replica=True`` joins the name's replica set; ``ns`` is a name-server proxy or URI
+        (default: ``locate_ns()``).  Returns the object's URI.  See ``pyrite.core.publishing``."""
+        if self._publisher is None:
+            self._publisher = Publisher(self)
+        return self._publisher.publish(obj_or_id, name, ttl=ttl, replica=replica, metadata=metadata, ns=ns)
+
+    def unpublish(self, name: str) -> None:
+        """Stop renewing ``name`` and remove this daemon's URI under it from the name server."""
+        if self._publisher is None:
+            raise PyroError(f"this daemon has not published {name!r}")
+        self._publisher.unpublish(name)
+
     def proxyFor(self, objectOrId: Any, nat: bool = True) -> Any:
         """A ready proxy (metadata filled in) for a registered object."""
         from .client import Proxy
@@ -561,6 +590,8 @@ class Daemon:
 
     def close(self) -> None:
         """Release the listener, the connections and the oneway threads.  Idempotent."""
+        if self._publisher is not None:
+            self._publisher.close()  # first, while the objects still answer: remove what we published
         self.__mustshutdown.set()
         engine, self.transportServer = self.transportServer, None
         self._closed = True

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 __all__ = ["REGISTER", "LOOKUP", "SET_META", "REMOVE", "QUERY", "COUNT", "PURGE"]
 
+_READ_ONLY = "#!lua flags=no-writes\n"  # Redis 7+/Valkey: a read-only script, allowed on replicas too
+
 _PROLOGUE = """
 local P = ARGV[1]
 local function now_ms()
@@ -89,7 +91,8 @@ return 1
 
 # ARGV: prefix, name -> {metadata JSON, replica flag, uri...} or nil
 LOOKUP = (
-    _PROLOGUE
+    _READ_ONLY
+    + _PROLOGUE
     + """
 local name = ARGV[2]
 local entry = redis.call('HMGET', P .. 'e:' .. name, 'meta', 'replica')
@@ -155,7 +158,8 @@ return count
 # ARGV: prefix, mode ('all' | 'prefix' | 'tags_all' | 'tags_any'), argument(s)
 # -> flat list: name, metadata JSON, replica flag, number of URIs, the URIs ... for every live name
 QUERY = (
-    _PROLOGUE
+    _READ_ONLY
+    + _PROLOGUE
     + """
 local mode = ARGV[2]
 local now = now_ms()
@@ -191,7 +195,8 @@ return out
 
 # ARGV: prefix -> the number of live names
 COUNT = (
-    _PROLOGUE
+    _READ_ONLY
+    + _PROLOGUE
     + """
 return redis.call('ZCOUNT', P .. 'names', now_ms(), '+inf')
 """

@@ -170,7 +170,10 @@ class NameServer:
 
     def __init__(self, storageProvider: Any = None, write_token: str | None = None) -> None:
         self.storage = MemoryStorage() if storageProvider is None else storageProvider
-        self.lock = threading.RLock()
+        # one lock with a local storage's own, so a sequence under ``lock`` (the autocleaner's
+        # check-then-remove) is atomic with every storage operation
+        lock = getattr(self.storage, "_lock", None)
+        self.lock = lock if isinstance(lock, type(threading.RLock())) else threading.RLock()
         self.write_token = write_token or None
         self._store: LeaseOperations = (
             self.storage if hasattr(self.storage, "register_entry") else _MappingLeases(self.storage, self.lock)
