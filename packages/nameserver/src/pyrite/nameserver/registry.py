@@ -101,9 +101,9 @@ def _tag_set(metadata: Any, what: str = "metadata") -> set[str]:
 def _check_ttl(ttl: Any) -> float | None:
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl):
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
         raise TypeError("ttl must be a number of seconds or None")
-    if not 0 < ttl <= MAX_TTL:
+    if not math.isfinite(ttl) or not 0 < ttl <= MAX_TTL:
         raise ValueError(f"ttl must be more than 0 and at most {MAX_TTL:.0f} seconds")
     return float(ttl)
 
