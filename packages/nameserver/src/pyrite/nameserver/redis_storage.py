@@ -51,16 +51,16 @@ Row = tuple[list[str], frozenset[str], bool]  # live uris, tags, replica set?
 
 def _split_prefix(url: str) -> tuple[str, str]:
     """Take pyrite's ``prefix=`` out of the URL's query (redis-py would refuse it)."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    base, sep, query = url.partition("?")
     prefix = DEFAULT_PREFIX
     kept = []
-    for key, value in query:
+    for key, value in parse_qsl(query, keep_blank_values=True):
         if key == "prefix":
             prefix = value
         else:
             kept.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(kept))), prefix
+    # rebuilt by hand: urlunsplit would turn "unix:///path" into "unix:/path"
+    return (base + "?" + urlencode(kept) if kept else base), prefix
 
 
 def _redacted(url: str) -> str:
