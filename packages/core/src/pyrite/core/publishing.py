@@ -42,11 +42,15 @@ CALL_TIMEOUT = 5.0  # seconds a call to the name server may take (renewal, unpub
 
 
 class PublishingDaemon(Protocol):
-    """The two daemon methods a ``Publisher`` needs."""
+    """What a ``Publisher`` needs of its daemon."""
+
+    objectsById: dict[str, Any]
 
     def uriFor(self, objectOrId: Any, nat: bool = True) -> URI: ...
 
-    def register(self, obj_or_class: Any, objectId: str | None = None, force: bool = False, weak: bool = False) -> URI: ...
+    def register(
+        self, obj_or_class: Any, objectId: str | None = None, force: bool = False, weak: bool = False
+    ) -> URI: ...
 
 
 @dataclass
@@ -116,12 +120,15 @@ class Publisher:
             raise TypeError("name must be a non-empty str")
         if ttl is not None and not ttl > 0:
             raise ValueError("ttl must be a positive number of seconds, or None for no lease")
-        try:
+        if isinstance(obj_or_id, str):
+            if obj_or_id not in self.daemon.objectsById:
+                raise DaemonError(f"no object registered with id {obj_or_id!r}: register it first")
             uri = self.daemon.uriFor(obj_or_id)
-        except DaemonError:
-            if isinstance(obj_or_id, str):
-                raise
-            uri = self.daemon.register(obj_or_id)
+        else:
+            try:
+                uri = self.daemon.uriFor(obj_or_id)
+            except DaemonError:
+                uri = self.daemon.register(obj_or_id)
         if ns is None:
             located = locate_ns()
             ns_uri, handshake = str(located._pyroUri), located._pyroHandshake

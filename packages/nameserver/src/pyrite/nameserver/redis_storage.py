@@ -27,14 +27,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+from pyrite.core.errors import NamingError
+from pyrite.core.uri import NAMESERVER_NAME
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-
-from pyrite.core.errors import NamingError
-from pyrite.core.uri import NAMESERVER_NAME
 
 from . import redis_lua
 from .leases import LeaseOperations, taken_error

@@ -376,7 +376,8 @@ class SqlStorage(LocalLeases, MutableMapping):  # type: ignore[type-arg]
             rows = self._read("getitem", "SELECT id, name, uri FROM pyro_names WHERE name=?", (name,))
             if not rows:
                 raise KeyError(name)
-            return self._with_metadata(rows, True)[name]
+            uri, metadata = self._with_metadata(rows, True)[name]
+            return str(uri), set(metadata)
 
     def __setitem__(self, name: str, value: tuple[str, Any]) -> None:
         uri, metadata = value
@@ -402,7 +403,7 @@ class SqlStorage(LocalLeases, MutableMapping):  # type: ignore[type-arg]
             raise NamingError(f"sqlite error in delitem: {exc}") from exc
 
     def __len__(self) -> int:
-        return self._read("len", "SELECT count(*) FROM pyro_names")[0][0]
+        return int(self._read("len", "SELECT count(*) FROM pyro_names")[0][0])
 
     def __contains__(self, name: object) -> bool:
         return bool(self._read("contains", "SELECT 1 FROM pyro_names WHERE name=? LIMIT 1", (name,)))
