@@ -66,6 +66,12 @@ _DEFAULTS: dict[str, Any] = {
     # pyrite's own: a name server with a write token takes register/remove/set_metadata only
     # from clients whose handshake data carries it ("" = no write policy, as in Pyro5).
     "NS_WRITE_TOKEN": "",
+    # pyrite's own: the most a message may hold (declared, and inflated) before the
+    # server side of a connection has accepted its handshake.
+    "MAX_PREHANDSHAKE_SIZE": 64 * 1024,
+    # pyrite's own: beyond 1 MiB, a compressed payload may inflate to at most this many
+    # times its compressed size (0 = no ratio limit; MAX_MESSAGE_SIZE always applies).
+    "MAX_DECOMPRESSION_RATIO": 500,
 }
 
 _TRUE = ("1", "yes", "on", "true")
