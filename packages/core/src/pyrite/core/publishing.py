@@ -13,6 +13,11 @@ after the last renewal.
 With ``replica=True`` the URI joins the name's replica set, so several daemons
 can publish one name; each removes only its own URI.
 
+Name servers that share one registry (Redis) each hold a replica of
+``Pyro.NameServer``.  The publisher remembers them (refreshed at every
+renewal) and, when the name server it used does not answer, renews through
+another one: a daemon outlives the name server it first published to.
+
 Against a name server without leases (Pyro5's), ``publish`` registers without
 ``ttl`` and says so in the log; nothing is renewed then.
 
@@ -25,13 +30,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .client import Proxy
 from .errors import DaemonError, NamingError, PyroError
 from .naming import locate_ns
-from .uri import URI
+from .uri import NAMESERVER_NAME, URI
 
 __all__ = ["Publisher", "Publication", "RETRY_INTERVAL", "CALL_TIMEOUT"]
 
@@ -62,10 +67,11 @@ class Publication:
     ttl: float | None
     replica: bool
     metadata: frozenset[str] | None
-    ns_uri: str
+    ns_uri: str  # the name server that answered last
     handshake: Any
     due: float  # time.monotonic() of the next renewal
     leased: bool = True  # False once the name server turned out not to take a ttl
+    others: list[str] = field(default_factory=list)  # further name servers on the same registry
 
 
 class Publisher:
@@ -87,6 +93,32 @@ class Publisher:
         proxy._pyroTimeout = CALL_TIMEOUT
         proxy._pyroHandshake = handshake
         return proxy
+
+    @staticmethod
+    def _learn_peers(ns: Any, pub: Publication) -> None:
+        """Remember the other name servers on the same registry (none for a lone one, or Pyro5's)."""
+        try:
+            peers = [str(uri) for uri in ns.replicas(NAMESERVER_NAME)]
+        except (PyroError, AttributeError, TypeError, OSError):
+            return
+        pub.others = [uri for uri in peers if uri != pub.ns_uri]
+
+    def _renew(self, pub: Publication) -> None:
+        """Register again through the name server that answered last, else through its peers."""
+        failure: BaseException | None = None
+        for ns_uri in [pub.ns_uri, *pub.others]:
+            try:
+                with self._proxy(ns_uri, pub.handshake) as proxy:
+                    self._register(proxy, pub)
+                    if ns_uri != pub.ns_uri:
+                        log.info("renewed %s through name server %s (%s did not answer)", pub.name, ns_uri, pub.ns_uri)
+                        pub.ns_uri = ns_uri
+                    self._learn_peers(proxy, pub)
+                return
+            except (PyroError, OSError) as exc:
+                failure = exc if failure is None else failure
+        assert failure is not None
+        raise failure
 
     @staticmethod
     def _register(ns: Any, pub: Publication) -> None:
@@ -141,6 +173,8 @@ class Publisher:
         pub = Publication(name, str(uri), ttl, replica, tags, ns_uri, handshake, 0.0)
         with self._proxy(ns_uri, handshake) as proxy:
             self._register(proxy, pub)
+            if ttl and pub.leased:
+                self._learn_peers(proxy, pub)
         with self._lock:
             if self._stopped:
                 raise PyroError("this daemon is closed; it cannot publish")
@@ -161,15 +195,19 @@ class Publisher:
         self._remove(pub)
 
     def _remove(self, pub: Publication) -> None:
-        try:
-            with self._proxy(pub.ns_uri, pub.handshake) as proxy:
-                try:
-                    proxy.remove(pub.name, uri=pub.uri)  # only our URI: the name may have moved on
-                except TypeError:  # a Pyro5 name server: no uri filter
-                    if str(proxy.lookup(pub.name)) == pub.uri:
-                        proxy.remove(pub.name)
-        except (PyroError, OSError) as exc:
-            log.warning("could not remove %s from the name server at %s: %s", pub.name, pub.ns_uri, exc)
+        failure: BaseException | None = None
+        for ns_uri in [pub.ns_uri, *pub.others]:
+            try:
+                with self._proxy(ns_uri, pub.handshake) as proxy:
+                    try:
+                        proxy.remove(pub.name, uri=pub.uri)  # only our URI: the name may have moved on
+                    except TypeError:  # a Pyro5 name server: no uri filter
+                        if str(proxy.lookup(pub.name)) == pub.uri:
+                            proxy.remove(pub.name)
+                return
+            except (PyroError, OSError) as exc:
+                failure = exc if failure is None else failure
+        log.warning("could not remove %s from the name server at %s: %s", pub.name, pub.ns_uri, failure)
 
     def renew_due(self) -> None:
         """Renew every lease whose time has come (the timer thread calls this)."""
@@ -180,8 +218,7 @@ class Publisher:
                 pub.due = now + RETRY_INTERVAL  # claimed; the result below sets the real time
         for pub in due:
             try:
-                with self._proxy(pub.ns_uri, pub.handshake) as proxy:
-                    self._register(proxy, pub)
+                self._renew(pub)
             except (PyroError, OSError) as exc:
                 log.warning("lease renewal of %s failed (retrying in %.0f s): %s", pub.name, RETRY_INTERVAL, exc)
                 continue
