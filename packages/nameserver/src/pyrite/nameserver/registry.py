@@ -185,9 +185,10 @@ class NameServer:
     def _check_write(self, what: str) -> None:
         if self.write_token is None:
             return
-        client = current_context.client
-        # None: called in-process (the daemon registering itself, a test, the autocleaner)
-        if client is not None and not getattr(client, "pyrite_ns_writer", False):
+        # Only connections of a name server daemon carry the flag (set at their handshake); a
+        # call without one is in-process (the daemon registering itself, the autocleaner, a
+        # test), even when the thread's call context still names some other connection.
+        if getattr(current_context.client, "pyrite_ns_writer", True) is False:
             raise NamingError(f"{what} refused: this name server takes changes only from clients with its write token")
 
     def _pick(self, name: str, uris: list[str]) -> str:
