@@ -61,8 +61,10 @@ def test_three_name_servers_one_killed(processes, redis_server):
         assert str(second.lookup("app.more")) == "PYRO:more@127.0.0.1:2"
         # the dead one drops out of Pyro.NameServer within its lease
         assert wait_for(
-            lambda: len(second.replicas(NAMESERVER_NAME)) == 2
-            and uris[0] not in second.list(prefix=NAMESERVER_NAME).values(),
+            lambda: (
+                len(second.replicas(NAMESERVER_NAME)) == 2
+                and uris[0] not in second.list(prefix=NAMESERVER_NAME).values()
+            ),
             timeout=SELF_LEASE_TTL + 2,
         )
         assert time.monotonic() - killed < SELF_LEASE_TTL + 1.0
