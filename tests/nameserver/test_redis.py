@@ -196,3 +196,14 @@ def test_redis_down_is_a_fast_clear_error_and_the_name_server_recovers(redis_ser
             ns.register("new", "PYRO:n@h:1")
             # its own lease came back by itself
             assert wait_for(lambda: len(ns.replicas(NAMESERVER_NAME)) == 1, timeout=10)
+
+
+def test_start_ns_takes_a_redis_spec(redis_url):
+    from pyrite.nameserver import start_ns
+
+    uri, daemon, bcserver = start_ns(host="127.0.0.1", port=0, enableBroadcast=False, storage=redis_url)
+    assert bcserver is None
+    with running(daemon), pyrite_proxy(uri) as ns:
+        assert isinstance(daemon.nameserver.storage, RedisStorage)
+        assert [str(u) for u in ns.replicas(NAMESERVER_NAME)] == [str(uri)]
+        assert ns.list(prefix=NAMESERVER_NAME + ".") == {f"{NAMESERVER_NAME}.{daemon.locationStr}": str(uri)}
