@@ -43,10 +43,10 @@ def daemon():
 
 def test_publish_renews_and_unpublish_removes(ns_uri, daemon):
     config.POLLTIMEOUT = 5.0  # renewal keeps its own time, whatever the engine's poll interval
-    uri = daemon.publish(Service(), "svc.one", ttl=0.6, metadata={"kind:svc"}, ns=ns_uri)
+    uri = daemon.publish(Service(), "svc.one", ttl=1.2, metadata={"kind:svc"}, ns=ns_uri)
     with pyrite_proxy(ns_uri) as ns:
         assert ns.lookup("svc.one", return_metadata=True) == (uri, {"kind:svc"})
-        time.sleep(1.5)  # well past the first lease
+        time.sleep(3.0)  # well past the first lease
         assert ns.lookup("svc.one") == uri
         daemon.unpublish("svc.one")
         assert "svc.one" not in ns.list()

@@ -10,7 +10,7 @@ from pyrite.core.uri import URI
 from pyrite.nameserver.registry import NameServer
 from pyrite.nameserver.storages import open_storage
 
-TTL = 0.4
+TTL = 0.8  # long enough that a busy machine still renews in time
 
 
 @pytest.fixture(params=["memory", "sql", "redis"])
