@@ -55,6 +55,16 @@ EXPECTED = {
         r"echo from process \d+: hello over a unix socket",
         r"socket file removed: True",
     ],
+    "scale-out": [
+        r"Redis-protocol server on 127\.0\.0\.1:\d+ \(AOF on\)",
+        r"name servers sharing redis://127\.0\.0\.1:\d+/0: 3 live",
+        r"the clients reach: replica-A, replica-B",
+        r"killed name server 1 and replica-A with kill -9",
+        r"calls right after: replica-B replica-B replica-B replica-B",
+        r"after the leases ran out: 2 name servers, 1 replica",
+        r"a new client via name server 2: replica-B",
+        r"everything stopped",
+    ],
     "third-party-serializer": [
         r"example-repr +id \d+ +from pyrite-example-serializer",
         r"the client speaks: example-repr",

@@ -21,6 +21,8 @@ def test_same_items_as_pyro5():
         "MAX_BATCH_CALLS",
         "MAX_PREHANDSHAKE_SIZE",
         "MAX_DECOMPRESSION_RATIO",
+        # issue 8 item 7, the name server's write policy
+        "NS_WRITE_TOKEN",
     }
     assert set(ours) - set(theirs) == pyrite_own
 

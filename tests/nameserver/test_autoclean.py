@@ -84,3 +84,27 @@ def test_one_round_directly(fast_cleaner, monkeypatch):
     cleaner = AutoCleaner(ns)
     assert sorted(cleaner.clean()) == sorted(f"dead.{i}" for i in range(12))
     assert ns.count() == 0
+
+
+def test_a_dead_replica_goes_alone(fast_cleaner):
+    ns = NameServer()
+    with socket.socket() as live:
+        live.bind(("127.0.0.1", 0))
+        live.listen(50)
+        live_uri = f"PYRO:alive@127.0.0.1:{live.getsockname()[1]}"
+        dead_uri = f"PYRO:dead@127.0.0.1:{dead_port()}"
+        ns.register("svc", dead_uri, replica=True)  # the one list() shows, and so the one checked
+        ns.register("svc", live_uri, replica=True)
+        ns.register(NAMESERVER_NAME + ".127.0.0.1:1", f"PYRO:{NAMESERVER_NAME}@127.0.0.1:{dead_port()}")
+        assert ns.list()["svc"] == dead_uri
+        cleaner = AutoCleaner(ns)
+        cleaner.start()
+        try:
+            deadline = time.monotonic() + 15
+            while len(ns.replicas("svc")) == 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            cleaner.stop = True
+            cleaner.join(timeout=5)
+        assert [str(u) for u in ns.replicas("svc")] == [live_uri]  # the set lives on with its live one
+        assert NAMESERVER_NAME + ".127.0.0.1:1" in ns.list()  # a name server's own entry is left to its lease

@@ -152,9 +152,10 @@ def test_list_filters(ns):
 
 def test_remove(ns):
     ns.register(NAMESERVER_NAME, "PYRO:nameserver@host:555")
+    ns.register("keep.me", "PYRO:keep@host:555")  # so no step below removes every name (issue 8)
     for i in range(20):
         ns.register(f"test.{i}", "PYRO:obj@host:555")
-    assert len(ns.list()) == 21
+    assert len(ns.list()) == 22
     assert ns.remove() == 0
     assert ns.remove("wrong") == 0
     assert ns.remove(prefix="wrong") == 0
@@ -163,7 +164,7 @@ def test_remove(ns):
     assert ns.remove("test.0") == 0
     assert ns.remove(prefix="test.1") == 11  # 1 and 10-19
     assert ns.remove(regex=r"test\..") == 8  # 2-9
-    assert list(ns.list()) == [NAMESERVER_NAME]
+    assert sorted(ns.list()) == [NAMESERVER_NAME, "keep.me"]
 
 
 def test_remove_never_removes_the_name_server(ns):

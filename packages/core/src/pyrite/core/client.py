@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from . import ownership, plugins, resolver
+from . import failover, ownership, plugins, resolver
 from .batch import BatchProxy
 from .blob import SerializedBlob, blob_call
 from .callcontext import current_context
@@ -354,8 +354,12 @@ class Proxy:
             return False
         uri = self._pyroUri
         if uri.protocol != "PYRO":
-            uri = resolver.resolve(uri)
-        self.__connect_and_handshake(uri, replaceUri)
+            # a name may stand for a replica set: when the pick fails, try the others
+            uri = failover.connect_any(
+                uri, resolver.resolve(uri), lambda target: self.__connect_and_handshake(target, replaceUri)
+            )
+        else:
+            self.__connect_and_handshake(uri, replaceUri)
         if not self._pyroMethods and not self._pyroAttrs:
             self._pyroGetMetadata(uri.object)
         return True

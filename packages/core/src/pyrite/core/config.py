@@ -110,6 +110,10 @@ class Configuration:
     # the most calls one batch may carry (0: no limit)
     MAX_BATCH_CALLS: int = 10000
 
+    # pyrite's own: a name server with a write token takes register/remove/set_metadata only
+    # from clients whose handshake data carries it ("" = no write policy, as in Pyro5).
+    NS_WRITE_TOKEN: str = ""
+
     # bookkeeping, not an item: item -> where its value came from
     _origins: dict[str, str] = field(default_factory=dict)
 

@@ -55,6 +55,7 @@ from .errors import DaemonError, PyroError, SecurityError
 from .exposure import get_exposed_members, reset_exposed_members
 from .objects import ObjectRegistry, unpack, unpack_quiet
 from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, send_message
+from .publishing import Publisher
 from .session import SERVER, Session
 from .streams import StreamRegistry
 from .uri import URI
@@ -266,6 +267,11 @@ class Daemon:
         """Annotations (4-letter id -> bytes) to add to every response."""
         return {}
 
+    def protocol_error_seen(self, exc: BaseException) -> None:
+        """Called when a client's connection is closed because it broke the protocol (garbage,
+        a wrong serializer, an oversized message); the engine has logged it already.  Override
+        to do more (the name server warns, as Pyro5's does)."""
+
     annotations._pyrite_default = True  # type: ignore[attr-defined]  # the dispatcher skips calling it
 
     # -- item streams --------------------------------------------------------------------------
@@ -304,6 +310,34 @@ class Daemon:
             target = unpack_quiet(registered)
             if target is not None:
                 reset_exposed_members(target)
+
+    # -- publishing in a name server (logic in publishing.py) ---------------------------------------
+
+    _publisher: Publisher | None = None
+
+    def publish(
+        self,
+        obj_or_id: Any,
+        name: str,
+        *,
+        ttl: float | None = 30.0,
+        replica: bool = False,
+        metadata: Any = None,
+        ns: Any = None,
+    ) -> URI:
+        """Register an object (or object id) in a name server as ``name`` under a lease of
+        ``ttl`` seconds that this daemon renews until ``unpublish``, ``shutdown`` or ``close``.
+        ``replica=True`` joins the name's replica set; ``ns`` is a name-server proxy or URI
+        (default: ``locate_ns()``).  Returns the object's URI.  See ``pyrite.core.publishing``."""
+        if self._publisher is None:
+            self._publisher = Publisher(self)
+        return self._publisher.publish(obj_or_id, name, ttl=ttl, replica=replica, metadata=metadata, ns=ns)
+
+    def unpublish(self, name: str) -> None:
+        """Stop renewing ``name`` and remove this daemon's URI under it from the name server."""
+        if self._publisher is None:
+            raise PyroError(f"this daemon has not published {name!r}")
+        self._publisher.unpublish(name)
 
     def proxyFor(self, objectOrId: Any, nat: bool = True) -> Any:
         """A ready proxy (metadata filled in) for a registered object."""
@@ -398,6 +432,8 @@ class Daemon:
 
     def close(self) -> None:
         """Release the listener, the connections and the worker threads.  Idempotent."""
+        if self._publisher is not None:
+            self._publisher.close()  # first, while the objects still answer: remove what we published
         self.host.begin_shutdown()
         engine, self.transportServer = self.transportServer, None
         self._closed = True

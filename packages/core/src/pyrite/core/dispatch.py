@@ -441,6 +441,13 @@ class Dispatcher:
         except Exception:
             log.warning("error in clientDisconnect", exc_info=True)
 
+    def protocol_error(self, conn: Any, exc: BaseException) -> None:
+        """An engine closes ``conn`` after a protocol error: tell the daemon's ``protocol_error_seen``."""
+        try:
+            self.hooks.protocol_error_seen(exc)
+        except Exception:
+            log.warning("error in protocol_error_seen", exc_info=True)
+
     def housekeeping(self) -> None:
         """Expire item streams, run the housekeeping hooks, then the daemon's ``housekeeping``."""
         if self.shutting_down:

@@ -173,6 +173,9 @@ class DaemonHooks(Protocol):
     def annotations(self) -> dict[str, bytes]:
         """Annotations to add to every reply."""
 
+    def protocol_error_seen(self, exc: BaseException) -> None:
+        """A client's connection is being closed because it broke the protocol."""
+
     def methodcall_error_handler(
         self, daemon: Any, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
     ) -> None:
@@ -232,6 +235,10 @@ class DaemonHost(Protocol):
 
     def housekeeping(self) -> None:
         """Periodic clean-up."""
+
+    def protocol_error(self, conn: Any, exc: BaseException) -> None:
+        """The engine closes ``conn`` because it sent something that is not the protocol
+        (``ProtocolError``, ``MessageTooLargeError``); tells the daemon's hook."""
 
 
 class StepwiseHost(DaemonHost, Protocol):

@@ -18,7 +18,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from . import resolver
+from . import failover, resolver
 from .client import Proxy
 from .resolver import BROADCAST_REQUEST as BROADCAST_REQUEST
 from .resolver import BROADCAST_ROUNDS as BROADCAST_ROUNDS
@@ -61,8 +61,15 @@ def resolve(uri: str | URI, delay_time: float = 0.0) -> URI:
     finds.  A PYROMETA uri picks one of the registrations that have all its
     metadata, at random.  ``delay_time`` (default ``config.NS_LOOKUP_DELAY``) is
     how long to keep trying while the name is not registered yet.
+
+    When the name is a replica set (a pyrite name server) and the picked URI's
+    server does not accept a connection, it returns another replica that does.
     """
-    return resolver.resolve(uri, delay_time)
+    resolved = resolver.resolve(uri, delay_time)
+    original = URI(uri) if isinstance(uri, str) else uri
+    if original.protocol == "PYRO":
+        return resolved
+    return failover.reachable(original, resolved)
 
 
 def type_meta(class_or_object: Any, prefix: str = "class:") -> set[str] | frozenset[str]:

@@ -22,6 +22,8 @@ _EXPORTS = {
     "AutoCleaner": "autoclean",
     "MemoryStorage": "storage",
     "SqlStorage": "storage",
+    "RedisStorage": "redis_storage",
+    "open_storage": "storages",
     "lookup": "waiting",
     "yplookup": "waiting",
     "main": "cli",

@@ -8,7 +8,8 @@ a name that has been unreachable for ``max_unreachable_time`` seconds (20) is
 removed.  The checks run on at most ``MAX_PARALLEL_CHECKS`` threads, each with
 a connect timeout of ``config.COMMTIMEOUT`` (5 s when that is 0), so a round
 over many dead hosts stays bounded.  PYRONAME/PYROMETA registrations, the
-name server itself and daemon objects are never checked.
+name servers' own entries and daemon objects are never checked.  Of a replica
+set, the URI ``list()`` shows is checked, and only that URI is removed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 from pyrite.core import plugins
 from pyrite.core.config import config
 from pyrite.core.errors import PyroError
-from pyrite.core.uri import DAEMON_NAME, NAMESERVER_NAME, URI
+from pyrite.core.uri import DAEMON_NAME, URI
+
+from .registry import is_protected
 
 __all__ = ["AutoCleaner", "MAX_PARALLEL_CHECKS"]
 
@@ -97,7 +100,7 @@ class AutoCleaner(threading.Thread):
         """One round: check every registration, remove the ones unreachable for too long.
         Returns the names removed."""
         entries = {
-            name: uri for name, uri in self.nameserver.list().items() if name not in (DAEMON_NAME, NAMESERVER_NAME)
+            name: uri for name, uri in self.nameserver.list().items() if name != DAEMON_NAME and not is_protected(name)
         }
         if not entries:
             self.unreachable.clear()
@@ -126,12 +129,7 @@ class AutoCleaner(threading.Thread):
         return removed
 
     def _remove_if_unchanged(self, name: str, uri: str) -> bool:
-        # the name may have been registered again (to a live server) while we were checking
+        # the name may have been registered again (to a live server) while we were checking:
+        # only this URI goes (for a replica set, only this replica)
         with self.nameserver.lock:
-            try:
-                current = self.nameserver.storage[name][0]
-            except KeyError:
-                return False
-            if current != uri:
-                return False
-            return self.nameserver.remove(name) == 1
+            return bool(self.nameserver._store.remove_entry(name, uri) == 1)

@@ -5,12 +5,16 @@ The options are Pyro5's ``pyro5-ns`` options::
     -n/--host HOST        host to bind on (default config.HOST, "localhost")
     -p/--port PORT        port to bind on (default config.NS_PORT, 9090; 0 = any free port)
     -u/--unixsocket PATH  listen on a Unix-domain socket instead
-    -s/--storage SPEC     "memory" (default) or "sql:path/to/file.sqlite" (persistent)
+    -s/--storage SPEC     "memory" (default), "sql:path/to/file.sqlite" (persistent), or
+                          "redis://[user:password@]host:port/db" (also rediss://, unix://;
+                          shared by several name servers; needs pyrite-nameserver[redis])
     --bchost HOST         host to bind the broadcast responder on
     --bcport PORT         port of the broadcast responder (default config.NS_BCPORT, 9091)
     --nathost HOST        external host name, when behind NAT
     --natport PORT        external port, when behind NAT
     -x/--nobc             do not start a broadcast responder
+    --write-token TOKEN   pyrite's own: only clients with this token in their handshake data
+                          may register, remove or set metadata (default config.NS_WRITE_TOKEN)
 
 It prints the URI it serves (``URI = PYRO:Pyro.NameServer@host:port``) and runs
 until interrupted (Ctrl-C or SIGTERM), then exits with status 0.  A start-up
@@ -40,7 +44,8 @@ def make_parser() -> ArgumentParser:
         "-s",
         "--storage",
         default="memory",
-        help="where registrations live: 'memory' (default) or 'sql:FILE' for sqlite",
+        help="where registrations live: 'memory' (default), 'sql:FILE' for sqlite, or "
+        "'redis://host:port/db' (also rediss://, unix://) shared by several name servers",
     )
     # -b/-c are pyrite's short forms; Pyro5 5.17 spells these only --bchost/--bcport
     parser.add_argument("-b", "--bchost", dest="bchost", help="address the broadcast responder binds to")
@@ -51,6 +56,11 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--natport", dest="natport", type=int, help="port clients use when behind NAT")
     parser.add_argument(
         "-x", "--nobc", dest="enablebc", action="store_false", default=True, help="run without the broadcast responder"
+    )
+    parser.add_argument(
+        "--write-token",
+        dest="write_token",
+        help="changes (register, remove, set_metadata) need this token in the client's handshake data",
     )
     return parser
 
@@ -79,6 +89,7 @@ def main(args: Sequence[str] | None = None) -> int:
             nathost=options.nathost,
             natport=options.natport,
             storage=options.storage,
+            write_token=options.write_token,
         )
     except KeyboardInterrupt:
         print("Name server stopped.")

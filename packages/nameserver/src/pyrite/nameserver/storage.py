@@ -26,56 +26,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 from pyrite.core.errors import NamingError
 
+from .leases import INFINITY, Entry, LocalLeases
+from .memory import MemoryStorage
+
 __all__ = ["MemoryStorage", "SqlStorage", "make_storage"]
-
-
-class MemoryStorage(dict):
-    """Registrations in a plain dict: fast, and gone when the name server stops.
-
-    A value stored with metadata None is kept with an empty frozenset.  Single
-    dict operations are atomic in CPython; the name server adds its own lock
-    around read-modify-write sequences.
-    """
-
-    def __setitem__(self, key: str, value: tuple[str, Any]) -> None:
-        uri, metadata = value
-        super().__setitem__(key, (uri, frozenset() if metadata is None else metadata))
-
-    def optimized_prefix_list(self, prefix: str, return_metadata: bool = False) -> dict[str, Any] | None:
-        """Not optimized: the name server filters ``everything()``."""
-        return None
-
-    def optimized_regex_list(self, regex: str, return_metadata: bool = False) -> dict[str, Any] | None:
-        """Not optimized: the name server filters ``everything()``."""
-        return None
-
-    def optimized_metadata_search(
-        self,
-        metadata_all: Iterable[str] | None = None,
-        metadata_any: Iterable[str] | None = None,
-        return_metadata: bool = False,
-    ) -> dict[str, Any] | None:
-        """Not optimized: the name server filters ``everything()``."""
-        return None
-
-    def everything(self, return_metadata: bool = False) -> dict[str, Any]:
-        """A copy of every registration: ``name -> uri`` or ``name -> (uri, metadata)``."""
-        if return_metadata:
-            return self.copy()
-        return {name: entry[0] for name, entry in self.copy().items()}
-
-    def remove_items(self, items: Iterable[str]) -> None:
-        """Remove the given names; names that are not there are ignored."""
-        for item in items:
-            self.pop(item, None)
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 _SCHEMA = (
@@ -89,10 +49,19 @@ _SCHEMA = (
            FOREIGN KEY(object) REFERENCES pyro_names(id))""",
     # not in Pyro5's schema; harmless to it, and keeps metadata reads off a full scan
     "CREATE INDEX IF NOT EXISTS pyro_metadata_object ON pyro_metadata(object)",
+    # pyrite's leases and replica sets; a Pyro5 name server ignores this table and sees each
+    # name with its first URI (pyro_names.uri)
+    """CREATE TABLE IF NOT EXISTS pyrite_leases (
+           name nvarchar NOT NULL,
+           uri nvarchar NOT NULL,
+           expires real,
+           replica integer NOT NULL,
+           seq integer NOT NULL,
+           PRIMARY KEY(name, uri))""",
 )
 
 
-class SqlStorage(MutableMapping):
+class SqlStorage(LocalLeases, MutableMapping):  # type: ignore[type-arg]
     """Registrations in an sqlite database file; they survive a restart (and a crash).
 
     One connection, shared by all threads behind a lock: sqlite serializes
@@ -125,10 +94,19 @@ class SqlStorage(MutableMapping):
                 else:
                     for statement in _SCHEMA:
                         db.execute(statement)
+            self._next_expiry = INFINITY
+            self._recompute_next_expiry(self._db)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             self._db = None
             raise NamingError(f"cannot use sqlite storage {dbfile!r}: {exc}") from exc
+
+    @classmethod
+    def from_spec(cls, spec: str) -> SqlStorage:
+        """The storage for the spec ``"sql:FILE"`` (the ``pyrite.nameserver.storages`` plugin hook)."""
+        if not spec.startswith("sql:") or len(spec) <= 4:
+            raise ValueError(f"unknown storage {spec!r}: use 'sql:<path to file>'")
+        return cls(spec[4:])
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -198,10 +176,85 @@ class SqlStorage(MutableMapping):
 
     @staticmethod
     def _delete(db: sqlite3.Connection, name: str) -> None:
+        db.execute("DELETE FROM pyrite_leases WHERE name=?", (name,))
         row = db.execute("SELECT id FROM pyro_names WHERE name=?", (name,)).fetchone()
         if row:
             db.execute("DELETE FROM pyro_metadata WHERE object=?", (row[0],))
             db.execute("DELETE FROM pyro_names WHERE id=?", (row[0],))
+
+    def _recompute_next_expiry(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT min(expires) FROM pyrite_leases WHERE expires IS NOT NULL").fetchone()
+        self._next_expiry = INFINITY if row is None or row[0] is None else float(row[0])
+
+    # -- LocalLeases primitives ----------------------------------------------------------------
+
+    def _entry(self, name: str) -> Entry | None:
+        with self._lock:
+            rows = self._read("lookup", "SELECT id, name, uri FROM pyro_names WHERE name=?", (name,))
+            if not rows:
+                return None
+            uri, metadata = self._with_metadata(rows, True)[name]
+            leases = self._read(
+                "lookup", "SELECT uri, expires, replica FROM pyrite_leases WHERE name=? ORDER BY seq", (name,)
+            )
+        if not leases:
+            return Entry({uri: None}, frozenset(metadata), False)
+        return Entry({row[0]: row[1] for row in leases}, frozenset(metadata), bool(leases[0][2]))
+
+    def _store_entry(self, name: str, entry: Entry) -> None:
+        try:
+            with self._transaction() as db:
+                self._delete(db, name)
+                cursor = db.execute("INSERT INTO pyro_names(name, uri) VALUES(?,?)", (name, next(iter(entry.uris))))
+                db.executemany(
+                    "INSERT INTO pyro_metadata(object, metadata) VALUES(?,?)",
+                    [(cursor.lastrowid, tag) for tag in entry.metadata],
+                )
+                if entry.leased:
+                    db.executemany(
+                        "INSERT INTO pyrite_leases(name, uri, expires, replica, seq) VALUES(?,?,?,?,?)",
+                        [
+                            (name, uri, expires, int(entry.replica), seq)
+                            for seq, (uri, expires) in enumerate(entry.uris.items())
+                        ],
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise NamingError(f"sqlite error in register: {exc}") from exc
+
+    def _purge(self, now: float) -> None:
+        try:
+            with self._transaction() as db:
+                names = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT DISTINCT name FROM pyrite_leases WHERE expires IS NOT NULL AND expires <= ?", (now,)
+                    )
+                ]
+                db.execute("DELETE FROM pyrite_leases WHERE expires IS NOT NULL AND expires <= ?", (now,))
+                for name in names:
+                    first = db.execute(
+                        "SELECT uri FROM pyrite_leases WHERE name=? ORDER BY seq LIMIT 1", (name,)
+                    ).fetchone()
+                    if first is None:
+                        self._delete(db, name)
+                    else:
+                        db.execute("UPDATE pyro_names SET uri=? WHERE name=?", (first[0], name))
+                self._recompute_next_expiry(db)
+        except sqlite3.DatabaseError as exc:
+            raise NamingError(f"sqlite error while expiring leases: {exc}") from exc
+
+    def replica_sets(self) -> dict[str, list[str]]:
+        """Every replica-set name with its live URIs."""
+        now = time.time()
+        rows = self._read(
+            "replicas",
+            "SELECT name, uri FROM pyrite_leases WHERE replica=1 AND (expires IS NULL OR expires > ?) ORDER BY seq",
+            (now,),
+        )
+        result: dict[str, list[str]] = {}
+        for name, uri in rows:
+            result.setdefault(name, []).append(uri)
+        return result
 
     # -- the mapping ------------------------------------------------------------------------
 
@@ -210,7 +263,8 @@ class SqlStorage(MutableMapping):
             rows = self._read("getitem", "SELECT id, name, uri FROM pyro_names WHERE name=?", (name,))
             if not rows:
                 raise KeyError(name)
-            return self._with_metadata(rows, True)[name]
+            uri, metadata = self._with_metadata(rows, True)[name]
+            return str(uri), set(metadata)
 
     def __setitem__(self, name: str, value: tuple[str, Any]) -> None:
         uri, metadata = value
@@ -236,7 +290,7 @@ class SqlStorage(MutableMapping):
             raise NamingError(f"sqlite error in delitem: {exc}") from exc
 
     def __len__(self) -> int:
-        return self._read("len", "SELECT count(*) FROM pyro_names")[0][0]
+        return int(self._read("len", "SELECT count(*) FROM pyro_names")[0][0])
 
     def __contains__(self, name: object) -> bool:
         return bool(self._read("contains", "SELECT 1 FROM pyro_names WHERE name=? LIMIT 1", (name,)))
@@ -248,6 +302,7 @@ class SqlStorage(MutableMapping):
         """Remove every registration."""
         try:
             with self._transaction() as db:
+                db.execute("DELETE FROM pyrite_leases")
                 db.execute("DELETE FROM pyro_metadata")
                 db.execute("DELETE FROM pyro_names")
         except sqlite3.DatabaseError as exc:

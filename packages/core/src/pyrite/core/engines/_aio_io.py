@@ -107,5 +107,7 @@ def log_failure(client: Any, exc: BaseException) -> None:
         log.debug("client %s disconnected: %s", peer, exc)
     elif isinstance(exc, (ProtocolError, MessageTooLargeError, SecurityError, PyroTimeoutError)):
         log.warning("closing connection from %s after bad message: %s", peer, exc)
+        if isinstance(exc, ProtocolError):
+            client.host.protocol_error(client.conn, exc)
     else:
         log.warning("closing connection from %s after error: %s", peer, exc, exc_info=exc)

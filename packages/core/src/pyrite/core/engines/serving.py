@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from .. import protocol
+from ..errors import ProtocolError
 from ..interfaces import DaemonHost
 from ..protocol import ReceivingMessage
 from .common import Client, Incoming, describe_peer, log, log_failure, take_messages
@@ -161,6 +162,8 @@ class ConnectionServing:
 
     def _log_failure(self, client: Client, exc: BaseException) -> None:
         log_failure(self, client.conn, exc)
+        if isinstance(exc, ProtocolError):  # MessageTooLargeError is one too
+            self.host.protocol_error(client.conn, exc)
 
     def _drop(self, client: Client) -> None:
         """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
