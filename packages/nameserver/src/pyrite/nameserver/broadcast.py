@@ -40,7 +40,8 @@ def _local_address_toward(peer: str) -> str | None:
     try:
         with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((peer, 9))
-            return probe.getsockname()[0]
+            address: str = probe.getsockname()[0]
+            return address
     except OSError:
         return None
 
@@ -116,7 +117,8 @@ class BroadcastServer:
 
     def getPort(self) -> int:
         """The UDP port the responder is bound to."""
-        return self._sockaddr[1]
+        port: int = self._sockaddr[1]
+        return port
 
     def runInThread(self) -> threading.Thread:
         """Answer requests in a daemon thread until ``close()``; returns the thread."""

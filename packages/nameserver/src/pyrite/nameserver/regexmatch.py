@@ -176,7 +176,8 @@ class _Worker:
         reply = self.replies.get(timeout=timeout)  # queue.Empty when the time is up
         if reply is None:
             raise OSError("regex worker ended unexpectedly")
-        return marshal.loads(reply)
+        positions: list[int] = marshal.loads(reply)
+        return positions
 
     def kill(self) -> None:
         try:

@@ -94,7 +94,7 @@ class AsyncioEngine(PoolJobs):
         self._housekeeping_handle: asyncio.TimerHandle | None = None
         self._housekeeping_running = False
         self._children: list[AsyncioEngine] = []
-        self._selector: selectors.BaseSelector | None = None
+        self._selector: selectors.DefaultSelector | None = None
         self._foreign: list[tuple[Any, Any]] = []  # (server, watched fileobj) served by this loop
         self._parent: AsyncioEngine | None = None
 
