@@ -48,17 +48,17 @@ from typing import Any
 from . import plugins
 from .config import config
 from .daemonobject import DaemonObject
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, default_methodcall_error_handler
 from .engines import engine_class, worker_pool
 from .engines.single import SingleConnectionEngine
 from .errors import DaemonError, PyroError, SecurityError
 from .exposure import get_exposed_members, reset_exposed_members
-from .objects import ObjectRegistry, unpack, unpack_quiet
+from .objects import ObjectRegistry, auto_proxy, unpack, unpack_quiet
 from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, send_message
 from .publishing import Publisher
 from .session import SERVER, Session
 from .streams import StreamRegistry
-from .uri import URI
+from .uri import URI, location_for
 from .workers import WorkerPool
 
 __all__ = ["Daemon", "DaemonObject", "serve"]
@@ -66,25 +66,6 @@ __all__ = ["Daemon", "DaemonObject", "serve"]
 log = logging.getLogger("pyrite.core.daemon")
 
 SHUTDOWN_WAIT = 5.0  # seconds shutdown() waits at most for the request loop to stop
-
-
-def _auto_proxy(obj: Any) -> Any:
-    """Serializer type replacement: a registered object travels as a proxy for it."""
-    daemon = getattr(obj, "_pyroDaemon", None)
-    if daemon is None:
-        return obj
-    try:
-        return daemon.proxyFor(obj)
-    except (ReferenceError, DaemonError):
-        return obj  # its daemon is gone or it was unregistered: send it as a value
-
-
-def _location(host: str, port: int, unixsocket: str | None) -> str:
-    if unixsocket:
-        return "./u:" + unixsocket
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
 
 
 def _session_of(conn: Any) -> Session:
@@ -95,18 +76,6 @@ def _session_of(conn: Any) -> Session:
         with contextlib.suppress(AttributeError):
             conn.session = session
     return session
-
-
-def _default_methodcall_error_handler(
-    daemon: Any, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
-) -> None:
-    """What a daemon does by default with an exception from the called code: log it at debug level."""
-    log.debug(
-        "remote call raised: client=%s method=%s exception=%r",
-        client_sock,
-        getattr(method, "__qualname__", method),
-        exception,
-    )
 
 
 class Daemon:
@@ -139,7 +108,7 @@ class Daemon:
         self._loop_stopped.set()
         self._loop_thread: int | None = None
         #: the Daemon's overridable per-exception hook (Pyro5's name and signature)
-        self.methodcall_error_handler: Callable[..., None] = _default_methodcall_error_handler
+        self.methodcall_error_handler: Callable[..., None] = default_methodcall_error_handler
         if connected_socket is None:
             host = config.HOST if host is None else str(host)
             nathost = config.NATHOST if nathost is None else str(nathost)  # str(): an ipaddress object is fine too
@@ -157,7 +126,7 @@ class Daemon:
             nathost = natport = None
             self.workers = worker_pool("single")
         #: the registered objects (object id -> object, class or weak reference)
-        self.objects = ObjectRegistry(self, interface(self), _auto_proxy)
+        self.objects = ObjectRegistry(self, interface(self), auto_proxy)
         self.objectsById: dict[str, Any] = self.objects.objects_by_id
         self._pyroInstances: dict[type, Any] = self.objects.single_instances
         self.create_single_instance_lock = self.objects.single_lock
@@ -175,7 +144,7 @@ class Daemon:
                 self.transportServer = SingleConnectionEngine(self.host, connected_socket)
                 self._listener = self.transportServer.sock
             else:
-                location = _location(host, port, unixsocket)
+                location = location_for(host, port, unixsocket)
                 listener = self._listener = plugins.get_transport(location).listen(location)
                 try:
                     self.transportServer = engine_cls(self.host, listener)

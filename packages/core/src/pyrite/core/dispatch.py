@@ -87,7 +87,7 @@ log = logging.getLogger("pyrite.core.dispatch")
 # replying keeps no state in a session, so one shared instance is fine
 _REPLIES = Session(SERVER)
 
-__all__ = ["Dispatcher", "PendingCall"]
+__all__ = ["Dispatcher", "PendingCall", "default_methodcall_error_handler"]
 
 
 class Dispatcher:
@@ -464,3 +464,15 @@ class Dispatcher:
             self.hooks.housekeeping()
         finally:
             self.housekeeper_lock.release()
+
+
+def default_methodcall_error_handler(
+    daemon: Any, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
+) -> None:
+    """What a daemon does by default with an exception from the called code: log it at debug level."""
+    log.debug(
+        "remote call raised: client=%s method=%s exception=%r",
+        client_sock,
+        getattr(method, "__qualname__", method),
+        exception,
+    )

@@ -34,7 +34,7 @@ from . import plugins
 from .errors import DaemonError
 from .uri import DAEMON_NAME, URI
 
-__all__ = ["ObjectRegistry", "unpack", "unpack_quiet"]
+__all__ = ["ObjectRegistry", "auto_proxy", "unpack", "unpack_quiet"]
 
 log = logging.getLogger("pyrite.core.objects")
 
@@ -225,3 +225,14 @@ class ObjectRegistry:
 
     def __len__(self) -> int:
         return len(self.objects_by_id)
+
+
+def auto_proxy(obj: Any) -> Any:
+    """Serializer type replacement: a registered object travels as a proxy for it."""
+    daemon = getattr(obj, "_pyroDaemon", None)
+    if daemon is None:
+        return obj
+    try:
+        return daemon.proxyFor(obj)
+    except (ReferenceError, DaemonError):
+        return obj  # its daemon is gone or it was unregistered: send it as a value

@@ -20,7 +20,7 @@ from typing import Any
 from .constants import DAEMON_NAME, NAMESERVER_NAME
 from .errors import PyroError
 
-__all__ = ["URI", "DAEMON_NAME", "NAMESERVER_NAME"]
+__all__ = ["URI", "DAEMON_NAME", "NAMESERVER_NAME", "location_for"]
 
 _URI_RE = re.compile(r"(?P<protocol>[Pp][Yy][Rr][Oo][a-zA-Z]*):(?P<object>\S+?)(@(?P<location>.+))?$")
 _IPV6_RE = re.compile(r"\[([0-9a-fA-F:%.]+)](?::(\d+))?$")
@@ -132,3 +132,12 @@ class URI:
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.protocol, self.object, self.sockname, self.host, self.port = state
+
+
+def location_for(host: str, port: int, unixsocket: str | None = None) -> str:
+    """The URI location of a listener: ``./u:path`` for a Unix socket, ``[ipv6]:port``, or ``host:port``."""
+    if unixsocket:
+        return "./u:" + unixsocket
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
