@@ -63,6 +63,12 @@ _DEFAULTS: dict[str, Any] = {
     "SSL_CACERTS": "",
     # pyrite's own: how many threads run oneway calls in a daemon at most.
     "ONEWAY_THREADS": 16,
+    # pyrite's own: the most a message may hold (declared, and inflated) before the
+    # server side of a connection has accepted its handshake.
+    "MAX_PREHANDSHAKE_SIZE": 64 * 1024,
+    # pyrite's own: beyond 1 MiB, a compressed payload may inflate to at most this many
+    # times its compressed size (0 = no ratio limit; MAX_MESSAGE_SIZE always applies).
+    "MAX_DECOMPRESSION_RATIO": 500,
 }
 
 _TRUE = ("1", "yes", "on", "true")
@@ -127,7 +133,7 @@ class Configuration:
     def dump(self) -> str:
         """A human-readable summary of versions and current settings."""
         from . import __version__
-        from .protocol import PROTOCOL_VERSION
+        from .constants import PROTOCOL_VERSION
 
         lines = [
             f"pyrite version: {__version__}",

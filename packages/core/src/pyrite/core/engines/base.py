@@ -4,7 +4,7 @@ An engine owns a transport ``Listener`` and the client connections it
 accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
 ``loop()``, or the caller of ``events()``) watches the listener, the idle
 clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` per client turns whatever bytes have arrived
+non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
 into complete messages, so a slow or half-sent message never holds up
 anyone.  What happens to a complete message is the engine's business: the
 multiplex engine handles it in place, the thread pool engine hands it to a
@@ -34,109 +34,29 @@ from ..config import config
 from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
+from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+
+__all__ = [
+    "BIG_READ_SIZE",
+    "READ_SIZE",
+    "MAX_READ_PER_TURN",
+    "Frame",
+    "FrameReader",
+    "Client",
+    "SelectorEngine",
+    "describe_peer",
+    "log",
+    "wait_readable",
+]
 
 log = logging.getLogger("pyrite.core.engines")
 
-READ_SIZE = 64 * 1024  # one read while no payload size is known yet
-BIG_READ_SIZE = 1024 * 1024  # largest single read while a big payload streams in
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
 
-Frame = tuple[protocol.ReceivingMessage, bytes]
-
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-class FrameReader:
-    """Turns the bytes of one connection, as they arrive, into complete messages.
-
-    ``feed(data)`` returns the ``(message, payload)`` pairs completed by
-    ``data``; the message has its header parsed and checked (tag, version,
-    magic, and the declared size against ``config.MAX_MESSAGE_SIZE``) but
-    not yet its payload: call ``message.add_payload(payload)``, which parses
-    annotations and decompresses (bounded), where the work may be done.
-    Garbage raises ``ProtocolError`` as soon as its first 4 (or 6, or 40)
-    bytes are in; an oversized declaration raises ``MessageTooLargeError``
-    before any payload is read.  Payload bytes are collected as they come,
-    never reserved up front.
-
-    Example::
-
-        reader = FrameReader()
-        for msg, payload in reader.feed(conn.recv_some(reader.want()) or b""):
-            msg.add_payload(payload)
-    """
-
-    __slots__ = ("_head", "_msg", "_chunks", "_have", "_need")
-
-    def __init__(self) -> None:
-        self._head = b""
-        self._msg: protocol.ReceivingMessage | None = None
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 0
-
-    @property
-    def partial(self) -> bool:
-        """True while part of a message has arrived and the rest has not."""
-        return bool(self._head) or self._msg is not None
-
-    def want(self) -> int:
-        """A good size for the next read."""
-        if self._msg is None:
-            return READ_SIZE
-        return max(READ_SIZE, min(self._need - self._have, BIG_READ_SIZE))
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take in the next bytes of the stream; return the messages they complete, in order."""
-        end = len(data)
-        if self._msg is None and not self._head and end > protocol.HEADER_SIZE:
-            # the usual case: one whole message arrived in one read
-            msg = protocol.ReceivingMessage(data[: protocol.HEADER_SIZE])
-            if protocol.HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                return [(msg, data[protocol.HEADER_SIZE :])]
-        frames: list[Frame] = []
-        pos = 0
-        while pos < end:
-            if self._msg is None:
-                if self._head:
-                    take = min(protocol.HEADER_SIZE - len(self._head), end - pos)
-                    head = self._head + data[pos : pos + take]
-                    pos += take
-                elif end - pos >= protocol.HEADER_SIZE:
-                    head = data[pos : pos + protocol.HEADER_SIZE]
-                    pos += protocol.HEADER_SIZE
-                else:
-                    head = data[pos:]
-                    pos = end
-                if len(head) < protocol.HEADER_SIZE:
-                    if len(head) >= 4:
-                        # refuse garbage now rather than after waiting for 40 bytes that may never come
-                        protocol.validate_header_start(head)
-                    self._head = head
-                    break
-                self._head = b""
-                msg = protocol.ReceivingMessage(head)
-                need = msg.data_size + msg.annotations_size
-                if need == 0:
-                    frames.append((msg, b""))
-                    continue
-                self._msg = msg
-                self._need = need
-                self._have = 0
-                self._chunks = []
-            take = min(self._need - self._have, end - pos)
-            self._chunks.append(data if (pos == 0 and take == end) else data[pos : pos + take])
-            self._have += take
-            pos += take
-            if self._have == self._need:
-                chunks = self._chunks
-                frames.append((self._msg, chunks[0] if len(chunks) == 1 else b"".join(chunks)))
-                self._msg = None
-                self._chunks = []
-        return frames
 
 
 class Client:
