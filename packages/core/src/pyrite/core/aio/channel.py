@@ -32,7 +32,7 @@ from .. import plugins
 from ..config import config
 from ..errors import CommunicationError, ConnectionClosedError, PyroError, TimeoutError
 from ..protocol import ReceivingMessage, SendingMessage
-from ._interim_session import CLIENT, Session
+from ..session import CLIENT, Session
 
 __all__ = ["PipelineChannel", "open_channel"]
 

@@ -263,7 +263,13 @@ class Proxy:
         user_code = False  # exceptions from the overridable hooks pass through unchanged
         try:
             response, reply = await handshake(
-                channel, self._pyroSerializerObject(), uri.object, d["_pyroHandshake"], self._pyroAnnotations(), timeout
+                channel,
+                self._pyroSerializerObject(),
+                uri.object,
+                d["_pyroHandshake"],
+                self._pyroAnnotations(),
+                timeout,
+                current_context.correlation_id,
             )
             self._pyroSetMetadata(response.get("meta"))
             if reply.annotations:
