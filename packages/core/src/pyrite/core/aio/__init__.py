@@ -45,6 +45,18 @@ _EXPORTS = {
     "run": "loops",
 }
 
-__all__ = list(_EXPORTS)
+__all__ = [
+    "Proxy",
+    "BatchProxy",
+    "AsyncStreamIterator",
+    "Daemon",
+    "locate_ns",
+    "resolve",
+    "use_uvloop",
+    "using_uvloop",
+    "uvloop_available",
+    "new_event_loop",
+    "run",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -72,5 +72,20 @@ def new_event_loop(uvloop: bool | None = None) -> asyncio.AbstractEventLoop:
 
 def run(main: Coroutine[Any, Any, T], *, uvloop: bool | None = None, debug: bool | None = None) -> T:
     """``asyncio.run(main)`` on the loop ``new_event_loop(uvloop)`` makes."""
-    with asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(uvloop)) as runner:
-        return runner.run(main)
+    loop = new_event_loop(uvloop)
+    try:
+        asyncio.set_event_loop(loop)
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()

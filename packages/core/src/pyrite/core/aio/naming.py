@@ -1,8 +1,8 @@
 """Async name-server access: ``await aio.locate_ns()`` and ``await aio.resolve(uri)``::
 
-    ns = await aio.locate_ns()              # an aio.Proxy for the name server
-    uri = await ns.lookup("example.thing")
-    await aio.resolve("PYRONAME:example.thing")   # -> URI("PYRO:...")
+ns = await aio.locate_ns()              # an aio.Proxy for the name server
+uri = await ns.lookup("example.thing")
+await aio.resolve("PYRONAME:example.thing")   # -> URI("PYRO:...")
 """
 
 from __future__ import annotations

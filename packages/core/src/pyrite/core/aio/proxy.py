@@ -56,6 +56,17 @@ class Proxy:
     proxy connects afresh there.
     """
 
+    # instance attributes (set in __init__ through __dict__; declared for type checkers)
+    _pyroUri: URI
+    _pyroSerializer: str | None
+    _pyroMethods: set[str]
+    _pyroAttrs: set[str]
+    _pyroOneway: set[str]
+    _pyroRawWireResponse: bool
+    _pyroHandshake: Any
+    _pyroMaxRetries: int
+    _pyroTimeout: float | None
+
     def __init__(self, uri: str | URI, connected_socket: Any = None) -> None:
         if connected_socket is not None:
             uri = URI("PYRO:" + str(uri) + "@<<connected-socket>>:0")
@@ -424,7 +435,9 @@ class Proxy:
             raise_remote(data)
         return _aio_proxies(data)
 
-    async def _pyroInvokeBatch(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], oneway: bool = False) -> Any:
+    async def _pyroInvokeBatch(
+        self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], oneway: bool = False
+    ) -> Any:
         """Send collected ``(method, args, kwargs)`` calls as one batch; the list of results."""
         flags = FLAGS_BATCH | FLAGS_ONEWAY if oneway else FLAGS_BATCH
         return await self._pyroInvoke("<batch>", calls, None, flags)
@@ -510,4 +523,3 @@ class _AsyncRemoteMethod:
 
     def __repr__(self) -> str:
         return f"<async remote method {self._name!r}>"
-
