@@ -26,7 +26,7 @@ import logging
 import socket
 import ssl
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from .. import plugins
 from ..config import config
@@ -63,8 +63,8 @@ class PipelineChannel(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but offer the same methods
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
