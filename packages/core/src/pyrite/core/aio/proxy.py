@@ -36,7 +36,7 @@ from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, P
 from ..protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
 from ..uri import DAEMON_NAME, URI
 from . import resolver
-from .calls import handshake, load_reply, raise_remote
+from .calls import call, handshake, load_reply, raise_remote
 from .channel import PipelineChannel, open_channel
 from .streams import AsyncStreamIterator
 
@@ -91,6 +91,7 @@ class Proxy:
         d["_pyroChannel"] = None
         d["_pyroConnecting"] = None
         d["_pyroSocket"] = connected_socket
+        d["_pyroObjectId"] = uri.object  # the resolved object id once connected (PYRONAME uris)
 
     # ------------------------------------------------------------------ attributes
 
@@ -296,11 +297,20 @@ class Proxy:
             if user_code or isinstance(exc, PyroError) or not isinstance(exc, Exception):
                 raise
             raise ProtocolError(f"invalid handshake response from {uri.location}: {exc!r}") from exc
+        if not d["_pyroMethods"] and not d["_pyroAttrs"]:
+            # before the channel is published: a task must never see it without the metadata
+            try:
+                meta = await call(
+                    channel, self._pyroSerializerObject(), DAEMON_NAME, "get_metadata", [uri.object], {}, timeout
+                )
+                self._pyroSetMetadata(meta)
+            except BaseException:
+                channel.close()
+                raise
         d["_pyroChannel"] = channel
+        d["_pyroObjectId"] = uri.object
         if replace_uri:
             d["_pyroUri"] = uri
-        if not d["_pyroMethods"] and not d["_pyroAttrs"]:
-            await self._pyroGetMetadata(uri.object)
         return channel
 
     def _pyroAttach(self, channel: PipelineChannel, response: dict[str, Any], uri: URI) -> None:
@@ -308,6 +318,7 @@ class Proxy:
         self._pyroSetMetadata(response.get("meta"))
         self.__dict__["_pyroChannel"] = channel
         self.__dict__["_pyroUri"] = uri
+        self.__dict__["_pyroObjectId"] = uri.object
 
     async def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict[str, Any] | None = None) -> None:
         """Fetch (or take ``known_metadata``) the remote object's methods, oneway methods and attributes."""
@@ -315,7 +326,7 @@ class Proxy:
             self._pyroSetMetadata(known_metadata)
             return
         result = await self._pyroInvoke(
-            "get_metadata", [objectId or self._pyroUri.object], {}, objectId=DAEMON_NAME, _connect=False
+            "get_metadata", [objectId or self.__dict__["_pyroObjectId"]], {}, objectId=DAEMON_NAME, _connect=False
         )
         self._pyroSetMetadata(result)
 
@@ -398,7 +409,7 @@ class Proxy:
             channel = await self._pyroEnsure() if _connect else await self._pyroLiveChannel()
         serializer = self._pyroSerializerObject()
         serializer_id = serializer.serializer_id
-        objectId = objectId or d["_pyroUri"].object
+        objectId = objectId or d["_pyroObjectId"]
         if vargs and isinstance(vargs[0], SerializedBlob):
             payload, flags, annotations, serializer_id = _blob_call(
                 vargs, kwargs, annotations or {}, flags, objectId, methodname, serializer
