@@ -133,7 +133,7 @@ class Configuration:
     def dump(self) -> str:
         """A human-readable summary of versions and current settings."""
         from . import __version__
-        from .constants import PROTOCOL_VERSION
+        from .protocol import PROTOCOL_VERSION
 
         lines = [
             f"pyrite version: {__version__}",

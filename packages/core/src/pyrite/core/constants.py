@@ -1,22 +1,19 @@
-"""Fixed values of Pyro5's wire protocol and object naming (a leaf: imports nothing).
+"""Wire-level constants every layer agrees on.  A leaf module: it imports nothing.
 
-``protocol`` re-exports the wire constants, ``uri`` the object ids, so both
-older import paths keep working.
+``PROTOCOL_VERSION`` is the version word in every message header (Pyro5's
+protocol 502); ``DAEMON_NAME`` and ``NAMESERVER_NAME`` are the well-known
+object ids of a daemon's own object and of the name server.
 """
 
 from __future__ import annotations
 
+__all__ = ["PROTOCOL_VERSION", "DAEMON_NAME", "NAMESERVER_NAME"]
+
 PROTOCOL_VERSION = 502
-"""The Pyro5 wire protocol version pyrite speaks (header bytes 4-5)."""
-
-MAGIC = 0x4DC5
-"""The last two bytes of every message header."""
-
-HEADER_SIZE = 40
-"""Bytes in a message header."""
+"""The wire protocol version pyrite speaks (Pyro5's)."""
 
 DAEMON_NAME = "Pyro.Daemon"
-"""Object id of a daemon's own object (metadata, item streams, ping)."""
+"""Object id of the ``DaemonObject`` every daemon registers for itself."""
 
 NAMESERVER_NAME = "Pyro.NameServer"
 """Object id (and registered name) of the name server."""

@@ -667,13 +667,9 @@ class _ExistingConnectionEngine:
 
             if not isinstance(sock, ssl.SSLSocket):
                 raise CommunicationError("SSL configured but the existing socket is not an SSL socket")
-        try:
-            from pyrite.transports.sockets import SocketConnection
-        except ImportError:
-            raise PyroError(
-                "serving a connected socket needs pyrite-transports: pip install pyrite-transports"
-            ) from None
-        return SocketConnection(sock, config.COMMTIMEOUT or None)
+        conn = plugins.adopt_socket(sock, owned=True)  # UnknownPluginError says what to install
+        conn.timeout = config.COMMTIMEOUT or None
+        return conn
 
     @staticmethod
     def _location_of(connected: Any) -> str:

@@ -7,6 +7,7 @@ the server engines use ``fileno()`` for selectors and the methods below.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -133,3 +134,15 @@ class Transport(Protocol):
 
     def listen(self, location: str, *, reuse: bool | None = None) -> Listener:
         """Bind and listen at ``location`` (port 0 picks a free port)."""
+
+    def adopt(self, sock: socket.socket, *, owned: bool = False) -> Connection:
+        """Wrap an already connected socket (``Proxy(uri, connected_socket=...)``,
+        ``Daemon(connected_socket=...)``).  With ``owned=False`` the connection's
+        ``close()`` leaves the socket open for its owner; ``owned=True`` closes it.
+
+        A transport that adopts sockets lists their families in a class attribute
+        ``socket_families`` (e.g. ``(socket.AF_UNIX,)``); ``plugins.adopt_socket``
+        picks the transport by it::
+
+            conn = plugins.adopt_socket(one_end_of_a_socketpair)
+        """

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .config import config
-from .constants import HEADER_SIZE, MAGIC, PROTOCOL_VERSION
+from .constants import PROTOCOL_VERSION
 from .errors import MessageTooLargeError, ProtocolError
 
 MSG_CONNECT = 1
@@ -52,9 +52,10 @@ FLAGS_ITEMSTREAMRESULT = 1 << 4
 FLAGS_KEEPSERIALIZED = 1 << 5
 FLAGS_CORR_ID = 1 << 6
 
+MAGIC = 0x4DC5
 HEADER_FORMAT = "!4sHBBHHII16sHH"
+HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 40
 _header = struct.Struct(HEADER_FORMAT)
-assert _header.size == HEADER_SIZE
 _chunk_header = struct.Struct("!4sI")
 _MAGIC_BYTES = MAGIC.to_bytes(2, "big")
 _VERSION_BYTES = PROTOCOL_VERSION.to_bytes(2, "big")

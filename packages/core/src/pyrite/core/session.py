@@ -45,18 +45,8 @@ from .protocol import (
     SendingMessage,
 )
 
-__all__ = [
-    "CLIENT",
-    "SERVER",
-    "NEED_DATA",
-    "Closed",
-    "Event",
-    "Frame",
-    "FrameReader",
-    "Session",
-    "READ_SIZE",
-    "BIG_READ_SIZE",
-]
+__all__ = ["CLIENT", "SERVER", "NEED_DATA", "Closed", "Event", "Frame", "FrameReader", "Session"]
+__all__ += ["READ_SIZE", "BIG_READ_SIZE"]
 
 CLIENT: Final = "client"
 """The role of a session that sends requests (a proxy's connection)."""
@@ -74,6 +64,7 @@ Frame = tuple[ReceivingMessage, bytes]
 _START = 6  # tag + version: enough to refuse a stranger's bytes
 Bytes = bytes | bytearray | memoryview
 Annotations = Mapping[str, Bytes] | None
+CorrId = uuid.UUID | bytes | None
 
 
 class _NeedData:
@@ -173,15 +164,19 @@ class FrameReader:
     def _header(self, head: bytes | memoryview) -> ReceivingMessage:
         return ReceivingMessage(bytes(head), max_size=self.max_size)
 
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take in the next bytes of the stream; return the frames they complete, in order."""
+    def feed(self, data: bytes, out: list[Frame] | None = None) -> list[Frame]:
+        """Take in the next bytes of the stream; return the frames they complete, in order.
+
+        With ``out``, frames are appended to it as they complete, so the ones before
+        garbage in the same ``data`` are kept when ProtocolError is raised."""
+        frames: list[Frame] = [] if out is None else out
         end = len(data)
         if self._msg is None and not self._head and end > HEADER_SIZE:
             # the usual case: one whole message arrived in one read
             msg = self._header(data[:HEADER_SIZE])
             if HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                return [(msg, data[HEADER_SIZE:])]
-        frames: list[Frame] = []
+                frames.append((msg, data[HEADER_SIZE:]))
+                return frames
         pos = 0
         while pos < end:
             if self._msg is None:
@@ -246,26 +241,10 @@ class Session:
     outgoing messages as well.
     """
 
-    __slots__ = (
-        "role",
-        "seq",
-        "_reader",
-        "_frames",
-        "_error",
-        "_closed",
-        "_expect",
-        "_handshake_done",
-        "_max_message_size",
-        "_max_prehandshake_size",
-    )
+    __slots__ = ("role", "seq", "_reader", "_frames", "_error", "_closed", "_expect", "_handshake_done", "_limits")
 
     def __init__(
-        self,
-        role: str,
-        *,
-        seq: int = 0,
-        max_message_size: int | None = None,
-        max_prehandshake_size: int | None = None,
+        self, role: str, *, seq: int = 0, max_message_size: int | None = None, max_prehandshake_size: int | None = None
     ) -> None:
         if role not in (CLIENT, SERVER):
             raise ValueError(f"a session's role is {CLIENT!r} or {SERVER!r}, not {role!r}")
@@ -278,8 +257,7 @@ class Session:
         # (seq, accepted reply types, serializer id the reply must use or -1), oldest first
         self._expect: deque[tuple[int, tuple[int, ...], int]] = deque()
         self._handshake_done = False
-        self._max_message_size = max_message_size
-        self._max_prehandshake_size = max_prehandshake_size
+        self._limits = (max_message_size, max_prehandshake_size)
         self._apply_limit()
 
     # ------------------------------------------------------------------ limits and state
@@ -287,7 +265,7 @@ class Session:
     @property
     def max_message_size(self) -> int:
         """The largest message (declared and inflated) accepted after the handshake."""
-        return config.MAX_MESSAGE_SIZE if self._max_message_size is None else self._max_message_size
+        return config.MAX_MESSAGE_SIZE if self._limits[0] is None else self._limits[0]
 
     @property
     def handshake_done(self) -> bool:
@@ -302,10 +280,10 @@ class Session:
 
     def _apply_limit(self) -> None:
         if self.role == SERVER and not self._handshake_done:
-            cap = config.MAX_PREHANDSHAKE_SIZE if self._max_prehandshake_size is None else self._max_prehandshake_size
+            cap = config.MAX_PREHANDSHAKE_SIZE if self._limits[1] is None else self._limits[1]
             self._reader.max_size = min(cap, self.max_message_size)
         else:
-            self._reader.max_size = self._max_message_size  # None: config, read per message
+            self._reader.max_size = self._limits[0]  # None: config, read per message
 
     @property
     def partial(self) -> bool:
@@ -337,10 +315,12 @@ class Session:
             return
         if self._error is not None:
             return
+        done: list[Frame] = []
         try:
-            self._frames.extend(self._reader.feed(bytes(data) if not isinstance(data, bytes) else data))
+            self._reader.feed(data if isinstance(data, bytes) else bytes(data), done)
         except ProtocolError as exc:
             self._error = exc
+        self._frames.extend(done)
 
     def next_event(self) -> Event:
         """The next complete message (body parsed: annotations split, payload decompressed
@@ -399,23 +379,13 @@ class Session:
         return tuple(entry[0] for entry in self._expect)
 
     def connect_request(
-        self,
-        serializer_id: int,
-        payload: Bytes,
-        annotations: Annotations = None,
-        corr_id: uuid.UUID | bytes | None = None,
+        self, serializer_id: int, payload: Bytes, annotations: Annotations = None, corr_id: CorrId = None
     ) -> SendingMessage:
         """The MSG_CONNECT that opens a connection (it uses the current ``seq``); expects
         MSG_CONNECTOK or MSG_CONNECTFAIL back."""
+        size = self._limits[0]
         msg = SendingMessage(
-            MSG_CONNECT,
-            0,
-            self.seq,
-            serializer_id,
-            payload,
-            annotations,
-            corr_id=corr_id,
-            max_size=self._max_message_size,
+            MSG_CONNECT, 0, self.seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=size
         )
         self._expect.append((self.seq, (MSG_CONNECTOK, MSG_CONNECTFAIL), -1))
         return msg
@@ -426,7 +396,7 @@ class Session:
         payload: Bytes,
         flags: int = 0,
         annotations: Annotations = None,
-        corr_id: uuid.UUID | bytes | None = None,
+        corr_id: CorrId = None,
         *,
         msgtype: int = MSG_INVOKE,
     ) -> SendingMessage:
@@ -434,7 +404,7 @@ class Session:
         unless ``flags`` has FLAGS_ONEWAY its reply is expected, in request order."""
         seq = (self.seq + 1) & 0xFFFF
         msg = SendingMessage(
-            msgtype, flags, seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=self._max_message_size
+            msgtype, flags, seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=self._limits[0]
         )
         self.seq = seq
         if not flags & FLAGS_ONEWAY:
@@ -500,7 +470,7 @@ class Session:
             annotations,
             compress=compress,
             corr_id=corr,
-            max_size=self._max_message_size,
+            max_size=self._limits[0],
         )
 
     def refusal(
