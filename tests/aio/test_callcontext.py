@@ -59,10 +59,10 @@ def test_tasks_are_isolated_and_inherit_a_snapshot() -> None:
         return list(await asyncio.gather(*(task(n) for n in range(5))))
 
     results = asyncio.run(main())
-    for n, (inherited, spawned, annotations) in enumerate(results):
+    for n, (inherited, spawned, task_annotations) in enumerate(results):
         assert inherited == thread_id  # a task that set nothing sees the thread's value
         assert spawned == uuid.UUID(int=n + 1)
-        assert annotations == {"TASK": str(n).encode()}
+        assert task_annotations == {"TASK": str(n).encode()}
     # nothing a task did leaked into the thread
     assert current_context.correlation_id == thread_id and current_context.annotations == {}
     current_context.correlation_id = None

@@ -36,9 +36,9 @@ from .aio.loops import new_event_loop
 from .aio.proxy import Proxy as AioProxy
 from .aio.proxy import _close_soon, _stream_id
 from .callcontext import current_context
-from .client import _LOCAL_NAMES, _LOCAL_PREFIXES
 from .errors import ConnectionClosedError, PyroError, TimeoutError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
 from .uri import DAEMON_NAME, URI
 
 __all__ = ["SharedProxy", "shutdown_loop"]
@@ -157,7 +157,7 @@ class SharedProxy:
         inner: AioProxy = self.__dict__["_pyroAio"]
         if name in _FORWARDED or name in ("_pyroMethods", "_pyroAttrs", "_pyroOneway"):
             return getattr(inner, name)
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES) or name.startswith("__"):
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES) or name.startswith("__"):
             raise AttributeError(name)
         if name in inner._pyroMethods:
             return _SharedRemoteMethod(self, name)
@@ -174,7 +174,7 @@ class SharedProxy:
         if name in _FORWARDED:
             setattr(inner, name, value)
             return
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             self.__dict__[name] = value
             return
         if not inner._pyroMethods and not inner._pyroAttrs:

@@ -1,41 +1,34 @@
 """Requests on a bare ``PipelineChannel``: the connect handshake and plain calls.
 
 The layer under ``aio.Proxy`` that the name-server lookups (``resolver``) use
-as well, so resolving a PYRONAME uri needs no proxy.
+as well, so resolving a PYRONAME uri needs no proxy.  Replies are read with the
+sync client's helpers (``channel.handshake_response``, ``channel.decode_result``),
+so both clients judge a reply alike.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import plugins
-from ..errors import CommunicationError, ExceptionWrapper, ProtocolError, PyroError
-from ..protocol import FLAGS_EXCEPTION, MSG_CONNECTFAIL, ReceivingMessage
+from ..channel import decode_result, handshake_response, raise_exception_reply
+from ..errors import ExceptionWrapper, ProtocolError, PyroError
+from ..protocol import ReceivingMessage
 from .channel import PipelineChannel
 
 __all__ = ["handshake", "call", "load_reply", "raise_remote"]
 
 
 def load_reply(reply: ReceivingMessage, serializer: Any) -> Any:
-    """The deserialized payload of a reply (a malformed payload is a ProtocolError)."""
-    try:
-        return serializer.loads(reply.data)
-    except PyroError:
-        raise
-    except Exception as exc:
-        raise ProtocolError(f"malformed response payload: {exc!r}") from None
+    """The deserialized payload of a reply (a malformed payload is a ProtocolError); no raising of
+    an exception reply: the caller checks the flags first (a stream result comes before it)."""
+    return decode_result(serializer, reply, raise_remote=False)
 
 
 def raise_remote(data: Any) -> None:
     """Raise the exception an exception reply carried (its remote traceback is in ``_pyroTraceback``)."""
     if isinstance(data, ExceptionWrapper):
         data.raiseIt()
-    if not isinstance(data, BaseException):
-        raise ProtocolError(f"exception response does not hold an exception: {type(data).__name__}")
-    try:
-        raise data
-    finally:
-        del data
+    raise_exception_reply(data)
 
 
 async def handshake(
@@ -53,19 +46,12 @@ async def handshake(
     payload = serializer.dumps({"handshake": data, "object": object_id})
     msg = channel.session.connect_request(serializer.serializer_id, payload, annotations=annotations, corr_id=corr_id)
     reply = await channel.request(msg, timeout)
-    response: Any = "?"
-    if reply.data:
-        try:
-            response = plugins.get_serializer_by_id(reply.serializer_id).loads(reply.data)
-        except PyroError:
-            raise
-        except Exception as exc:
-            raise ProtocolError(f"invalid handshake response from {channel.location}: {exc!r}") from exc
-    if reply.type == MSG_CONNECTFAIL:
-        raise CommunicationError(f"connection to {channel.location} rejected: {response}")
-    if not isinstance(response, dict) or "handshake" not in response:
-        raise ProtocolError(f"invalid handshake response from {channel.location}: {response!r:.200}")
-    return response, reply
+    try:
+        return handshake_response(reply, channel.location), reply
+    except PyroError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f"invalid handshake response from {channel.location}: {exc!r}") from exc
 
 
 async def call(
@@ -76,11 +62,10 @@ async def call(
     vargs: Any,
     kwargs: dict[str, Any] | None = None,
     timeout: float | None = None,
+    annotations: dict[str, bytes] | None = None,
+    corr_id: Any = None,
 ) -> Any:
     """One plain remote call on ``channel``; its result, or the remote exception raised here."""
     payload = serializer.dumpsCall(object_id, method, vargs, kwargs or {})
-    reply = await channel.request(channel.session.invoke(serializer.serializer_id, payload), timeout)
-    data = load_reply(reply, serializer)
-    if reply.flags & FLAGS_EXCEPTION:
-        raise_remote(data)
-    return data
+    msg = channel.session.invoke(serializer.serializer_id, payload, 0, annotations, corr_id)
+    return decode_result(serializer, await channel.request(msg, timeout))

@@ -27,13 +27,14 @@ from collections.abc import Awaitable, Generator
 from typing import Any
 
 from .. import plugins
-from ..blob import SerializedBlob
+from ..blob import SerializedBlob, blob_call
 from ..callcontext import current_context
-from ..client import _LOCAL_NAMES, _LOCAL_PREFIXES, _blob_call
+from ..channel import metadata_sets
 from ..client import Proxy as SyncProxy
 from ..config import config
 from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError, TimeoutError
 from ..protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
+from ..remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
 from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
@@ -96,12 +97,12 @@ class Proxy:
     # ------------------------------------------------------------------ attributes
 
     def __getattr__(self, name: str) -> _AsyncRemoteMethod:
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES) or name.startswith("__"):
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES) or name.startswith("__"):
             raise AttributeError(name)
         return _AsyncRemoteMethod(self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             self.__dict__[name] = value
             return
         raise AttributeError(
@@ -333,17 +334,7 @@ class Proxy:
     def _pyroSetMetadata(self, metadata: Any) -> None:
         if not metadata:
             return
-        try:
-            oneway, methods, attrs = set(metadata["oneway"]), set(metadata["methods"]), set(metadata["attrs"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"invalid metadata from {self._pyroUri}: {exc!r}") from None
-        if not all(isinstance(name, str) for name in (*oneway, *methods, *attrs)):
-            raise ProtocolError(f"invalid metadata from {self._pyroUri}: names must be strings")
-        if not methods and not attrs:
-            raise PyroError(
-                f"remote object '{self._pyroUri}' has no exposed methods or attributes "
-                "(are its members marked with @expose?)"
-            )
+        oneway, methods, attrs = metadata_sets(metadata, self._pyroUri)
         d = self.__dict__
         d["_pyroOneway"], d["_pyroMethods"], d["_pyroAttrs"] = oneway, methods, attrs
 
@@ -411,7 +402,7 @@ class Proxy:
         serializer_id = serializer.serializer_id
         objectId = objectId or d["_pyroObjectId"]
         if vargs and isinstance(vargs[0], SerializedBlob):
-            payload, flags, annotations, serializer_id = _blob_call(
+            payload, flags, annotations, serializer_id = blob_call(
                 vargs, kwargs, annotations or {}, flags, objectId, methodname, serializer
             )
         else:

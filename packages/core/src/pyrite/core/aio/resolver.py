@@ -14,7 +14,7 @@ import logging
 import random
 from typing import Any
 
-from .. import naming, plugins
+from .. import plugins, resolver
 from ..config import config
 from ..errors import NamingError, PyroError, TimeoutError
 from ..uri import NAMESERVER_NAME, URI
@@ -60,7 +60,7 @@ async def find_ns(
         ns_host = str(config.NS_HOST)
         if ns_host in ("localhost", "::1") or ns_host.startswith("127."):
             candidates.append(ns_location(ns_host, port))
-            if ":" not in ns_host and ns_host != "127.0.1.1" and naming._has_127_0_1_1():
+            if ":" not in ns_host and ns_host != "127.0.1.1" and resolver._has_127_0_1_1():
                 candidates.append(ns_location("127.0.1.1", port))
         for location in candidates:
             try:
@@ -70,12 +70,10 @@ async def find_ns(
             return channel, URI(f"PYRO:{NAMESERVER_NAME}@{location}"), response
         if broadcast and config.PREFER_IP_VERSION != 6:
             # the UDP exchange is short and bounded (3 rounds of 0.7 s): a worker thread does it
-            found = await asyncio.get_running_loop().run_in_executor(
-                None, naming._broadcast_locate, port or config.NS_BCPORT
+            uri = await asyncio.get_running_loop().run_in_executor(
+                None, resolver.broadcast_locate, port or config.NS_BCPORT
             )
-            if found is not None:
-                uri = found._pyroUri
-                assert uri.location is not None
+            if uri is not None and uri.location is not None:
                 try:
                     channel, response = await _connect(uri.location)
                     return channel, uri, response
