@@ -70,6 +70,16 @@ ROWS = [
     Row("thread8", "8 client processes, SERVERTYPE thread, serpent", "call", "serpent", "thread", clients=8),
     Row("multiplex8", "8 client processes, SERVERTYPE multiplex, serpent", "call", "serpent", "multiplex", clients=8),
     Row("connect", "new connections (connect+handshake+call+close), serpent", "connect", "serpent"),
+    # asyncio client and SharedProxy (pyrite); Pyro5 runs its nearest equivalent (benchmarks/_aio.py)
+    Row("aio-seq", "async proxy, sequential small calls, serpent (Pyro5: sync proxy)", "aio-seq", "serpent"),
+    Row(
+        "aio-tasks",
+        "100 tasks on one async proxy, serpent (Pyro5: 100 threads, a proxy each), multiplex",
+        "aio-tasks",
+        "serpent",
+        "multiplex",
+    ),
+    Row("shared8", "SharedProxy, 8 threads, serpent (Pyro5: 8 threads, a proxy each)", "shared8", "serpent"),
 ]
 
 

@@ -416,7 +416,8 @@ class Proxy:
             return None, serializer
         waiter = channel.send(msg)
         assert waiter is not None
-        reply = await channel.wait(waiter, d["_pyroTimeout"])
+        timeout = d["_pyroTimeout"]
+        reply = await (channel.wait(waiter, timeout) if timeout else waiter)
         return reply, serializer
 
     async def _pyroLiveChannel(self) -> PipelineChannel:
@@ -503,6 +504,9 @@ class _AsyncRemoteMethod:
         return self._proxy._pyroGetAttr(self._name).__await__()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        proxy = self._proxy
+        if not proxy._pyroMaxRetries and self._name in proxy._pyroMethods:
+            return proxy._pyroInvoke(self._name, args, kwargs)  # the common case: one coroutine less
         return self._call(args, kwargs)
 
     async def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
