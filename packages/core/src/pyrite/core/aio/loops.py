@@ -8,9 +8,7 @@ is used only when you ask for it::
     aio.use_uvloop()            # new loops are uvloop loops from now on (asyncio.run, SharedProxy)
     asyncio.run(main())
 
-or per run: ``aio.run(main(), uvloop=True)``.  The environment variable
-``PYRITE_AIO_UVLOOP=1`` switches it on for a whole program (read when this
-module is first imported by ``SharedProxy``'s loop thread or ``aio.run``).
+or per run: ``aio.run(main(), uvloop=True)``.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ __all__ = ["use_uvloop", "uvloop_available", "new_event_loop", "run", "using_uvl
 
 T = TypeVar("T")
 
-_state = {"uvloop": os.environ.get("PYRITE_AIO_UVLOOP", "").lower() in ("1", "true", "yes", "on")}
+_state = {"uvloop": False}
 
 
 def uvloop_available() -> bool:
@@ -56,7 +54,7 @@ def use_uvloop(enable: bool = True) -> None:
 
 
 def using_uvloop() -> bool:
-    """True after ``use_uvloop()`` (or with ``PYRITE_AIO_UVLOOP=1``)."""
+    """True after ``use_uvloop()``."""
     return _state["uvloop"]
 
 
