@@ -28,7 +28,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Coroutine, Iterator
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Any, TypeVar
 
 from .aio.calls import load_reply, raise_remote
@@ -73,9 +73,17 @@ class _LoopThread:
             self.loop.close()
 
     def stop(self) -> None:
+        """Cancel what is still running (its callers get an error instead of waiting forever),
+        close the connections, stop the loop and join the thread."""
+
+        def finish() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            self.loop.call_soon(self.loop.stop)  # after the cancellations have run
+
         if not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self.loop.stop)
+                self.loop.call_soon_threadsafe(finish)
         self.thread.join(JOIN_TIMEOUT)
 
 
@@ -147,6 +155,8 @@ class SharedProxy:
         )
         try:
             return future.result()
+        except CancelledError:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
         except BaseException:
             future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
             raise

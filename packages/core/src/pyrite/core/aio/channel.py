@@ -104,6 +104,11 @@ class PipelineChannel(asyncio.Protocol):
     # ------------------------------------------------------------------ use
 
     @property
+    def writing_paused(self) -> bool:
+        """True while the transport's write buffer is above its high-water mark (see ``drain``)."""
+        return self._paused
+
+    @property
     def closed(self) -> bool:
         """True once the connection is gone (or was never made)."""
         return self.error is not None or self.transport is None

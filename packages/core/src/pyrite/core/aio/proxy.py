@@ -416,6 +416,15 @@ class Proxy:
             return None, serializer
         waiter = channel.send(msg)
         assert waiter is not None
+        if channel.writing_paused:  # many large requests in flight: let the buffer drain first
+            try:
+                await channel.drain()
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # the same error, raised here: never "exception not retrieved"
+                else:
+                    waiter.cancel()
+                raise
         timeout = d["_pyroTimeout"]
         reply = await (channel.wait(waiter, timeout) if timeout else waiter)
         return reply, serializer
