@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -154,3 +155,28 @@ def test_sync_proxy_keeps_its_owner_rule(server: Server) -> None:
     run_threads(other, 1)
     p._pyroRelease()
     assert len(caught) == 1 and "thread" in str(caught[0])
+
+
+def test_loop_shutdown_fails_a_waiting_call_and_a_new_loop_takes_over(server: Server) -> None:
+    from pyrite.core.shared import shutdown_loop
+
+    p = shared(server.svc_uri)
+    p._pyroBind()
+    caught: list[BaseException] = []
+
+    def waiting(_: int) -> None:
+        try:
+            p.slow()  # held in the daemon until released
+        except errors.PyroError as exc:
+            caught.append(exc)
+
+    t = threading.Thread(target=waiting, args=(0,))
+    t.start()
+    time.sleep(0.2)
+    shutdown_loop()
+    t.join(JOIN)
+    assert not t.is_alive()
+    assert len(caught) == 1 and isinstance(caught[0], errors.ConnectionClosedError)
+    server.service.release.set()
+    assert p.add(1, 2) == 3  # the next call starts a new loop thread and connects again
+    p._pyroRelease()

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from .aio.calls import load_reply, raise_remote
 from .aio.loops import new_event_loop
 from .aio.proxy import Proxy as AioProxy
-from .aio.proxy import _close_soon, _stream_id
+from .aio.remote import close_soon, stream_id
 from .callcontext import current_context
 from .errors import ConnectionClosedError, PyroError, TimeoutError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
@@ -232,7 +232,7 @@ class SharedProxy:
         inner = self.__dict__.get("_pyroAio")
         channel = inner.__dict__.get("_pyroChannel") if inner is not None else None
         if channel is not None and not channel.closed:
-            _close_soon(channel)
+            close_soon(channel)
 
     # the container protocol reaches the remote object (special methods skip __getattr__)
     def __bool__(self) -> bool:
@@ -290,7 +290,7 @@ class SharedProxy:
         channel = inner.__dict__["_pyroChannel"]
         inner.__dict__["_pyroChannel"] = None
         if channel is not None:
-            _close_soon(channel)
+            close_soon(channel)
 
     def _pyroReconnect(self, tries: int = 100000000) -> None:
         """Release and connect again, ``tries`` times, 2 seconds apart."""
@@ -347,7 +347,7 @@ class SharedProxy:
             return reply
         data = load_reply(reply, serializer)
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
-            return _SharedStreamIterator(_stream_id(reply), self)
+            return _SharedStreamIterator(stream_id(reply), self)
         if reply.flags & FLAGS_EXCEPTION:
             raise_remote(data)
         return data

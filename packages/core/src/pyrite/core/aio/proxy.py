@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Awaitable, Generator
 from typing import Any
 
 from .. import plugins
@@ -32,13 +31,14 @@ from ..callcontext import current_context
 from ..channel import metadata_sets
 from ..client import Proxy as SyncProxy
 from ..config import config
-from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError, TimeoutError
+from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError
 from ..protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
 from ..remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
 from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
 from .channel import PipelineChannel, open_channel
+from .remote import AsyncRemoteMethod, close_soon, stream_id
 from .streams import AsyncStreamIterator
 
 __all__ = ["Proxy"]
@@ -96,10 +96,10 @@ class Proxy:
 
     # ------------------------------------------------------------------ attributes
 
-    def __getattr__(self, name: str) -> _AsyncRemoteMethod:
+    def __getattr__(self, name: str) -> AsyncRemoteMethod:
         if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES) or name.startswith("__"):
             raise AttributeError(name)
-        return _AsyncRemoteMethod(self, name)
+        return AsyncRemoteMethod(self, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
@@ -164,7 +164,7 @@ class Proxy:
     def __del__(self) -> None:
         channel = self.__dict__.get("_pyroChannel")
         if channel is not None and not channel.closed:
-            _close_soon(channel)
+            close_soon(channel)
 
     # ------------------------------------------------------------------ connection
 
@@ -193,7 +193,7 @@ class Proxy:
         channel = self.__dict__["_pyroChannel"]
         self.__dict__["_pyroChannel"] = None
         if channel is not None:
-            _close_soon(channel)
+            close_soon(channel)
 
     async def _pyroReconnect(self, tries: int = 100000000) -> None:
         """Release and connect again, ``tries`` times at most, 2 seconds apart (ConnectionClosedError
@@ -260,7 +260,7 @@ class Proxy:
         old = d["_pyroChannel"]
         if old is not None:
             d["_pyroChannel"] = None
-            _close_soon(old)
+            close_soon(old)
         uri: URI = d["_pyroUri"]
         timeout = d["_pyroTimeout"] or None
         sock = d["_pyroSocket"]
@@ -442,7 +442,7 @@ class Proxy:
         data = load_reply(reply, serializer)
         rflags = reply.flags
         if rflags & FLAGS_ITEMSTREAMRESULT:
-            return AsyncStreamIterator(_stream_id(reply), self)
+            return AsyncStreamIterator(stream_id(reply), self)
         if rflags & FLAGS_EXCEPTION:
             raise_remote(data)
         return _aio_proxies(data)
@@ -453,16 +453,6 @@ class Proxy:
         """Send collected ``(method, args, kwargs)`` calls as one batch; the list of results."""
         flags = FLAGS_BATCH | FLAGS_ONEWAY if oneway else FLAGS_BATCH
         return await self._pyroInvoke("<batch>", calls, None, flags)
-
-
-def _stream_id(reply: ReceivingMessage) -> str:
-    try:
-        stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
-    except UnicodeDecodeError:
-        raise ProtocolError("invalid stream id in response") from None
-    if not stream_id:
-        raise ProtocolError("the call returned an iterator, but the server has item streaming switched off")
-    return stream_id
 
 
 def _aio_proxies(data: Any) -> Any:
@@ -477,64 +467,3 @@ def _aio_proxies(data: Any) -> Any:
     elif kind is dict and any(isinstance(v, SyncProxy) for v in data.values()):
         return {k: Proxy.from_proxy(v) if isinstance(v, SyncProxy) else v for k, v in data.items()}
     return data
-
-
-def _close_soon(channel: PipelineChannel) -> None:
-    """Close a channel from any thread (its loop may be another, or already closed)."""
-    loop = channel.loop
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        channel.close()
-    elif not loop.is_closed():
-        try:
-            loop.call_soon_threadsafe(channel.close)
-        except RuntimeError:
-            pass  # the loop closed meanwhile, and its transports with it
-
-
-class _AsyncRemoteMethod:
-    """``proxy.name``: call it for a remote call (a coroutine), or await it for a remote attribute."""
-
-    __slots__ = ("_proxy", "_name")
-
-    def __init__(self, proxy: Proxy, name: str) -> None:
-        self._proxy = proxy
-        self._name = name
-
-    def __getattr__(self, name: str) -> _AsyncRemoteMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _AsyncRemoteMethod(self._proxy, f"{self._name}.{name}")
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._proxy._pyroGetAttr(self._name).__await__()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
-        proxy = self._proxy
-        if not proxy._pyroMaxRetries and self._name in proxy._pyroMethods:
-            return proxy._pyroInvoke(self._name, args, kwargs)  # the common case: one coroutine less
-        return self._call(args, kwargs)
-
-    async def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        proxy = self._proxy
-        name = self._name
-        if name not in proxy._pyroMethods:
-            await proxy._pyroEnsure()
-            if "." not in name and name not in proxy._pyroMethods:
-                if name in proxy._pyroAttrs:
-                    raise AttributeError(f"'{name}' of {proxy._pyroUri} is an attribute: use 'await proxy.{name}'")
-                raise AttributeError(f"remote object '{proxy._pyroUri}' has no exposed attribute or method '{name}'")
-        retries = proxy._pyroMaxRetries
-        for attempt in range(retries + 1):
-            try:
-                return await proxy._pyroInvoke(name, args, kwargs)
-            except (ConnectionClosedError, TimeoutError):
-                if attempt >= retries:
-                    raise
-        return None  # pragma: no cover
-
-    def __repr__(self) -> str:
-        return f"<async remote method {self._name!r}>"
