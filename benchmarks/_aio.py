@@ -11,6 +11,8 @@ Kinds (``prepare`` workload names in ``_worker.py``):
 ``shared8``
     pyrite: 8 threads calling through one ``SharedProxy``.  Pyro5 (no shared proxies):
     8 threads, a proxy each.
+``aio-seq-uvloop``, ``aio-tasks-uvloop``
+    the same on a uvloop event loop (pyrite); Pyro5 as above.
 
 Each object offers ``check()``, ``warm_up(seconds)``, ``run(start, duration)`` and ``close()`` like
 ``_worker.Workload``; ``run`` answers the same dict (ops, units, t0, t1, cpu).
@@ -24,7 +26,7 @@ import time
 import traceback
 from typing import Any
 
-KINDS = ("aio-seq", "aio-tasks", "shared8")
+KINDS = ("aio-seq", "aio-tasks", "shared8", "aio-seq-uvloop", "aio-tasks-uvloop")
 TASKS = 100
 THREADS = 8
 JOIN = 120.0
@@ -34,12 +36,14 @@ def make(lib: Any, kind: str, uri: str, serializer: str) -> Any:
     """The workload object for ``kind`` on library ``lib``."""
     if kind not in KINDS:
         raise ValueError(f"unknown workload {kind!r}")
+    base = kind.removesuffix("-uvloop")
+    uvloop = kind.endswith("-uvloop")
     if lib.name == "pyrite":
-        if kind == "shared8":
+        if base == "shared8":
             return SharedThreads(lib, uri, serializer)
-        return AsyncCalls(lib, uri, serializer, TASKS if kind == "aio-tasks" else 1)
+        return AsyncCalls(lib, uri, serializer, TASKS if base == "aio-tasks" else 1, uvloop)
     if lib.name == "pyro5":
-        return ThreadedCalls(lib, uri, serializer, {"aio-seq": 1, "aio-tasks": TASKS, "shared8": THREADS}[kind])
+        return ThreadedCalls(lib, uri, serializer, {"aio-seq": 1, "aio-tasks": TASKS, "shared8": THREADS}[base])
     raise ValueError(f"{kind} has no {lib.name} variant")
 
 
@@ -50,9 +54,9 @@ def _result(ops: int, t0: float, t1: float, cpu: float) -> dict:
 class AsyncCalls:
     """``tasks`` tasks calling ``ping`` through one pyrite aio.Proxy on this process's event loop."""
 
-    def __init__(self, lib: Any, uri: str, serializer: str, tasks: int) -> None:
+    def __init__(self, lib: Any, uri: str, serializer: str, tasks: int, uvloop: bool = False) -> None:
         self.tasks = tasks
-        self.loop = lib.aio.new_event_loop()
+        self.loop = lib.aio.new_event_loop(uvloop)
         self.proxy = lib.aio.Proxy(uri)
         self.proxy._pyroSerializer = serializer
         self.loop.run_until_complete(self.proxy._pyroBind())

@@ -96,3 +96,25 @@ def test_release_fails_the_waiting_calls(server: Server, run: Any) -> None:
         await p._pyroRelease()
 
     run(main())
+
+
+def test_oneway_calls_gathered_then_release_all_arrive(server: Server, run: Any) -> None:
+    server.service.counter = 0
+
+    async def main() -> None:
+        p = proxy(server.svc_uri)
+        await p._pyroBind()
+        # oneway calls never wait, so these go out in one loop turn: the first at once, the rest
+        # gathered into one write; the release right after must still put every one on the wire
+        for _ in range(50):
+            await p.bump(1)
+        await p._pyroRelease()
+        async with proxy(server.svc_uri) as check:
+            for _ in range(200):
+                if await check.count() == 50:
+                    break
+                await asyncio.sleep(0.02)
+            assert await check.count() == 50
+
+    run(main())
+    server.service.counter = 0

@@ -59,6 +59,11 @@ class PipelineChannel(asyncio.Protocol):
         self.local_address: Any = None
         self._paused = False
         self._drained: list[asyncio.Future[None]] = []
+        # Write coalescing: the first request after a reply goes out at once; requests that follow
+        # it before the next reply (other tasks, same loop turn) are gathered and written together
+        # by one callback, so 100 concurrent calls cost a few sends instead of 100.
+        self._corked = False
+        self._out: list[Any] = []
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -74,6 +79,7 @@ class PipelineChannel(asyncio.Protocol):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:  # noqa: D102
+        self._corked = False
         try:
             messages = self.session.feed(data)
             for msg in messages:
@@ -124,10 +130,16 @@ class PipelineChannel(asyncio.Protocol):
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
         parts = msg.parts
-        if len(parts) == 1:
-            self.transport.write(parts[0])
+        if self._corked or self._out:
+            if not self._out:
+                self.loop.call_soon(self._flush)
+            self._out.extend(parts)
         else:
-            self.transport.writelines(parts)
+            self._corked = True
+            if len(parts) == 1:
+                self.transport.write(parts[0])
+            else:
+                self.transport.writelines(parts)
         if config.LOGWIRE:
             log.debug("aio channel %s: request out seq=%d type=%d", self.location, msg.seq, msg.type)
         return waiter
@@ -158,10 +170,18 @@ class PipelineChannel(asyncio.Protocol):
             raise self.error
 
     def close(self) -> None:
-        """Close the connection; every caller still waiting gets ConnectionClosedError."""
+        """Close the connection (after writing what is still gathered, e.g. a last oneway call);
+        every caller still waiting gets ConnectionClosedError."""
+        self._flush()
         self._shut(ConnectionClosedError(f"connection to {self.location} was closed by the proxy"))
 
     # ------------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        self._corked = False
+        if out and self.error is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
 
     def _shut(self, error: PyroError) -> None:
         if self.error is None:
