@@ -29,12 +29,15 @@ import threading
 import weakref
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any, TypeVar
 
 from .aio.calls import load_reply, raise_remote
+from .aio.channel import PipelineChannel
 from .aio.loops import new_event_loop
 from .aio.proxy import Proxy as AioProxy
 from .aio.remote import close_soon, stream_id
+from .blob import SerializedBlob
 from .callcontext import current_context
 from .errors import ConnectionClosedError, PyroError, TimeoutError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
@@ -45,6 +48,7 @@ __all__ = ["SharedProxy", "shutdown_loop"]
 
 T = TypeVar("T")
 JOIN_TIMEOUT = 10.0  # seconds shutdown_loop waits for the loop thread
+WATCH_INTERVAL = 1.0  # seconds between checks that the loop thread still runs, while a call waits
 
 # Settings that live on the inner aio proxy; reading or setting them on a SharedProxy forwards.
 _FORWARDED = frozenset(
@@ -57,6 +61,7 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = new_event_loop()
+        self.channels: weakref.WeakSet[PipelineChannel] = weakref.WeakSet()  # those calls go to directly
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self._run, name="pyrite-shared-proxy-loop", daemon=True)
         self.thread.start()
@@ -79,7 +84,9 @@ class _LoopThread:
         def finish() -> None:
             for task in asyncio.all_tasks(self.loop):
                 task.cancel()
-            self.loop.call_soon(self.loop.stop)  # after the cancellations have run
+            for channel in list(self.channels):
+                channel.close()  # calls waiting on it get ConnectionClosedError
+            self.loop.call_soon(self.loop.stop)  # after the cancellations and errors are delivered
 
         if not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -329,10 +336,22 @@ class SharedProxy:
         inner: AioProxy = self.__dict__["_pyroAio"]
         ctx = current_context
         annotations = self._pyroAnnotations()
-        reply, serializer = self._pyroRun(
-            inner._pyroRequest(methodname, vargs, kwargs, flags, objectId, annotations, ctx.correlation_id),
-            annotations,
-        )
+        channel = inner._pyroConnection
+        runner = _loop_thread
+        if (
+            channel is not None
+            and runner is not None
+            and channel.loop is runner.loop
+            and not (vargs and isinstance(vargs[0], SerializedBlob))
+        ):
+            reply, serializer = self._pyroFastRequest(
+                inner, channel, methodname, vargs, kwargs, flags, objectId, annotations, ctx.correlation_id
+            )
+        else:  # not connected yet (or a blob): the aio proxy does it all, on the loop
+            reply, serializer = self._pyroRun(
+                inner._pyroRequest(methodname, vargs, kwargs, flags, objectId, annotations, ctx.correlation_id),
+                annotations,
+            )
         if reply is None:
             return None
         if reply.annotations:
@@ -341,6 +360,52 @@ class SharedProxy:
         elif ctx.response_annotations:
             ctx.response_annotations = {}
         return self._pyroDecode(reply, serializer)
+
+    def _pyroFastRequest(
+        self,
+        inner: AioProxy,
+        channel: PipelineChannel,
+        methodname: str,
+        vargs: Any,
+        kwargs: dict[str, Any] | None,
+        flags: int,
+        objectId: str | None,
+        annotations: dict[str, bytes],
+        corr_id: Any,
+    ) -> tuple[ReceivingMessage | None, Any]:
+        """A call on the open connection with no task on the loop: the request is serialized here, in
+        the calling thread, and only framed and written on the loop thread."""
+        serializer = inner._pyroSerializerObject()
+        payload = serializer.dumpsCall(objectId or inner.__dict__["_pyroObjectId"], methodname, vargs, kwargs or {})
+        if methodname in inner._pyroOneway:
+            flags |= FLAGS_ONEWAY
+        serializer_id = serializer.serializer_id
+
+        def build(session: Any) -> Any:
+            return session.invoke(serializer_id, payload, flags, annotations, corr_id)
+
+        runner = _loop_thread
+        if runner is None or runner.loop is not channel.loop:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down")
+        if channel not in runner.channels:
+            runner.channels.add(channel)
+        try:
+            future = channel.request_threadsafe(build, not flags & FLAGS_ONEWAY, inner._pyroTimeout)
+        except RuntimeError:  # the loop closed meanwhile
+            raise ConnectionClosedError("the SharedProxy event loop was shut down") from None
+        try:
+            while True:
+                try:
+                    return future.result(WATCH_INTERVAL), serializer
+                except FutureTimeoutError:
+                    # bounded waits: a loop that stopped before it ran this call cannot hang us
+                    if not runner.thread.is_alive():
+                        raise ConnectionClosedError("the SharedProxy event loop stopped") from None
+        except CancelledError:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
+        except BaseException:
+            future.cancel()  # e.g. ^C in the caller: the reply is dropped when it comes
+            raise
 
     def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:
         if self._pyroRawWireResponse:

@@ -20,12 +20,14 @@ TLS when ``config.SSL`` with the SSL context the TCP transport plugin builds fro
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from .. import plugins
@@ -143,6 +145,47 @@ class PipelineChannel(asyncio.Protocol):
         if config.LOGWIRE:
             log.debug("aio channel %s: request out seq=%d type=%d", self.location, msg.seq, msg.type)
         return waiter
+
+    def request_threadsafe(
+        self, build: Callable[[Session], SendingMessage], expect_reply: bool, timeout: float | None
+    ) -> concurrent.futures.Future[ReceivingMessage | None]:
+        """From any thread but the loop's: build a message with ``build(session)`` on the loop, send
+        it, and settle the returned future with its reply (None for oneway) or the error.
+
+        No task per call: ``SharedProxy``'s fast path.  A caller that gives up (cancels the future)
+        leaves the reply to be dropped, as for a timed-out task."""
+        result: concurrent.futures.Future[ReceivingMessage | None] = concurrent.futures.Future()
+
+        def settle(waiter: asyncio.Future[ReceivingMessage], handle: asyncio.TimerHandle | None) -> None:
+            if handle is not None:
+                handle.cancel()
+            if result.done():
+                return  # the caller gave up
+            if waiter.cancelled():
+                result.cancel()
+            else:
+                error = waiter.exception()
+                if error is not None:
+                    result.set_exception(error)
+                else:
+                    result.set_result(waiter.result())
+
+        def start() -> None:
+            if not result.set_running_or_notify_cancel():
+                return
+            try:
+                waiter = self.send(build(self.session), expect_reply)
+            except BaseException as exc:
+                result.set_exception(exc)
+                return
+            if waiter is None:
+                result.set_result(None)
+                return
+            handle = self.loop.call_later(timeout, _expire, waiter, timeout) if timeout else None
+            waiter.add_done_callback(lambda w: settle(w, handle))
+
+        self.loop.call_soon_threadsafe(start)
+        return result
 
     async def request(self, msg: SendingMessage, timeout: float | None = None) -> ReceivingMessage:
         """Send one request and wait for its reply, ``timeout`` seconds at most (None or 0: no limit)."""
