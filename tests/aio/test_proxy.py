@@ -298,3 +298,22 @@ def test_unknown_object_and_unreachable_daemon(server: Server, run: Any) -> None
             await proxy("PYRO:svc@127.0.0.1:1")._pyroBind()
 
     run(main())
+
+
+def test_proxies_travel_as_arguments(server: Server, run: Any) -> None:
+    """An aio.Proxy (and a SharedProxy) passed to a call travels as Pyro5's proxy and comes back
+    as an aio.Proxy for the same object."""
+    from pyrite.api import SharedProxy
+
+    async def main() -> None:
+        async with proxy(server.svc_uri) as p:
+            other = aio.Proxy(server.probe_uri)
+            back = await p.echo(other)
+            assert isinstance(back, aio.Proxy) and back == other
+            shared = SharedProxy(server.probe_uri)
+            back = await p.echo([shared])
+            assert isinstance(back[0], aio.Proxy) and str(back[0]._pyroUri) == server.probe_uri
+            async with back[0]:
+                assert await back[0].echo("through the returned proxy") == "through the returned proxy"
+
+    run(main())

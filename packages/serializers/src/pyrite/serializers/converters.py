@@ -163,6 +163,13 @@ def wrapper_to_dict(wrapper: ExceptionWrapper) -> dict:
     return {"__class__": WRAPPER_CLASSNAME, "exception": exception_to_dict(wrapper.exception)}
 
 
+_PROXY_CLASSES = (
+    ("pyrite.core.client", "Proxy"),
+    ("pyrite.core.aio.proxy", "Proxy"),
+    ("pyrite.core.shared", "SharedProxy"),
+)
+
+
 def protocol_class_to_dict(t: type) -> ClassToDict | None:
     """The writer for one of pyrite's protocol classes, or None if ``t`` is not one."""
     if issubclass(t, URI):
@@ -173,11 +180,13 @@ def protocol_class_to_dict(t: type) -> ClassToDict | None:
         return exception_to_dict
     # client and daemon are imported by whoever makes proxies and daemons; if the
     # module is not loaded yet, no instance of its classes can exist.
-    client = sys.modules.get("pyrite.core.client")
-    if client is not None:
-        proxy_class = getattr(client, "Proxy", None)
-        if proxy_class is not None and issubclass(t, proxy_class):
-            return proxy_to_dict
+    # the sync, asyncio and thread-shared proxies all travel as Pyro5's proxy
+    for module_name, class_name in _PROXY_CLASSES:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            proxy_class = getattr(module, class_name, None)
+            if proxy_class is not None and issubclass(t, proxy_class):
+                return proxy_to_dict
     daemon = sys.modules.get("pyrite.core.daemon")
     if daemon is not None:
         daemon_class = getattr(daemon, "Daemon", None)
