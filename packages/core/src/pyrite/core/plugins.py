@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .errors import PyroError
 
 if TYPE_CHECKING:
-    from .interfaces import Connection
+    from .interfaces import Connection, Serializer, Transport
 
 T = TypeVar("T")
 
@@ -93,8 +93,8 @@ def _group(group: str) -> dict[str, EntryPoint]:
 
 @dataclass
 class _Serializers:
-    by_name: dict[str, Any] = field(default_factory=dict)
-    by_id: dict[int, Any] = field(default_factory=dict)
+    by_name: dict[str, Serializer] = field(default_factory=dict)
+    by_id: dict[int, Serializer] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # name -> why it failed to load
     dist: dict[str, str] = field(default_factory=dict)  # name -> distribution
 
@@ -102,12 +102,12 @@ class _Serializers:
 @dataclass
 class _Transports:
     classes: list[tuple[Any, str]] = field(default_factory=list)  # (class, distribution)
-    instances: dict[type, Any] = field(default_factory=dict)
+    instances: dict[type, Transport] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
 
 
 _lock = threading.RLock()
-_location_cache: dict[str, Any] = {}
+_location_cache: dict[str, Transport] = {}
 
 
 class _Once(Generic[T]):
@@ -175,7 +175,7 @@ def _load_serializers() -> _Serializers:
 _serializer_registry = _Once(_load_serializers)
 
 
-def get_serializer(name: str) -> Any:
+def get_serializer(name: str) -> Serializer:
     """The serializer instance registered under ``name`` (e.g. ``"serpent"``)."""
     reg = _serializer_registry()
     try:
@@ -193,7 +193,7 @@ def get_serializer(name: str) -> Any:
     )
 
 
-def get_serializer_by_id(serializer_id: int) -> Any:
+def get_serializer_by_id(serializer_id: int) -> Serializer:
     """The serializer instance with this wire id."""
     reg = _serializer_registry()
     try:
@@ -206,7 +206,7 @@ def get_serializer_by_id(serializer_id: int) -> Any:
     raise UnknownSerializerError(f"no serializer with id {serializer_id} is installed")
 
 
-def all_serializers() -> dict[str, Any]:
+def all_serializers() -> dict[str, Serializer]:
     """Every usable serializer, by name."""
     return dict(_serializer_registry().by_name)
 
@@ -230,7 +230,7 @@ def _load_transports() -> _Transports:
 _transport_registry = _Once(_load_transports)
 
 
-def get_transport(location: str) -> Any:
+def get_transport(location: str) -> Transport:
     """The transport instance that serves a URI location (``host:port``, ``[::1]:port``, ``./u:path``)."""
     cached = _location_cache.get(location)
     if cached is not None:
