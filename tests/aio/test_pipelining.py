@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import Pyro5.api
 import pytest
 from pyrite.core import errors
+from pyrite.core.config import config as pyrite_config
 
-from .conftest import Server, proxy, set_serializer
+from tests.interop import services
+
+from .conftest import Server, proxy, set_serializer, start_server
 
 SERIALIZERS = ["serpent", "marshal", "json", "msgpack", "cbor2"]
 
@@ -118,3 +122,21 @@ def test_oneway_calls_gathered_then_release_all_arrive(server: Server, run: Any)
 
     run(main())
     server.service.counter = 0
+
+
+@pytest.mark.parametrize("lib", ["pyrite", "Pyro5"])
+def test_100_tasks_against_a_multiplex_daemon(lib: str, run: Any) -> None:
+    (pyrite_config if lib == "pyrite" else Pyro5.api.config).SERVERTYPE = "multiplex"
+    srv = start_server(services.pyrite() if lib == "pyrite" else services.pyro5(), host="127.0.0.1", port=0)
+    try:
+
+        async def main() -> None:
+            async with proxy(srv.probe_uri) as p:
+                values = list(range(100))
+                assert await asyncio.gather(*(p.echo(v) for v in values)) == values
+                ports = await asyncio.gather(*(p.peer_port() for _ in range(100)))
+                assert len(set(ports)) == 1
+
+        run(main())
+    finally:
+        srv.served.stop()
