@@ -368,9 +368,31 @@ class Proxy:
     ) -> Any:
         """Send one call and return its result (None for a oneway call); raise what the remote raised."""
         ctx = current_context
-        reply, serializer = await self._pyroRequest(
-            methodname, vargs, kwargs, flags, objectId, self._pyroAnnotations(), ctx.correlation_id, _connect
-        )
+        d = self.__dict__
+        channel: PipelineChannel | None = d["_pyroChannel"]
+        if (
+            # the common case, inline: connected on this loop, a plain two-way call, no timeout
+            channel is not None
+            and channel.error is None
+            and channel.loop is _running_loop()
+            and not flags
+            and not d["_pyroTimeout"]
+            and methodname not in d["_pyroOneway"]
+            and not (vargs and isinstance(vargs[0], SerializedBlob))
+            and not channel.writing_paused
+        ):
+            serializer = self._pyroSerializerObject()
+            payload = serializer.dumpsCall(objectId or d["_pyroObjectId"], methodname, vargs, kwargs or {})
+            msg = channel.session.invoke(
+                serializer.serializer_id, payload, 0, self._pyroAnnotations(), ctx.correlation_id
+            )
+            waiter = channel.send(msg)
+            assert waiter is not None
+            reply: ReceivingMessage | None = await waiter
+        else:
+            reply, serializer = await self._pyroRequest(
+                methodname, vargs, kwargs, flags, objectId, self._pyroAnnotations(), ctx.correlation_id, _connect
+            )
         if reply is None:
             return None
         if reply.annotations:
