@@ -51,6 +51,8 @@ def load(name: str) -> types.SimpleNamespace:
         expose=api.expose,
         oneway=api.oneway,
         config=api.config,
+        aio=getattr(api, "aio", None),  # pyrite only: the asyncio client
+        SharedProxy=getattr(api, "SharedProxy", None),  # pyrite only
     )
 
 

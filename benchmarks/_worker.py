@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 
+import _aio
 import _libs
 
 MAX_LIFETIME = 900.0
@@ -219,7 +220,14 @@ def main() -> None:
         try:
             if command["cmd"] == "quit":
                 break
-            if command["cmd"] == "prepare":
+            if command["cmd"] == "prepare" and command["workload"] in _aio.KINDS:
+                if workload:
+                    workload.close()
+                workload = _aio.make(lib, command["workload"], command["uri"], command["serializer"])
+                workload.check()
+                workload.warm_up(command.get("warmup", WARMUP_SECONDS))
+                answer({"ok": True})
+            elif command["cmd"] == "prepare":
                 if workload:
                     workload.close()
                 args = (lib, command["workload"], command["uri"], command["serializer"], command.get("size", 0))

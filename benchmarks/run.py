@@ -133,6 +133,29 @@ ROWS = [
         clients=8,
         pyrite_servertype="asyncio-uvloop",
     ),
+    # asyncio client and SharedProxy (pyrite); Pyro5 runs its nearest equivalent (benchmarks/_aio.py)
+    Row("aio-seq", "async proxy, sequential small calls, serpent (Pyro5: sync proxy)", "aio-seq", "serpent"),
+    Row(
+        "aio-tasks",
+        "100 tasks on one async proxy, serpent (Pyro5: 100 threads, a proxy each), multiplex",
+        "aio-tasks",
+        "serpent",
+        "multiplex",
+    ),
+    Row("shared8", "SharedProxy, 8 threads, serpent (Pyro5: 8 threads, a proxy each)", "shared8", "serpent"),
+    Row(
+        "aio-seq-uvloop",
+        "async proxy on uvloop, sequential small calls, serpent (Pyro5: sync proxy)",
+        "aio-seq-uvloop",
+        "serpent",
+    ),
+    Row(
+        "aio-tasks-uvloop",
+        "100 tasks on one async proxy on uvloop, serpent (Pyro5: 100 threads, a proxy each), multiplex",
+        "aio-tasks-uvloop",
+        "serpent",
+        "multiplex",
+    ),
 ]
 
 

@@ -65,6 +65,15 @@ EXPECTED = {
         r"a new client via name server 2: replica-B",
         r"everything stopped",
     ],
+    "asyncio": [
+        r"Server ready at PYRO:example\.asyncio@127\.0\.0\.1:\d+",
+        r"name: the example library",
+        r"one call: book 7",
+        r"shelf: book 0, book 1, book 2",
+        r"100 concurrent calls: 100 distinct titles, first 'book 0', last 'book 99'",
+        r"visitors: 2",
+        r"SharedProxy from 4 threads: 40 calls, one connection",
+    ],
     "third-party-serializer": [
         r"example-repr +id \d+ +from pyrite-example-serializer",
         r"the client speaks: example-repr",
@@ -162,7 +171,8 @@ def _server(folder: str, *args: str) -> _Process:
 
 
 @pytest.mark.parametrize(
-    "folder", ["greeting", "callbacks", "streaming", "batch", "custom-serialization", "third-party-serializer"]
+    "folder",
+    ["greeting", "callbacks", "streaming", "batch", "custom-serialization", "third-party-serializer", "asyncio"],
 )
 def test_server_and_client_as_separate_processes(folder: str) -> None:
     server = _server(folder)

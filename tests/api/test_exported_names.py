@@ -31,8 +31,9 @@ def test_every_pyro5_api_name_exists_with_the_same_kind(name: str) -> None:
     assert kind(getattr(pyrite.api, name)) == kind(getattr(Pyro5.api, name))
 
 
-def test_all_lists_pyro5_names_plus_errors_and_version() -> None:
-    assert set(pyrite.api.__all__) == set(Pyro5.api.__all__) | {"errors", "__version__"}
+def test_all_lists_pyro5_names_plus_pyrites_own() -> None:
+    # pyrite's additions: the errors module, the version, the asyncio API and the thread-shareable proxy
+    assert set(pyrite.api.__all__) == set(Pyro5.api.__all__) | {"errors", "__version__", "aio", "SharedProxy"}
     assert len(pyrite.api.__all__) == len(set(pyrite.api.__all__))
     for name in pyrite.api.__all__:
         assert hasattr(pyrite.api, name), name

@@ -17,7 +17,8 @@ changing its import::
         print(greeter.hello("world"))
 
 Besides Pyro5's names it offers ``errors`` (the module ``pyrite.core.errors``,
-Pyro5's ``Pyro5.errors``) and ``__version__``.
+Pyro5's ``Pyro5.errors``), ``aio`` (the asyncio API, ``pyrite.core.aio``),
+``SharedProxy`` (a proxy that threads may share) and ``__version__``.
 
 Names are imported on first use: ``from pyrite.api import Proxy`` loads the
 client side only, never the daemon or the name server.
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # what the lazy loader below hands out, for type checkers and IDEs
-    from pyrite.core import errors
+    from pyrite.core import aio, errors
     from pyrite.core.blob import SerializedBlob
     from pyrite.core.callcontext import current_context
     from pyrite.core.client import BatchProxy, Proxy
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # what the lazy loader below hands out, for type checkers and
     from pyrite.core.daemon import Daemon, DaemonObject, serve
     from pyrite.core.exposure import behavior, callback, expose, oneway
     from pyrite.core.naming import locate_ns, resolve, type_meta
+    from pyrite.core.shared import SharedProxy
     from pyrite.core.uri import URI
     from pyrite.nameserver import start_ns, start_ns_loop
     from pyrite.serializers.base import SerializerBase
@@ -58,6 +60,7 @@ _FROM_MODULE = {
     "current_context": "pyrite.core.callcontext",
     "Proxy": "pyrite.core.client",
     "BatchProxy": "pyrite.core.client",
+    "SharedProxy": "pyrite.core.shared",
     "SerializedBlob": "pyrite.core.blob",
     "SerializerBase": "pyrite.serializers.base",
     "Daemon": "pyrite.core.daemon",
@@ -79,7 +82,7 @@ _SERIALIZER_BASE_METHODS = (
     "unregister_class_to_dict",
 )
 
-_MODULES = {"errors": "pyrite.core.errors"}
+_MODULES = {"errors": "pyrite.core.errors", "aio": "pyrite.core.aio"}
 
 __all__ = [
     "config",
@@ -106,6 +109,8 @@ __all__ = [
     "unregister_dict_to_class",
     "unregister_class_to_dict",
     "errors",
+    "aio",
+    "SharedProxy",
     "__version__",
 ]
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "SerializedBlob": "blob",
     "Proxy": "client",
     "BatchProxy": "client",
+    "SharedProxy": "shared",
     "Daemon": "daemon",
     "DaemonObject": "daemon",
     "serve": "daemon",

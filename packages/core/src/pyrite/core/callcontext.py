@@ -1,48 +1,105 @@
-"""``current_context``: per-thread facts about the call being made or served.
+"""``current_context``: per-thread (and, under asyncio, per-task) facts about the call being made or served.
 
 In a daemon, during a call: ``client`` (the connection), ``client_sock_addr``,
 ``seq``, ``msg_flags``, ``serializer_id``, ``annotations`` (received) and
 ``response_annotations`` (set these to send annotations back).  In a client,
 set ``correlation_id`` (a ``uuid.UUID``) and every message this thread sends
 carries it; a daemon copies the id of the request into its context.
+
+Outside an event loop every value belongs to the thread, as in Pyro5.  Inside
+a running asyncio loop a value that a task sets belongs to that task (it lives
+in a ``contextvars.ContextVar``), so two tasks on one loop never see each
+other's correlation id or annotations; a task that set nothing sees the
+thread's value, and a task it starts inherits what it had set by then.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
+from asyncio import events as _asyncio_events
 from typing import Any
 
 from .errors import PyroError
 
+__all__ = ["current_context"]
+
+# Names held per thread, or per task while an asyncio loop runs in the thread.
+_FIELDS = (
+    "client",
+    "client_sock_addr",
+    "seq",
+    "msg_flags",
+    "serializer_id",
+    "annotations",
+    "response_annotations",
+    "correlation_id",
+)
+# Values that are mutated in place (``ctx.annotations["XYZW"] = ...``): a task gets its own copy
+# on first read, so such a mutation stays in the task.
+_DICT_FIELDS = frozenset(["annotations", "response_annotations"])
+
+# A task's own values.  Every write makes a new dict (copy on write), so a task started later
+# keeps the snapshot it inherited and never sees its parent's later writes.
+_task_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "pyrite_call_context", default=None
+)
+# The C-level check: is a loop running in this thread?  Cheap enough for every access.
+_running_loop = _asyncio_events._get_running_loop
+
+
+def _field(name: str) -> property:
+    slot = "_v_" + name
+
+    def get(self: _CallContext) -> Any:
+        if _running_loop() is not None:
+            values = _task_values.get()
+            if values is not None and name in values:
+                return values[name]
+            value = getattr(self, slot)
+            if name in _DICT_FIELDS:
+                value = dict(value)
+                _task_values.set({**(values or {}), name: value})
+            return value
+        return getattr(self, slot)
+
+    def set_(self: _CallContext, value: Any) -> None:
+        if _running_loop() is not None:
+            _task_values.set({**(_task_values.get() or {}), name: value})
+        else:
+            setattr(self, slot, value)
+
+    return property(get, set_, doc=f"``{name}`` of the current thread, or of the current asyncio task")
+
 
 class _CallContext(threading.local):
+    client = _field("client")
+    client_sock_addr = _field("client_sock_addr")
+    seq = _field("seq")
+    msg_flags = _field("msg_flags")
+    serializer_id = _field("serializer_id")
+    annotations = _field("annotations")
+    response_annotations = _field("response_annotations")
+    correlation_id = _field("correlation_id")
+
     def __init__(self) -> None:
-        self.client: Any = None
-        self.client_sock_addr: Any = None
-        self.seq = 0
-        self.msg_flags = 0
-        self.serializer_id = 0
-        self.annotations: dict[str, bytes] = {}
-        self.response_annotations: dict[str, bytes] = {}
-        self.correlation_id: uuid.UUID | None = None
+        self._v_client: Any = None
+        self._v_client_sock_addr: Any = None
+        self._v_seq = 0
+        self._v_msg_flags = 0
+        self._v_serializer_id = 0
+        self._v_annotations: dict[str, bytes] = {}
+        self._v_response_annotations: dict[str, bytes] = {}
+        self._v_correlation_id: uuid.UUID | None = None
 
     def to_global(self) -> dict[str, Any]:
         """The context as a dict, to carry it to another thread (see from_global)."""
-        return dict(self.__dict__)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     def from_global(self, values: dict[str, Any]) -> None:
         """Take over a context captured with to_global in another thread."""
-        for key in (
-            "client",
-            "client_sock_addr",
-            "seq",
-            "msg_flags",
-            "serializer_id",
-            "annotations",
-            "response_annotations",
-            "correlation_id",
-        ):
+        for key in _FIELDS:
             setattr(self, key, values[key])
 
     def track_resource(self, resource: Any) -> None:

@@ -166,6 +166,13 @@ def wrapper_to_dict(wrapper: ExceptionWrapper) -> dict[str, Any]:
     return {"__class__": WRAPPER_CLASSNAME, "exception": exception_to_dict(wrapper.exception)}
 
 
+_PROXY_CLASSES = (
+    ("pyrite.core.client", "Proxy"),
+    ("pyrite.core.aio.proxy", "Proxy"),
+    ("pyrite.core.shared", "SharedProxy"),
+)
+
+
 def protocol_class_to_dict(t: type) -> ClassToDict | None:
     """The writer for one of pyrite's protocol classes, or None if ``t`` is not one."""
     if issubclass(t, URI):
@@ -174,10 +181,15 @@ def protocol_class_to_dict(t: type) -> ClassToDict | None:
         return wrapper_to_dict
     if issubclass(t, BaseException):
         return exception_to_dict
-    if issubclass(t, Proxy):
-        return proxy_to_dict
-    # the daemon module is imported by whoever makes a daemon; if it is not loaded
-    # yet, no daemon can exist (and the serializers need not load the server side).
+    # client and daemon are imported by whoever makes proxies and daemons; if the
+    # module is not loaded yet, no instance of its classes can exist.
+    # the sync, asyncio and thread-shared proxies all travel as Pyro5's proxy
+    for module_name, class_name in _PROXY_CLASSES:
+        module = sys.modules.get(module_name)
+        if module is not None:
+            proxy_class = getattr(module, class_name, None)
+            if proxy_class is not None and issubclass(t, proxy_class):
+                return proxy_to_dict
     daemon = sys.modules.get("pyrite.core.daemon")
     if daemon is not None:
         daemon_class = getattr(daemon, "Daemon", None)

@@ -149,6 +149,12 @@ class TcpTransport:
             raise CommunicationError(f"cannot connect to {location}: {exc}") from exc
 
     @staticmethod
+    def client_ssl_context() -> ssl.SSLContext:
+        """The TLS context for client connections, from ``config``'s ``SSL_*`` items; the asyncio
+        client (``pyrite.core.aio``) connects with it, so both clients read those items alike."""
+        return tls.client_context()
+
+    @staticmethod
     def _tls_handshake(sock: socket.socket, host: str, location: str, deadline: float | None) -> ssl.SSLSocket:
         try:
             context = tls.client_context()

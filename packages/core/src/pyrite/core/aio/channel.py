@@ -1,0 +1,307 @@
+"""The pipelining channel: one connection, many requests in flight, replies matched in order.
+
+``PipelineChannel`` is an ``asyncio.Protocol`` that drives a client ``Session``
+(the sans-IO protocol state).  A request is handed to the transport in one
+piece the moment it is made (``send``), so requests from many tasks go out back
+to back and never interleave.  The Pyro protocol answers requests in the order
+they came, so each reply settles the oldest waiting future; the session checks
+its sequence number.  A caller that stops waiting (a timeout, a cancelled task)
+leaves its future behind: its reply still arrives and is dropped, and every
+other caller still gets its own reply::
+
+    channel = await open_channel("localhost:9999", timeout=5.0)
+    reply = await channel.request(channel.session.invoke(ser_id, payload), timeout=5.0)
+
+Connections are made by asyncio itself: TCP (IPv4/IPv6, ``config.PREFER_IP_VERSION``,
+TLS when ``config.SSL`` with the SSL context the TCP transport plugin builds from
+``SSL_*``) and Unix sockets (``./u:path``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import logging
+import socket
+import ssl
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from .. import plugins
+from ..config import config
+from ..errors import CommunicationError, ConnectionClosedError, PyroError, TimeoutError
+from ..protocol import ReceivingMessage, SendingMessage
+from ..session import CLIENT, Session
+
+__all__ = ["PipelineChannel", "open_channel"]
+
+log = logging.getLogger("pyrite.core.aio")
+
+_FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+def _expire(future: asyncio.Future[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError(f"no reply within {timeout} s"))
+
+
+class PipelineChannel(asyncio.Protocol):
+    """One client connection on an event loop, shared by every task that calls through it."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.loop = asyncio.get_running_loop()
+        self.session = Session(CLIENT)
+        self.transport: asyncio.Transport | None = None
+        self.waiters: deque[asyncio.Future[ReceivingMessage]] = deque()  # one per session.expecting entry
+        self.error: PyroError | None = None  # why the channel is closed, once it is
+        self.local_address: Any = None
+        self._paused = False
+        self._drained: list[asyncio.Future[None]] = []
+        # Write coalescing: the first request after a reply goes out at once; requests that follow
+        # it before the next reply (other tasks, same loop turn) are gathered and written together
+        # by one callback, so 100 concurrent calls cost a few sends instead of 100.
+        self._corked = False
+        self._out: list[Any] = []
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: D102
+        # uvloop's transports are not asyncio.Transport subclasses, but offer the same methods
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                self.local_address = sock.getsockname()
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:  # noqa: D102
+        self._corked = False
+        try:
+            messages = self.session.feed(data)
+            for msg in messages:
+                self.session.accept_reply(msg)
+                if config.LOGWIRE:
+                    log.debug("aio channel %s: reply in seq=%d type=%d", self.location, msg.seq, msg.type)
+                waiter = self.waiters.popleft()
+                if not waiter.done():  # else its caller gave up: the reply is dropped
+                    waiter.set_result(msg)
+        except PyroError as exc:
+            # out of step or garbage: nothing after this can be trusted
+            self._shut(exc)
+
+    def eof_received(self) -> bool:  # noqa: D102
+        return False  # the daemon closed: close our side too (connection_lost follows)
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+        reason = f": {exc}" if exc else ""
+        self._shut(ConnectionClosedError(f"connection to {self.location} closed{reason}"))
+
+    def pause_writing(self) -> None:  # noqa: D102
+        self._paused = True
+
+    def resume_writing(self) -> None:  # noqa: D102
+        self._paused = False
+        self._wake_drained()
+
+    # ------------------------------------------------------------------ use
+
+    @property
+    def writing_paused(self) -> bool:
+        """True while the transport's write buffer is above its high-water mark (see ``drain``)."""
+        return self._paused
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone (or was never made)."""
+        return self.error is not None or self.transport is None
+
+    def send(self, msg: SendingMessage, expect_reply: bool = True) -> asyncio.Future[ReceivingMessage] | None:
+        """Hand one message to the transport whole; the future its reply will settle (None for oneway).
+
+        The message must come from this channel's ``session`` (which recorded it as expected)."""
+        if self.error is not None or self.transport is None:
+            raise self.error or ConnectionClosedError(f"not connected to {self.location}")
+        waiter: asyncio.Future[ReceivingMessage] | None = None
+        if expect_reply:
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+        parts = msg.parts
+        if self._corked or self._out:
+            if not self._out:
+                self.loop.call_soon(self._flush)
+            self._out.extend(parts)
+        else:
+            self._corked = True
+            if len(parts) == 1:
+                self.transport.write(parts[0])
+            else:
+                self.transport.writelines(parts)
+        if config.LOGWIRE:
+            log.debug("aio channel %s: request out seq=%d type=%d", self.location, msg.seq, msg.type)
+        return waiter
+
+    def request_threadsafe(
+        self, build: Callable[[Session], SendingMessage], expect_reply: bool, timeout: float | None
+    ) -> concurrent.futures.Future[ReceivingMessage | None]:
+        """From any thread but the loop's: build a message with ``build(session)`` on the loop, send
+        it, and settle the returned future with its reply (None for oneway) or the error.
+
+        No task per call: ``SharedProxy``'s fast path.  A caller that gives up (cancels the future)
+        leaves the reply to be dropped, as for a timed-out task."""
+        result: concurrent.futures.Future[ReceivingMessage | None] = concurrent.futures.Future()
+
+        def settle(waiter: asyncio.Future[ReceivingMessage], handle: asyncio.TimerHandle | None) -> None:
+            if handle is not None:
+                handle.cancel()
+            if result.done():
+                return  # the caller gave up
+            if waiter.cancelled():
+                result.cancel()
+            else:
+                error = waiter.exception()
+                if error is not None:
+                    result.set_exception(error)
+                else:
+                    result.set_result(waiter.result())
+
+        def start() -> None:
+            if not result.set_running_or_notify_cancel():
+                return
+            try:
+                waiter = self.send(build(self.session), expect_reply)
+            except BaseException as exc:
+                result.set_exception(exc)
+                return
+            if waiter is None:
+                result.set_result(None)
+                return
+            handle = self.loop.call_later(timeout, _expire, waiter, timeout) if timeout else None
+            waiter.add_done_callback(lambda w: settle(w, handle))
+
+        self.loop.call_soon_threadsafe(start)
+        return result
+
+    async def request(self, msg: SendingMessage, timeout: float | None = None) -> ReceivingMessage:
+        """Send one request and wait for its reply, ``timeout`` seconds at most (None or 0: no limit)."""
+        waiter = self.send(msg)
+        assert waiter is not None
+        return await self.wait(waiter, timeout)
+
+    async def wait(self, waiter: asyncio.Future[ReceivingMessage], timeout: float | None) -> ReceivingMessage:
+        """The reply that settles ``waiter``; errors.TimeoutError after ``timeout`` s (the channel stays usable)."""
+        if not timeout:
+            return await waiter
+        handle = self.loop.call_later(timeout, _expire, waiter, timeout)
+        try:
+            return await waiter
+        finally:
+            handle.cancel()
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark again."""
+        if self._paused and self.error is None:
+            waiter = self.loop.create_future()
+            self._drained.append(waiter)
+            await waiter
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Close the connection (after writing what is still gathered, e.g. a last oneway call);
+        every caller still waiting gets ConnectionClosedError."""
+        self._flush()
+        self._shut(ConnectionClosedError(f"connection to {self.location} was closed by the proxy"))
+
+    # ------------------------------------------------------------------ internals
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        self._corked = False
+        if out and self.error is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
+
+    def _shut(self, error: PyroError) -> None:
+        if self.error is None:
+            self.error = error
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        waiters, self.waiters = self.waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(self.error)
+        self._wake_drained()
+
+    def _wake_drained(self) -> None:
+        drained, self._drained = self._drained, []
+        for waiter in drained:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def _family(host: str) -> int:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host.partition("%")[0]).version == 6 else socket.AF_INET
+    except ValueError:
+        return _FAMILIES.get(config.PREFER_IP_VERSION, socket.AF_UNSPEC)
+
+
+def _tls_context(location: str) -> ssl.SSLContext:
+    # The SSL_* items are turned into a context by the TCP transport plugin; asking it keeps one
+    # definition of what those items mean (and keeps pyrite-core free of pyrite-transports imports).
+    transport = plugins.get_transport(location)
+    make = getattr(transport, "client_ssl_context", None)
+    if make is None:
+        raise CommunicationError(
+            f"config.SSL is on, but the {getattr(transport, 'name', '?')} transport for {location} "
+            "offers no client_ssl_context() for asyncio connections"
+        )
+    context = make()
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+async def open_channel(location: str, timeout: float | None = None, connected_socket: Any = None) -> PipelineChannel:
+    """Connect to ``location`` (``host:port``, ``[ipv6]:port`` or ``./u:path``) on the running loop.
+
+    ``connected_socket`` (a connected ``socket.socket``) is used instead of connecting; the
+    channel works on a duplicate, so closing the channel leaves the caller's socket open."""
+    loop = asyncio.get_running_loop()
+
+    def factory() -> PipelineChannel:
+        return PipelineChannel(location)
+
+    try:
+        if connected_socket is not None:
+            coro: Any = loop.create_connection(factory, sock=connected_socket.dup())
+        elif location.startswith("./u:"):
+            coro = loop.create_unix_connection(factory, location[4:])
+        else:
+            host, sep, port = location.rpartition(":")
+            if not sep or not port.isdigit():
+                raise CommunicationError(f"cannot connect to {location}: not a host:port location")
+            host = host[1:-1] if host.startswith("[") else host
+            tls = _tls_context(location) if config.SSL else None
+            coro = loop.create_connection(
+                factory,
+                host,
+                int(port),
+                family=_family(host),
+                ssl=tls,
+                server_hostname=(host.partition("%")[0] or None) if tls else None,
+            )
+        _, channel = await asyncio.wait_for(coro, timeout or None)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"cannot connect to {location}: timeout ({timeout} s)") from None
+    except ssl.SSLError as exc:
+        raise CommunicationError(f"cannot connect to {location}: TLS handshake failed: {exc}") from exc
+    except OSError as exc:
+        raise CommunicationError(f"cannot connect to {location}: {exc}") from exc
+    assert isinstance(channel, PipelineChannel)
+    return channel

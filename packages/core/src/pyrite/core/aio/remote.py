@@ -1,0 +1,89 @@
+"""Pieces of ``aio.Proxy`` that do not need the class itself: remote methods, stream ids, closing
+a channel from any thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Generator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConnectionClosedError, ProtocolError, TimeoutError
+from ..protocol import ReceivingMessage
+from .channel import PipelineChannel
+
+if TYPE_CHECKING:
+    from .proxy import Proxy
+
+__all__ = ["AsyncRemoteMethod", "close_soon", "stream_id"]
+
+
+def stream_id(reply: ReceivingMessage) -> str:
+    """The stream id of a reply that says the call returned an iterator (ProtocolError if it has none)."""
+    try:
+        stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid stream id in response") from None
+    if not stream_id:
+        raise ProtocolError("the call returned an iterator, but the server has item streaming switched off")
+    return stream_id
+
+
+def close_soon(channel: PipelineChannel) -> None:
+    """Close a channel from any thread (its loop may be another, or already closed)."""
+    loop = channel.loop
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        channel.close()
+    elif not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(channel.close)
+        except RuntimeError:
+            pass  # the loop closed meanwhile, and its transports with it
+
+
+class AsyncRemoteMethod:
+    """``proxy.name``: call it for a remote call (a coroutine), or await it for a remote attribute."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy: Proxy, name: str) -> None:
+        self._proxy = proxy
+        self._name = name
+
+    def __getattr__(self, name: str) -> AsyncRemoteMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return AsyncRemoteMethod(self._proxy, f"{self._name}.{name}")
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._proxy._pyroGetAttr(self._name).__await__()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Awaitable[Any]:
+        proxy = self._proxy
+        if not proxy._pyroMaxRetries and self._name in proxy._pyroMethods:
+            return proxy._pyroInvoke(self._name, args, kwargs)  # the common case: one coroutine less
+        return self._call(args, kwargs)
+
+    async def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        proxy = self._proxy
+        name = self._name
+        if name not in proxy._pyroMethods:
+            await proxy._pyroEnsure()
+            if "." not in name and name not in proxy._pyroMethods:
+                if name in proxy._pyroAttrs:
+                    raise AttributeError(f"'{name}' of {proxy._pyroUri} is an attribute: use 'await proxy.{name}'")
+                raise AttributeError(f"remote object '{proxy._pyroUri}' has no exposed attribute or method '{name}'")
+        retries = proxy._pyroMaxRetries
+        for attempt in range(retries + 1):
+            try:
+                return await proxy._pyroInvoke(name, args, kwargs)
+            except (ConnectionClosedError, TimeoutError):
+                if attempt >= retries:
+                    raise
+        return None  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"<async remote method {self._name!r}>"

@@ -1,0 +1,484 @@
+"""``SharedProxy``: a sync proxy that any number of threads may use at once.
+
+Pyro5's ``Proxy`` belongs to one thread at a time.  A ``SharedProxy`` has the
+same constructor and methods but no owner: each thread's call is written to
+one connection as it comes, and replies are matched back to their callers in
+order (the pipelining channel of ``pyrite.core.aio``, run by one background
+event-loop thread that every SharedProxy of the process shares)::
+
+    from pyrite.core.shared import SharedProxy
+
+    shared = SharedProxy("PYRONAME:example.thing")
+    # from any thread, concurrently:
+    shared.method(1)
+
+Each call carries the calling thread's ``current_context`` annotations and
+correlation id, and the response annotations land in the calling thread's
+context.  Results are deserialized in the calling thread.  The loop thread
+starts with the first SharedProxy call and stops at interpreter exit (or with
+``shutdown_loop()``; a later call starts it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import sys
+import threading
+import weakref
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any, TypeVar
+
+from .aio.calls import load_reply, raise_remote
+from .aio.channel import PipelineChannel
+from .aio.loops import new_event_loop
+from .aio.proxy import Proxy as AioProxy
+from .aio.remote import close_soon, stream_id
+from .blob import SerializedBlob
+from .callcontext import current_context
+from .errors import ConnectionClosedError, PyroError, TimeoutError
+from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
+from .uri import DAEMON_NAME, URI
+
+__all__ = ["SharedProxy", "shutdown_loop"]
+
+T = TypeVar("T")
+JOIN_TIMEOUT = 10.0  # seconds shutdown_loop waits for the loop thread
+WATCH_INTERVAL = 1.0  # seconds between checks that the loop thread still runs, while a call waits
+
+# Settings that live on the inner aio proxy; reading or setting them on a SharedProxy forwards.
+_FORWARDED = frozenset(
+    ["_pyroTimeout", "_pyroMaxRetries", "_pyroSerializer", "_pyroHandshake", "_pyroRawWireResponse", "_pyroUri"]
+)
+
+
+class _LoopThread:
+    """The one background thread running the event loop of every SharedProxy."""
+
+    def __init__(self) -> None:
+        self.loop = new_event_loop()
+        self.channels: weakref.WeakSet[PipelineChannel] = weakref.WeakSet()  # those calls go to directly
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="pyrite-shared-proxy-loop", daemon=True)
+        self.thread.start()
+        self._ready.wait(JOIN_TIMEOUT)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+            self.loop.close()
+
+    def stop(self) -> None:
+        """Cancel what is still running (its callers get an error instead of waiting forever),
+        close the connections, stop the loop and join the thread."""
+
+        def finish() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.cancel()
+            for channel in list(self.channels):
+                channel.close()  # calls waiting on it get ConnectionClosedError
+            self.loop.call_soon(self.loop.stop)  # after the cancellations and errors are delivered
+
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(finish)
+        self.thread.join(JOIN_TIMEOUT)
+
+
+_lock = threading.Lock()
+_loop_thread: _LoopThread | None = None
+
+
+def _loop() -> _LoopThread:
+    global _loop_thread
+    runner = _loop_thread
+    if runner is None or not runner.thread.is_alive():
+        with _lock:
+            runner = _loop_thread
+            if runner is None or not runner.thread.is_alive():
+                runner = _loop_thread = _LoopThread()
+    return runner
+
+
+def shutdown_loop() -> None:
+    """Stop the SharedProxy loop thread (its connections close); the next call starts a new one."""
+    global _loop_thread
+    with _lock:
+        runner, _loop_thread = _loop_thread, None
+    if runner is not None:
+        runner.stop()
+
+
+atexit.register(shutdown_loop)
+
+
+async def _in_context(annotations: dict[str, bytes], corr_id: Any, coro: Coroutine[Any, Any, T]) -> T:
+    # the loop task takes the calling thread's context (task-local: the loop is running)
+    current_context.annotations = annotations
+    current_context.correlation_id = corr_id
+    return await coro
+
+
+class _Inner(AioProxy):
+    """The aio proxy inside a SharedProxy: its handshake check is the SharedProxy's (held weakly, so
+    dropping the SharedProxy closes the connection at once)."""
+
+    def _pyroServe(self, outer: SharedProxy) -> _Inner:
+        self.__dict__["_pyroOuter"] = weakref.ref(outer)
+        return self
+
+    def _pyroValidateHandshake(self, response: Any) -> Any:
+        outer = self.__dict__["_pyroOuter"]()
+        return None if outer is None else outer._pyroValidateHandshake(response)
+
+
+class SharedProxy:
+    """A proxy that threads may share: same constructor, settings and methods as ``Proxy``, no owner."""
+
+    def __init__(self, uri: str | URI, connected_socket: Any = None) -> None:
+        self.__dict__["_pyroAio"] = _Inner(uri, connected_socket)._pyroServe(self)
+
+    # ------------------------------------------------------------------ running on the loop
+
+    def _pyroRun(self, coro: Coroutine[Any, Any, T], annotations: dict[str, bytes] | None = None) -> T:
+        """Run ``coro`` on the loop thread with the calling thread's annotations and correlation id."""
+        runner = _loop()
+        if threading.get_ident() == runner.thread.ident:
+            coro.close()
+            raise PyroError("a SharedProxy cannot be called from its own event-loop thread")
+        if annotations is None:
+            annotations = self._pyroAnnotations()
+        future: Future[T] = asyncio.run_coroutine_threadsafe(
+            _in_context(annotations, current_context.correlation_id, coro), runner.loop
+        )
+        try:
+            return future.result()
+        except CancelledError:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
+        except BaseException:
+            future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
+            raise
+
+    # ------------------------------------------------------------------ attributes
+
+    def __getattr__(self, name: str) -> Any:
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        if name in _FORWARDED or name in ("_pyroMethods", "_pyroAttrs", "_pyroOneway"):
+            return getattr(inner, name)
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES) or name.startswith("__"):
+            raise AttributeError(name)
+        if name in inner._pyroMethods:
+            return _SharedRemoteMethod(self, name)
+        if not inner._pyroMethods and not inner._pyroAttrs:
+            self._pyroGetMetadata()
+        if name in inner._pyroAttrs:
+            return self._pyroInvoke("__getattr__", (name,), None)
+        if name not in inner._pyroMethods:
+            raise AttributeError(f"remote object '{inner._pyroUri}' has no exposed attribute or method '{name}'")
+        return _SharedRemoteMethod(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        if name in _FORWARDED:
+            setattr(inner, name, value)
+            return
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
+            self.__dict__[name] = value
+            return
+        if not inner._pyroMethods and not inner._pyroAttrs:
+            self._pyroGetMetadata()
+        if name in inner._pyroAttrs:
+            self._pyroInvoke("__setattr__", (name, value), None)
+            return
+        raise AttributeError(f"remote object '{inner._pyroUri}' has no exposed attribute '{name}'")
+
+    def __repr__(self) -> str:
+        connected = "connected" if self._pyroConnection is not None else "not connected"
+        return f"<{type(self).__module__}.{type(self).__name__} at 0x{id(self):x}; {connected}; for {self._pyroUri}>"
+
+    def __dir__(self) -> list[str]:
+        inner = self.__dict__["_pyroAio"]
+        return sorted(set(dir(type(self))) | set(self.__dict__) | inner._pyroMethods | inner._pyroAttrs)
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return self.__dict__["_pyroAio"].__getstate__()  # type: ignore[no-any-return]
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        inner = object.__new__(_Inner)
+        inner.__setstate__(state)
+        self.__dict__["_pyroAio"] = inner._pyroServe(self)
+
+    def __copy__(self) -> SharedProxy:
+        """A new, unconnected SharedProxy for the same object with the same settings."""
+        other = object.__new__(type(self))
+        other.__dict__["_pyroAio"] = self.__dict__["_pyroAio"].__copy__()._pyroServe(other)
+        return other
+
+    def __enter__(self) -> SharedProxy:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._pyroRelease()
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or (isinstance(other, SharedProxy) and other._pyroUri == self._pyroUri)
+
+    def __hash__(self) -> int:
+        return hash(self._pyroUri)
+
+    def __del__(self) -> None:
+        inner = self.__dict__.get("_pyroAio")
+        channel = inner.__dict__.get("_pyroChannel") if inner is not None else None
+        if channel is not None and not channel.closed:
+            close_soon(channel)
+
+    # the container protocol reaches the remote object (special methods skip __getattr__)
+    def __bool__(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return self.__getattr__("__len__")()  # type: ignore[no-any-return]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._pyroCallRemote("__getitem__", index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._pyroCallRemote("__setitem__", index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        self._pyroCallRemote("__delitem__", index)
+
+    def __iter__(self) -> Iterator[Any]:
+        if not self._pyroMethods:
+            self._pyroGetMetadata()
+        if "__iter__" in self._pyroMethods:
+            yield from self._pyroCallRemote("__iter__")
+            return
+        try:
+            for index in range(sys.maxsize):
+                yield self[index]
+        except (StopIteration, IndexError):
+            return
+
+    def _pyroCallRemote(self, name: str, *args: Any) -> Any:
+        if not self._pyroMethods:
+            self._pyroGetMetadata()
+        return _SharedRemoteMethod(self, name)(*args)
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def _pyroConnection(self) -> Any:
+        """The open channel, or None."""
+        return self.__dict__["_pyroAio"]._pyroConnection
+
+    @property
+    def _pyroLocalSocket(self) -> Any:
+        """The local address of the connection, once connected."""
+        return self.__dict__["_pyroAio"]._pyroLocalSocket
+
+    def _pyroBind(self) -> bool:
+        """Connect now and fetch the metadata (PYRONAME/PYROMETA are replaced by the PYRO uri)."""
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        return self._pyroRun(inner._pyroBind())
+
+    def _pyroRelease(self) -> None:
+        """Close the connection; calls still waiting in other threads get ConnectionClosedError."""
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        channel = inner.__dict__["_pyroChannel"]
+        inner.__dict__["_pyroChannel"] = None
+        if channel is not None:
+            close_soon(channel)
+
+    def _pyroReconnect(self, tries: int = 100000000) -> None:
+        """Release and connect again, ``tries`` times, 2 seconds apart."""
+        self._pyroRun(self.__dict__["_pyroAio"]._pyroReconnect(tries))
+
+    def _pyroClaimOwnership(self) -> None:
+        """Nothing to do: a SharedProxy has no owner."""
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        """Override to check the daemon's handshake response (runs on the loop thread); raise to refuse."""
+
+    def _pyroAnnotations(self) -> dict[str, bytes]:
+        """The annotations sent with each message: the calling thread's ``current_context.annotations``."""
+        annotations: dict[str, bytes] = current_context.annotations
+        return annotations
+
+    def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
+        """Called (in the calling thread) with a response's annotations, if it has any."""
+
+    def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict[str, Any] | None = None) -> None:
+        """Fetch (or take ``known_metadata``) the remote object's methods, oneway methods and attributes."""
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        if known_metadata:
+            inner._pyroSetMetadata(known_metadata)
+            return
+        self._pyroRun(inner._pyroEnsure())
+        if not inner._pyroMethods and not inner._pyroAttrs:
+            self._pyroRun(inner._pyroGetMetadata(objectId))
+
+    # ------------------------------------------------------------------ calls
+
+    def _pyroInvoke(
+        self, methodname: str, vargs: Any, kwargs: dict[str, Any] | None, flags: int = 0, objectId: str | None = None
+    ) -> Any:
+        """Send one call and return its result (None for a oneway call); raise what the remote raised."""
+        inner: AioProxy = self.__dict__["_pyroAio"]
+        ctx = current_context
+        annotations = self._pyroAnnotations()
+        channel = inner._pyroConnection
+        runner = _loop_thread
+        if (
+            channel is not None
+            and runner is not None
+            and channel.loop is runner.loop
+            and not (vargs and isinstance(vargs[0], SerializedBlob))
+        ):
+            reply, serializer = self._pyroFastRequest(
+                inner, channel, methodname, vargs, kwargs, flags, objectId, annotations, ctx.correlation_id
+            )
+        else:  # not connected yet (or a blob): the aio proxy does it all, on the loop
+            reply, serializer = self._pyroRun(
+                inner._pyroRequest(methodname, vargs, kwargs, flags, objectId, annotations, ctx.correlation_id),
+                annotations,
+            )
+        if reply is None:
+            return None
+        if reply.annotations:
+            ctx.response_annotations = reply.annotations
+            self._pyroResponseAnnotations(reply.annotations, reply.type)
+        elif ctx.response_annotations:
+            ctx.response_annotations = {}
+        return self._pyroDecode(reply, serializer)
+
+    def _pyroFastRequest(
+        self,
+        inner: AioProxy,
+        channel: PipelineChannel,
+        methodname: str,
+        vargs: Any,
+        kwargs: dict[str, Any] | None,
+        flags: int,
+        objectId: str | None,
+        annotations: dict[str, bytes],
+        corr_id: Any,
+    ) -> tuple[ReceivingMessage | None, Any]:
+        """A call on the open connection with no task on the loop: the request is serialized here, in
+        the calling thread, and only framed and written on the loop thread."""
+        serializer = inner._pyroSerializerObject()
+        payload = serializer.dumpsCall(objectId or inner.__dict__["_pyroObjectId"], methodname, vargs, kwargs or {})
+        if methodname in inner._pyroOneway:
+            flags |= FLAGS_ONEWAY
+        serializer_id = serializer.serializer_id
+
+        def build(session: Any) -> Any:
+            return session.invoke(serializer_id, payload, flags, annotations, corr_id)
+
+        runner = _loop_thread
+        if runner is None or runner.loop is not channel.loop:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down")
+        if channel not in runner.channels:
+            runner.channels.add(channel)
+        try:
+            future = channel.request_threadsafe(build, not flags & FLAGS_ONEWAY, inner._pyroTimeout)
+        except RuntimeError:  # the loop closed meanwhile
+            raise ConnectionClosedError("the SharedProxy event loop was shut down") from None
+        try:
+            while True:
+                try:
+                    return future.result(WATCH_INTERVAL), serializer
+                except FutureTimeoutError:
+                    # bounded waits: a loop that stopped before it ran this call cannot hang us
+                    if not runner.thread.is_alive():
+                        raise ConnectionClosedError("the SharedProxy event loop stopped") from None
+        except CancelledError:
+            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
+        except BaseException:
+            future.cancel()  # e.g. ^C in the caller: the reply is dropped when it comes
+            raise
+
+    def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:
+        if self._pyroRawWireResponse:
+            return reply
+        data = load_reply(reply, serializer)
+        if reply.flags & FLAGS_ITEMSTREAMRESULT:
+            return _SharedStreamIterator(stream_id(reply), self)
+        if reply.flags & FLAGS_EXCEPTION:
+            raise_remote(data)
+        return data
+
+    def _pyroInvokeBatch(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], oneway: bool = False) -> Any:
+        """Send collected ``(method, args, kwargs)`` calls as one batch; the list of results."""
+        return self._pyroInvoke("<batch>", calls, None, FLAGS_BATCH | FLAGS_ONEWAY if oneway else FLAGS_BATCH)
+
+
+class _SharedRemoteMethod:
+    """A remote method of a SharedProxy (retried on network failures like Proxy's)."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy: SharedProxy, name: str) -> None:
+        self._proxy = proxy
+        self._name = name
+
+    def __getattr__(self, name: str) -> _SharedRemoteMethod:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _SharedRemoteMethod(self._proxy, f"{self._name}.{name}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        proxy = self._proxy
+        retries = proxy._pyroMaxRetries
+        for attempt in range(retries + 1):
+            try:
+                return proxy._pyroInvoke(self._name, args, kwargs)
+            except (ConnectionClosedError, TimeoutError):
+                if attempt >= retries:
+                    raise
+        return None  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"<shared remote method {self._name!r}>"
+
+
+class _SharedStreamIterator:
+    """A remote iterator reached through a SharedProxy; ``close()`` (or dropping it) ends it early."""
+
+    def __init__(self, streamId: str, proxy: SharedProxy) -> None:
+        self.streamId = streamId
+        self.proxy: SharedProxy | None = proxy
+
+    def __iter__(self) -> _SharedStreamIterator:
+        return self
+
+    def __next__(self) -> Any:
+        proxy = self.proxy
+        if proxy is None:
+            raise StopIteration
+        try:
+            return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
+        except (StopIteration, GeneratorExit):
+            self.proxy = None
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Tell the daemon to discard the remote iterator (a oneway call; pipelined, so always safe)."""
+        proxy = self.proxy
+        self.proxy = None
+        if proxy is not None and proxy._pyroConnection is not None:
+            with contextlib.suppress(PyroError):
+                proxy._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY, objectId=DAEMON_NAME)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

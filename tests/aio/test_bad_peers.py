@@ -1,0 +1,157 @@
+"""aio.Proxy against peers that misbehave on a real socket: garbage, replies out of step, a peer that
+closes mid-reply, a peer that never answers.  The proxy raises clearly, never hangs, and recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pyrite.core import errors, plugins
+from pyrite.core.protocol import MSG_CONNECTOK, MSG_RESULT
+from pyrite.core.session import SERVER, Session
+
+from .conftest import proxy
+
+WAIT = 5.0
+
+
+class FakePeer:
+    """A TCP server on 127.0.0.1 that runs ``behave(conn, session)`` for each client (a real socket)."""
+
+    def __init__(self, behave: Callable[[socket.socket, Session], None]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.1)  # short, so close() is noticed at once
+        self.port = self.sock.getsockname()[1]
+        self.behave = behave
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(WAIT)
+            with conn:
+                try:
+                    self.behave(conn, Session(SERVER))
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        self.thread.join(WAIT)
+
+
+def read_message(conn: socket.socket, session: Session) -> Any:
+    while True:
+        messages = session.feed(conn.recv(65536))
+        if messages:
+            return messages[0]
+
+
+def drain_until_closed(conn: socket.socket) -> None:
+    """Read (and drop) until the client hangs up, so closing never resets unread requests."""
+    while conn.recv(65536):
+        pass
+
+
+def accept_handshake(conn: socket.socket, session: Session) -> None:
+    request = read_message(conn, session)
+    ser = plugins.get_serializer_by_id(request.serializer_id)
+    meta = {"methods": ["echo"], "oneway": [], "attrs": []}
+    payload = ser.dumps({"handshake": "hello", "meta": meta})
+    conn.sendall(session.reply(request, MSG_CONNECTOK, payload).data)
+    session.handshake_done = True
+
+
+@pytest.fixture
+def peer(request: pytest.FixtureRequest) -> Iterator[FakePeer]:
+    p = FakePeer(request.param)
+    yield p
+    p.close()
+
+
+def garbage(conn: socket.socket, session: Session) -> None:
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"x" * 64)
+
+
+def out_of_step(conn: socket.socket, session: Session) -> None:
+    accept_handshake(conn, session)
+    request = read_message(conn, session)
+    ser = plugins.get_serializer_by_id(request.serializer_id)
+    request.seq = (request.seq + 5) & 0xFFFF  # answer as if to another request
+    conn.sendall(session.reply(request, MSG_RESULT, ser.dumps("wrong")).data)
+    drain_until_closed(conn)
+
+
+def half_reply(conn: socket.socket, session: Session) -> None:
+    accept_handshake(conn, session)
+    request = read_message(conn, session)
+    ser = plugins.get_serializer_by_id(request.serializer_id)
+    data = session.reply(request, MSG_RESULT, ser.dumps("x" * 1000)).data
+    conn.sendall(data[: len(data) // 2])  # then close
+
+
+def silent(conn: socket.socket, session: Session) -> None:
+    accept_handshake(conn, session)
+    read_message(conn, session)
+    drain_until_closed(conn)  # never answer
+
+
+@pytest.mark.parametrize("peer", [garbage], indirect=True)
+def test_garbage_is_a_protocol_error(peer: FakePeer, run: Any) -> None:
+    async def main() -> None:
+        p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}")
+        with pytest.raises(errors.ProtocolError):
+            await p._pyroBind()
+        assert p._pyroConnection is None
+
+    run(main())
+
+
+@pytest.mark.parametrize("peer", [out_of_step], indirect=True)
+def test_reply_out_of_step_fails_every_waiting_call(peer: FakePeer, run: Any) -> None:
+    async def main() -> None:
+        p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}")
+        await p._pyroBind()
+        results = await asyncio.gather(*(p.echo(i) for i in range(3)), return_exceptions=True)
+        assert all(isinstance(r, errors.ProtocolError) for r in results), results
+        assert p._pyroConnection is None  # the connection went: nothing after it could be trusted
+
+    run(main())
+
+
+@pytest.mark.parametrize("peer", [half_reply], indirect=True)
+def test_peer_closing_mid_reply(peer: FakePeer, run: Any) -> None:
+    async def main() -> None:
+        p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}")
+        await p._pyroBind()
+        with pytest.raises(errors.ConnectionClosedError):
+            await p.echo(1)
+
+    run(main())
+
+
+@pytest.mark.parametrize("peer", [silent], indirect=True)
+def test_silent_peer_times_out(peer: FakePeer, run: Any) -> None:
+    async def main() -> None:
+        p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}", _pyroTimeout=0.3)
+        await p._pyroBind()
+        with pytest.raises(errors.TimeoutError):
+            await p.echo(1)
+        await p._pyroRelease()
+
+    run(main())

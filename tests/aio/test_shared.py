@@ -1,0 +1,182 @@
+"""SharedProxy: one proxy, many threads, one pipelined connection; against pyrite and Pyro5 daemons.
+The sync Proxy keeps Pyro5's ownership rule."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from pyrite.api import Proxy, SharedProxy
+from pyrite.core import errors
+from pyrite.core.callcontext import current_context
+
+from .conftest import TIMEOUT, Server, set_serializer
+
+JOIN = 30.0
+pytestmark = pytest.mark.usefixtures("shared_loop")
+
+
+def shared(uri: str) -> SharedProxy:
+    p = SharedProxy(uri)
+    p._pyroTimeout = TIMEOUT
+    return p
+
+
+def run_threads(target: Any, count: int) -> None:
+    threads = [threading.Thread(target=target, args=(k,), name=f"caller-{k}") for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN)
+    assert not any(t.is_alive() for t in threads), "a caller thread did not finish"
+
+
+@pytest.mark.parametrize("serializer", ["serpent", "msgpack"])
+def test_8_threads_x_1000_calls(server: Server, serializer: str) -> None:
+    set_serializer(serializer)
+    p = shared(server.probe_uri)
+    wrong: list[Any] = []
+    ports: set[int] = set()
+
+    def work(k: int) -> None:
+        for i in range(1000):
+            value = [k, i]
+            result = p.echo(value)
+            if list(result) != value:
+                wrong.append((value, result))
+        ports.add(p.peer_port())
+
+    with p:
+        run_threads(work, 8)
+        assert not wrong
+        assert ports == {p._pyroLocalSocket[1]}  # every thread used the one connection
+
+
+def test_same_methods_as_proxy(server: Server) -> None:
+    with shared(server.svc_uri) as p:
+        assert p._pyroBind() is True
+        assert p._pyroBind() is False
+        assert p.add(1, 2) == 3
+        assert p.greet("x", punctuation="?") == "hello x?"
+        assert p.value == 1
+        p.value = 7
+        assert p.value == 7
+        p.value = 1
+        with pytest.raises(AttributeError):
+            p.nothing  # noqa: B018
+        with pytest.raises(ValueError, match="shared boom"):
+            p.fail("shared boom")
+        assert list(p.generate(3)) == [0, 10, 20]
+        it = p.endless()
+        assert next(it) == 0
+        it.close()
+        assert p.hold() is None  # oneway: returns while the daemon holds it
+        server.service.release.set()
+        assert server.service.oneway_done.wait(TIMEOUT)
+        child = p.make_child("c")
+        with child:
+            assert child.whoami() == "child c"
+        p._pyroClaimOwnership()  # accepted, means nothing
+        p._pyroRelease()
+        assert p._pyroConnection is None
+        assert p.add(2, 2) == 4
+        p._pyroReconnect()
+        assert p.add(3, 3) == 6
+
+
+def test_pickle_and_copy(server: Server) -> None:
+    p = shared(server.svc_uri)
+    p._pyroBind()
+    q = pickle.loads(pickle.dumps(p))
+    r = copy.copy(p)
+    with p, q, r:
+        assert isinstance(q, SharedProxy) and isinstance(r, SharedProxy)
+        assert q == p and r == p and hash(q) == hash(p)
+        assert q.add(1, 1) == 2 and r.add(2, 2) == 4
+
+
+def test_context_travels_per_thread(server: Server) -> None:
+    p = shared(server.probe_uri)
+    failures: list[str] = []
+
+    def work(k: int) -> None:
+        cid = uuid.uuid4()
+        current_context.correlation_id = cid
+        current_context.annotations = {"XTRA": f"t{k}".encode()}
+        for _ in range(50):
+            if p.corr() != str(cid):
+                failures.append(f"corr {k}")
+            if p.annotation() != f"t{k}":
+                failures.append(f"annotation {k}")
+            if current_context.response_annotations.get("ECHO") != f"t{k}!".encode():
+                failures.append(f"response {k}")
+
+    with p:
+        run_threads(work, 4)
+    assert not failures
+
+
+def test_handshake_validation_and_timeout(server: Server) -> None:
+    seen: list[Any] = []
+
+    class Checking(SharedProxy):
+        def _pyroValidateHandshake(self, response: Any) -> None:
+            seen.append(response)
+
+    p = Checking(server.svc_uri)
+    p._pyroTimeout = 0.3
+    p._pyroHandshake = {"user": "bob", "password": "secret"}
+    with p:
+        with pytest.raises(errors.TimeoutError):
+            p.slow()
+        server.service.release.set()
+        p._pyroTimeout = TIMEOUT
+        assert [p.add(i, 0) for i in range(5)] == list(range(5))
+    assert seen == [{"welcome": "bob"}]
+
+
+def test_sync_proxy_keeps_its_owner_rule(server: Server) -> None:
+    p = Proxy(server.svc_uri)
+    p._pyroTimeout = TIMEOUT
+    p._pyroBind()
+    caught: list[BaseException] = []
+
+    def other(_: int) -> None:
+        try:
+            p.add(1, 1)
+        except errors.PyroError as exc:
+            caught.append(exc)
+
+    run_threads(other, 1)
+    p._pyroRelease()
+    assert len(caught) == 1 and "thread" in str(caught[0])
+
+
+def test_loop_shutdown_fails_a_waiting_call_and_a_new_loop_takes_over(server: Server) -> None:
+    from pyrite.core.shared import shutdown_loop
+
+    p = shared(server.svc_uri)
+    p._pyroBind()
+    caught: list[BaseException] = []
+
+    def waiting(_: int) -> None:
+        try:
+            p.slow()  # held in the daemon until released
+        except errors.PyroError as exc:
+            caught.append(exc)
+
+    t = threading.Thread(target=waiting, args=(0,))
+    t.start()
+    time.sleep(0.2)
+    shutdown_loop()
+    t.join(JOIN)
+    assert not t.is_alive()
+    assert len(caught) == 1 and isinstance(caught[0], errors.ConnectionClosedError)
+    server.service.release.set()
+    assert p.add(1, 2) == 3  # the next call starts a new loop thread and connects again
+    p._pyroRelease()
