@@ -293,7 +293,8 @@ class Proxy:
         """The annotations sent with every message of this proxy (4-letter id -> bytes).
 
         By default the calling thread's ``current_context.annotations``; override to add your own."""
-        return current_context.annotations
+        annotations: dict[str, bytes] = current_context.annotations
+        return annotations
 
     def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
         """Called with the annotations of a response that has any (``msgtype`` is MSG_RESULT or
