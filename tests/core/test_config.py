@@ -12,7 +12,16 @@ def test_same_items_as_pyro5():
     ours = config.as_dict()
     theirs = Pyro5.config.as_dict()
     assert set(theirs) <= set(ours)
-    assert set(ours) - set(theirs) == {"ONEWAY_THREADS"}
+    assert set(ours) - set(theirs) == {
+        "ONEWAY_THREADS",
+        # issue 8, engine deadlines and caps
+        "HANDSHAKE_TIMEOUT",
+        "FRAME_TIMEOUT",
+        "IDLE_TIMEOUT",
+        "SEND_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "MAX_OUTPUT_BUFFER",
+    }
 
 
 def test_defaults_match_pyro5():

@@ -63,6 +63,13 @@ _DEFAULTS: dict[str, Any] = {
     "SSL_CACERTS": "",
     # pyrite's own: how many threads run oneway calls in a daemon at most.
     "ONEWAY_THREADS": 16,
+    # pyrite's own, issue 8 (engine deadlines and caps; seconds, 0 switches one off):
+    "HANDSHAKE_TIMEOUT": 10.0,  # accept -> handshake done (covers the TLS handshake)
+    "FRAME_TIMEOUT": 60.0,  # first byte of a message -> its last byte
+    "IDLE_TIMEOUT": 0.0,  # a connection with nothing to do is closed after this long
+    "SEND_TIMEOUT": 30.0,  # a reply the peer does not read (thread engine: each send)
+    "MAX_CONNECTIONS": 0,  # 0: derived from the descriptor limit (RLIMIT_NOFILE) with headroom
+    "MAX_OUTPUT_BUFFER": 16 * 1024 * 1024,  # multiplex: replies queued for a peer that does not read
 }
 
 _TRUE = ("1", "yes", "on", "true")

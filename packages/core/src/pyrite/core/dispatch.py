@@ -400,6 +400,11 @@ class OnewayExecutor:
         except queue.Full:
             self._run(job)
 
+    def has_room(self) -> bool:
+        """True if another call fits in the queue now (the engines park a connection otherwise,
+        so overflow never runs on an engine's loop thread)."""
+        return self._closed or not self._queue.full()
+
     @staticmethod
     def _run(job: tuple[Any, ...]) -> None:
         daemon, method, vargs, kwargs, context = job

@@ -170,6 +170,27 @@ class SocketConnection:
         except (OSError, ValueError) as exc:
             raise self._error("sending", exc) from exc
 
+    def send_some(self, data: bytes | bytearray | memoryview) -> int:
+        """Non-blocking write for the multiplex engine: send what the socket takes now and
+        return how many bytes that was (0 if it would block).  Raises ConnectionClosedError
+        if the connection broke.  On TLS, a write that returned 0 must be retried with the
+        same bytes (the engine's output buffer does so)."""
+        if self._closed:
+            raise ConnectionClosedError("sending: connection is closed")
+        sock = self._sock
+        try:
+            if not self._tls and _DONTWAIT:
+                return sock.send(data, _DONTWAIT)
+            sock.settimeout(0.0)
+            try:
+                return sock.send(data)
+            finally:
+                sock.settimeout(self._timeout)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return 0
+        except (OSError, ValueError) as exc:
+            raise self._error("sending", exc) from exc
+
     def recv(self, size: int) -> bytes | memoryview:
         """Receive exactly ``size`` bytes: ``bytes``, or for a read larger than CHUNK_SIZE a
         read-only-in-practice ``memoryview`` over an anonymous memory map (see _recv_large)."""

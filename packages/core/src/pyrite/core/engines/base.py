@@ -34,6 +34,7 @@ from ..config import config
 from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
+from .guard import GuardMixin
 
 log = logging.getLogger("pyrite.core.engines")
 
@@ -144,9 +145,29 @@ class Client:
 
     ``busy`` is set while the client is out of the selector being served (by
     a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
+    For the deadlines (``guard.expired``): ``since`` (accept time),
+    ``frame_start`` (first byte of an incomplete message, or None) and
+    ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
+    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``held``
+    are read messages waiting for room in the oneway queue; ``out`` the
+    multiplex engine's output buffer.
     """
 
-    __slots__ = ("conn", "raw", "reader", "fd", "registered", "busy", "gone")
+    __slots__ = (
+        "conn",
+        "raw",
+        "reader",
+        "fd",
+        "registered",
+        "busy",
+        "gone",
+        "since",
+        "frame_start",
+        "last_active",
+        "refusing",
+        "held",
+        "out",
+    )
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -156,6 +177,11 @@ class Client:
         self.registered = False
         self.busy = False
         self.gone = False
+        self.since = self.last_active = time.monotonic()
+        self.frame_start: float | None = None
+        self.refusing: str | None = None
+        self.held: list[Frame] | None = None
+        self.out: Any = None
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
@@ -205,7 +231,7 @@ def _poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-class SelectorEngine:
+class SelectorEngine(GuardMixin):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
@@ -229,6 +255,7 @@ class SelectorEngine:
         self._children: list[SelectorEngine] = []
         self._parent: SelectorEngine | None = None
         self._next_housekeeping = time.monotonic() + _poll_interval()
+        self._init_guard()
         # accept() is only called when the selector says a client waits, but that client may be gone
         # by then: a non-blocking listener returns None instead of stalling the loop
         setblocking = getattr(listener, "setblocking", None)
@@ -396,7 +423,7 @@ class SelectorEngine:
             log.debug("error closing listener: %s", exc)
         with self._lock:
             idle = [client for client in self._clients if not client.busy]
-        for client in idle:
+        for client in idle + self._take_parked():
             self._drop(client)
         self._close_workers()
         self._unregister_fileobj(self._wake_r)
@@ -418,13 +445,17 @@ class SelectorEngine:
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        due = min(engine._next_housekeeping for engine in (self, *self._children))
+        engines = (self, *self._children)
+        due = min(min(engine._next_housekeeping, engine._guard_due()) for engine in engines)
         return min(max(due - time.monotonic(), 0.0), _poll_interval())
 
     def _tick(self) -> None:
         now = time.monotonic()
         for engine in (self, *self._children):
-            if now >= engine._next_housekeeping and not engine._shutting_down:
+            if engine._shutting_down:
+                continue
+            engine._guard_tick(now)
+            if now >= engine._next_housekeeping:
                 engine._next_housekeeping = now + _poll_interval()
                 engine._housekeep()
 
@@ -449,17 +480,22 @@ class SelectorEngine:
             self._unregister_fileobj(self._listener)  # closed under us: stop watching it
             return
         except Exception as exc:
-            log.warning("%s: accept failed: %s", self, exc)
-            time.sleep(0.01)  # e.g. out of file descriptors: don't spin on a listener that stays readable
+            # e.g. out of file descriptors: the listener stays readable, so stop watching it a while
+            self._accept_failed(exc)
             return
         if raw is None:
             return
+        self._accept_throttle.succeeded()
+        refusing = self._admission(raw)
+        if refusing is False:
+            return  # over every cap: already answered and closed
         try:
-            client = Client(ClientConnection(raw))
+            client = Client(ClientConnection(self._wrap_accepted(raw)))
         except Exception as exc:
             log.warning("%s: cannot set up accepted connection: %s", self, exc)
             raw.close()
             return
+        client.refusing = refusing or None
         self._prepare(client)
         with self._lock:
             if self._closed:
@@ -473,6 +509,10 @@ class SelectorEngine:
     def _prepare(self, client: Client) -> None:
         """Hook: adjust a freshly accepted client."""
 
+    def _wrap_accepted(self, raw: Any) -> Any:
+        """Hook: the connection object the daemon will write replies to (default: ``raw`` itself)."""
+        return raw
+
     def _register(self, client: Client) -> None:
         try:
             self._selector.register(client.conn, selectors.EVENT_READ, (self, client))
@@ -481,6 +521,12 @@ class SelectorEngine:
             if not client.gone:
                 log.debug("%s: cannot watch %r: %s", self, client, exc)
             self._drop(client)
+
+    def _watch_listener(self) -> None:
+        try:
+            self._selector.register(self._listener, selectors.EVENT_READ, (self, _LISTENER))
+        except (KeyError, ValueError, OSError, RuntimeError):
+            pass  # already watched, or closed meanwhile
 
     def _unregister(self, client: Client) -> None:
         if client.registered:
@@ -541,11 +587,34 @@ class SelectorEngine:
                 )
             frames += reader.feed(data)
             budget -= len(data)
+            client.last_active = now = time.monotonic()
+            if not reader.partial:
+                client.frame_start = None
+            elif client.frame_start is None:
+                client.frame_start = now
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
             # a big message streams in, read on (up to a fair share) rather than select per piece.
             if not raw.pending() and (frames or not reader.partial or budget <= 0):
                 break
         return frames
+
+    def _serve_frames(self, client: Client, frames: list[Frame]) -> bool:
+        """Give a client's messages to the daemon in order.  False if the client was dropped.
+
+        A client over MAX_CONNECTIONS gets its refusal instead.  When a oneway request
+        meets a full oneway queue, it and the messages after it go to ``client.held``
+        (the caller parks the client) and True is returned.
+        """
+        for index, (msg, payload) in enumerate(frames):
+            if client.refusing is not None:
+                self._send_refusal(client, msg, client.refusing)
+                return False
+            if msg.flags & protocol.FLAGS_ONEWAY and client.conn.handshaked and not self._oneway_room():
+                client.held = frames[index:]
+                return True
+            if not self._dispatch(client, msg, payload):
+                return False
+        return True
 
     def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
         """Give one complete message to the daemon.  False if the client was dropped."""
@@ -607,7 +676,9 @@ class SelectorEngine:
 
     def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
         """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
-        log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
+        # over MAX_CONNECTIONS this happens per connection of a flood: not worth a warning each
+        level = logging.DEBUG if client.refusing is not None else logging.WARNING
+        log.log(level, "%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
         try:
             # the daemon's own handshake reply carries its annotations; fall back to a bare one
             self.daemon._handshake(client.conn, msg, denied_reason=reason)

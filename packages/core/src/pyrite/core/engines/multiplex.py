@@ -8,19 +8,24 @@ is handled right there, one at a time.  Calls therefore never run
 concurrently: the objects served need no locking, but a slow call delays
 every other client.
 
-Replies are sent blocking.  A connection without a timeout
-(``config.COMMTIMEOUT`` 0) gets ``SEND_TIMEOUT`` seconds, so a client that
-stops reading its replies stalls the loop for that long at most and then
-loses its connection.
+Replies never block the loop: each connection writes through an
+``output.BufferedOutput``.  What the socket does not take at once waits in
+that buffer; meanwhile the connection is watched for writing only, so no
+further request of that peer is read, and a peer that lets more than
+``config.MAX_OUTPUT_BUFFER`` bytes pile up, or reads nothing for
+``config.SEND_TIMEOUT`` seconds, loses its connection.  A oneway call never
+runs on this thread: when the daemon's oneway queue is full the connection
+that sent it is parked until there is room (see ``guard.GuardMixin``).
 """
 
 from __future__ import annotations
 
+import selectors
 from typing import Any
 
-from .base import Client, SelectorEngine
-
-SEND_TIMEOUT = 60.0
+from ..config import config
+from .base import Client, Frame, SelectorEngine
+from .output import BufferedOutput
 
 
 class MultiplexEngine(SelectorEngine):
@@ -33,32 +38,89 @@ class MultiplexEngine(SelectorEngine):
 
     def __init__(self, daemon: Any, listener: Any) -> None:
         super().__init__(daemon, listener)
+        self._writing: set[Client] = set()
+
+    def _wrap_accepted(self, raw: Any) -> Any:
+        return BufferedOutput(raw)
 
     def _prepare(self, client: Client) -> None:
+        client.out = client.raw
         try:
-            if client.raw.timeout is None:
-                client.raw.timeout = SEND_TIMEOUT
+            if client.raw.timeout is None and config.SEND_TIMEOUT:
+                # only a transport without non-blocking writes ever waits on this
+                client.raw.timeout = float(config.SEND_TIMEOUT)
         except Exception:
             pass
 
     def _on_readable(self, client: Client) -> None:
+        if client in self._writing:
+            self._flush(client)
+            return
         try:
             frames = self._read_frames(client)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if not frames:
-            return
+        if frames:
+            self._serve(client, frames)
+
+    def _serve(self, client: Client, frames: list[Frame]) -> None:
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
-        for msg, payload in frames:
-            if not self._dispatch(client, msg, payload):
-                return
-        del frames, msg, payload
-        client.busy = False
+        ok = self._serve_frames(client, frames)
+        del frames
+        if not ok:
+            return
         if self._closed:
             self._drop(client)
+            return
+        if client.held:
+            self._park(client)
+            return
+        client.busy = False
+        if client.out is not None and client.out.queued:
+            self._want_write(client)
+        elif not client.registered:
+            self._register(client)
+
+    def _resume(self, client: Client, frames: list[Frame]) -> None:
+        self._serve(client, frames)
+
+    def _want_write(self, client: Client) -> None:
+        """Watch the client for writing only: its output waits, its requests must too."""
+        try:
+            if client.registered:
+                self._selector.modify(client.conn, selectors.EVENT_WRITE, (self, client))
+            else:
+                self._selector.register(client.conn, selectors.EVENT_WRITE, (self, client))
+                client.registered = True
+        except (OSError, ValueError, KeyError, RuntimeError):
+            self._drop(client)
+            return
+        self._writing.add(client)
+
+    def _flush(self, client: Client) -> None:
+        try:
+            client.out.flush()
+        except Exception as exc:
+            self._log_failure(client, exc)
+            self._drop(client)
+            return
+        if client.out.queued:
+            return
+        self._writing.discard(client)
+        try:
+            self._selector.modify(client.conn, selectors.EVENT_READ, (self, client))
+        except (OSError, ValueError, KeyError, RuntimeError):
+            self._drop(client)
+            return
+        if client.raw.pending():
+            self._on_readable(client)  # requests already buffered inside the connection
+
+    def _drop(self, client: Client) -> None:
+        self._writing.discard(client)
+        super()._drop(client)
 
     def _housekeep(self) -> None:
         self._run_housekeeping()

@@ -197,6 +197,19 @@ class ThreadPoolEngine(SelectorEngine):
 
     # ----- selector thread
 
+    def _prepare(self, client: Client) -> None:
+        try:
+            if client.raw.timeout is None and config.SEND_TIMEOUT:
+                # reads here never block (recv_some), so this bounds the sends of a reply:
+                # a peer that does not read costs a worker SEND_TIMEOUT at most
+                client.raw.timeout = float(config.SEND_TIMEOUT)
+        except Exception:
+            pass
+
+    def _resume(self, client: Client, frames: list[Frame]) -> None:
+        if not self._pool.submit(self._serve, (client, frames)):
+            self._drop(client)
+
     def _on_readable(self, client: Client) -> None:
         try:
             frames = self._read_frames(client)
@@ -227,7 +240,11 @@ class ThreadPoolEngine(SelectorEngine):
         for client in returned:
             if closed:
                 self._drop(client)
-            elif not client.gone:
+            elif client.gone:
+                continue
+            elif client.held:
+                self._park(client)  # its next oneway waits for room in the oneway queue
+            else:
                 self._register(client)
 
     def _housekeep(self) -> None:
@@ -258,10 +275,12 @@ class ThreadPoolEngine(SelectorEngine):
     def _serve(self, client: Client, frames: list[Frame]) -> None:
         """Handle a client's messages, and keep handling it while its requests keep coming."""
         while True:
-            for msg, payload in frames:
-                if not self._dispatch(client, msg, payload):
-                    return
-            del frames, msg, payload  # don't keep a big request alive while waiting for the next
+            if not self._serve_frames(client, frames):
+                return
+            del frames  # don't keep a big request alive while waiting for the next
+            if client.held:
+                self._hand_back(client)
+                return
             if self._closed:
                 self._drop(client)
                 return
@@ -299,6 +318,11 @@ class ThreadPoolEngine(SelectorEngine):
                     "client closed the connection" + (" in the middle of a message" if reader.partial else "")
                 )
             frames = reader.feed(data)
+            client.last_active = now = time.monotonic()
+            if not reader.partial:
+                client.frame_start = None
+            elif client.frame_start is None:
+                client.frame_start = now
             if frames:
                 return frames
             flowing = reader.partial
