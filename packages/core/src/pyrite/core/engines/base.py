@@ -495,7 +495,7 @@ class SelectorEngine(GuardMixin):
             log.warning("%s: cannot set up accepted connection: %s", self, exc)
             raw.close()
             return
-        client.refusing = refusing or None
+        client.refusing = refusing if isinstance(refusing, str) and refusing else None
         self._prepare(client)
         with self._lock:
             if self._closed:
