@@ -24,9 +24,7 @@ if os.environ.get("HOSTILE_NOFILE"):
     _limit = int(os.environ["HOSTILE_NOFILE"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (_limit, _limit))
 
-logging.basicConfig(
-    level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-)
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 from pyrite.core.daemon import Daemon  # noqa: E402
 from pyrite.core.exposure import expose, oneway  # noqa: E402

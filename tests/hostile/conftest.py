@@ -259,13 +259,22 @@ _BOMBS: dict[int, bytes] = {}
 
 
 def bomb(inflated: int) -> bytes:
-    """zlib data of ``inflated`` zero bytes (about 1000:1), made once per size and kept."""
+    """A valid zlib stream of ``inflated`` zero bytes (about 1000:1), made once per size and kept.
+
+    Each megabyte is compressed once after a full flush, so every later one is the same
+    bytes: the bomb is built by repetition in milliseconds instead of deflating it all.
+    """
     if inflated not in _BOMBS:
-        packer = zlib.compressobj(9)
         block = bytes(MB)
-        parts = [packer.compress(block) for _ in range(inflated // MB)]
-        parts.append(packer.flush())
-        _BOMBS[inflated] = b"".join(parts)
+        packer = zlib.compressobj(9)
+        first = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+        again = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+        count = inflated // MB
+        checksum = 1
+        for _ in range(count):
+            checksum = zlib.adler32(block, checksum)
+        # then a final empty fixed-Huffman block and the adler32 trailer
+        _BOMBS[inflated] = first + again * (count - 1) + b"\x03\x00" + struct.pack(">I", checksum)
     return _BOMBS[inflated]
 
 
