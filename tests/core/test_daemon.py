@@ -22,6 +22,7 @@ from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
 from pyrite.core.connection import ClientConnection
 from pyrite.core.daemon import Daemon, DaemonObject, serve
+from pyrite.core.engines.single import SingleConnectionEngine
 from pyrite.core.errors import DaemonError, PyroError
 from pyrite.core.exposure import behavior, expose, oneway
 from pyrite.core.uri import DAEMON_NAME, URI
@@ -776,7 +777,7 @@ def test_connected_socket_with_pyro5_proxy():
     d = Daemon(connected_socket=s1)
     try:
         assert d.locationStr.startswith("./u:")
-        assert "Existing" in type(d.transportServer).__name__
+        assert isinstance(d.transportServer, SingleConnectionEngine)
         with pytest.raises(PyroError):
             d.combine(d)
         d.register(Service(), "echo")

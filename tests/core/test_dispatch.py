@@ -1,8 +1,9 @@
 """dispatch.py: one request in, one reply out, driven message by message.
 
 The daemon here serves a socketpair end (no engine, no thread); each test
-feeds ReceivingMessages to ``handle_message`` / ``handshake`` with a recording
-connection and reads back the reply bytes.
+feeds ReceivingMessages to its ``Dispatcher`` (``daemon.host``) with a
+recording connection, sends the reply there as an engine would, and reads
+back the reply bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from pyrite.core import dispatch, plugins
+from pyrite.core import plugins
 from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
 from pyrite.core.connection import ClientConnection
@@ -36,8 +37,11 @@ from pyrite.core.protocol import (
     MSG_RESULT,
     ReceivingMessage,
     SendingMessage,
+    send_message,
 )
 from pyrite.core.uri import DAEMON_NAME
+
+from tests.support import wait_for
 
 SERIALIZER_NAMES = ["serpent", "json", "marshal", "msgpack", "cbor2"]
 
@@ -109,6 +113,18 @@ def daemon():
 @pytest.fixture
 def conn():
     return ClientConnection(Recorder())
+
+
+def handle_message(daemon, conn, msg):
+    """What an engine does with a request: serve it, send the reply (if any)."""
+    reply = daemon.host.serve_request(conn, None, msg)
+    if reply is not None:
+        send_message(conn, reply)
+
+
+def handshake(daemon, conn, msg, denied_reason=None):
+    """What an engine does with a connection's first message; True if the client may go on."""
+    return daemon._handshake(conn, msg, denied_reason=denied_reason)
 
 
 def make_msg(msgtype, flags, seq, serializer_id, payload, annotations=None, corr_id=None):
@@ -223,14 +239,14 @@ class HalfExposed:
 
 
 def test_ping_is_answered_without_deserializing(daemon, conn):
-    dispatch.handle_message(daemon, conn, make_msg(MSG_PING, 0, 99, 42, b"not a valid payload"))
+    handle_message(daemon, conn, make_msg(MSG_PING, 0, 99, 42, b"not a valid payload"))
     reply = last_reply(conn)
     assert (reply.type, reply.seq, reply.serializer_id, bytes(reply.data)) == (MSG_PING, 99, 42, b"pong")
 
 
 def test_simple_call_reply_uses_request_serializer_and_seq(daemon, conn, ser):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "add", (3,), {"b": 4}, seq=1234))
+    handle_message(daemon, conn, call(ser, "thing", "add", (3,), {"b": 4}, seq=1234))
     msg, data = result(conn, ser)
     assert data == 7
     assert (msg.seq, msg.serializer_id, msg.flags & FLAGS_EXCEPTION) == (1234, ser.serializer_id, 0)
@@ -238,16 +254,14 @@ def test_simple_call_reply_uses_request_serializer_and_seq(daemon, conn, ser):
 
 def test_dunder_method_can_be_exposed(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "__len__"))
+    handle_message(daemon, conn, call(serpent, "thing", "__len__"))
     assert result(conn, serpent)[1] == 42
 
 
 def test_correlation_id_and_context(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     corr = uuid.uuid4()
-    dispatch.handle_message(
-        daemon, conn, call(serpent, "thing", "context", seq=77, annotations={"XABC": b"1"}, corr_id=corr)
-    )
+    handle_message(daemon, conn, call(serpent, "thing", "context", seq=77, annotations={"XABC": b"1"}, corr_id=corr))
     msg, data = result(conn, serpent)
     assert msg.flags & FLAGS_CORR_ID and msg.correlation_id == corr
     assert data == {
@@ -260,7 +274,7 @@ def test_correlation_id_and_context(daemon, conn, serpent):
         "client": True,
     }
     # without one, the reply carries none
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "add", (1,)))
+    handle_message(daemon, conn, call(serpent, "thing", "add", (1,)))
     msg = last_reply(conn)
     assert not msg.flags & FLAGS_CORR_ID and msg.correlation_id is None
 
@@ -273,11 +287,11 @@ def test_response_annotations_from_call_and_daemon(serpent, conn):
     s1, s2 = socket.socketpair()
     with AnnotatingDaemon(connected_socket=s1) as d:
         d.register(Thing(), "thing")
-        dispatch.handle_message(d, conn, call(serpent, "thing", "respond_annotated"))
+        handle_message(d, conn, call(serpent, "thing", "respond_annotated"))
         msg = last_reply(conn)
         assert msg.annotations == {"XRES": b"response", "XDAE": b"daemon"}
         # response annotations of one call do not leak into the next
-        dispatch.handle_message(d, conn, call(serpent, "thing", "add", (1,)))
+        handle_message(d, conn, call(serpent, "thing", "add", (1,)))
         assert last_reply(conn).annotations == {"XDAE": b"daemon"}
     s1.close()
     s2.close()
@@ -294,7 +308,7 @@ def error_of(conn, ser):
 
 
 def test_unknown_object(daemon, conn, ser):
-    dispatch.handle_message(daemon, conn, call(ser, "nope", "add", (1,)))
+    handle_message(daemon, conn, call(ser, "nope", "add", (1,)))
     exc = error_of(conn, ser)
     assert isinstance(exc, DaemonError) and "no object registered with id" in str(exc)
 
@@ -306,16 +320,16 @@ def test_unknown_object(daemon, conn, ser):
 def test_unreachable_methods_are_security_errors(daemon, conn, serpent, method):
     obj = HalfExposed()
     daemon.register(obj, "half")
-    dispatch.handle_message(daemon, conn, call(serpent, "half", method))
+    handle_message(daemon, conn, call(serpent, "half", method))
     exc = error_of(conn, serpent)
     assert isinstance(exc, SecurityError)
-    dispatch.handle_message(daemon, conn, call(serpent, "half", "visible"))
+    handle_message(daemon, conn, call(serpent, "half", "visible"))
     assert result(conn, serpent)[1] == "seen"  # the connection goes on
 
 
 def test_user_exception_with_remote_traceback(daemon, conn, ser):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "fail", seq=5))
+    handle_message(daemon, conn, call(ser, "thing", "fail", seq=5))
     exc = error_of(conn, ser)
     assert isinstance(exc, ValueError) and str(exc) == "it failed"
     tb = "".join(exc._pyroTraceback)
@@ -326,7 +340,7 @@ def test_user_exception_with_remote_traceback(daemon, conn, ser):
 def test_detailed_traceback(daemon, conn, serpent):
     config.DETAILED_TRACEBACK = True
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "fail"))
+    handle_message(daemon, conn, call(serpent, "thing", "fail"))
     tb = "".join(error_of(conn, serpent)._pyroTraceback)
     assert "Locals:" in tb and "EXCEPTION" in tb
 
@@ -335,15 +349,15 @@ def test_methodcall_error_handler_sees_user_errors(daemon, conn, serpent):
     seen = []
     daemon.methodcall_error_handler = lambda d, client, method, vargs, kwargs, exc: seen.append((method.__name__, exc))
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "fail"))
+    handle_message(daemon, conn, call(serpent, "thing", "fail"))
     assert seen and seen[0][0] == "fail" and isinstance(seen[0][1], ValueError)
 
 
 def test_unserializable_result_becomes_error_reply(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "unserializable"))
+    handle_message(daemon, conn, call(serpent, "thing", "unserializable"))
     assert isinstance(error_of(conn, serpent), Exception)
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "add", (2, 2)))
+    handle_message(daemon, conn, call(serpent, "thing", "add", (2, 2)))
     assert result(conn, serpent)[1] == 4
 
 
@@ -351,7 +365,7 @@ def test_too_large_result_becomes_error_reply(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     request = call(serpent, "thing", "add", ("x" * 4000, "y" * 4000))
     config.MAX_MESSAGE_SIZE = 7000  # the request fits, the 8000-character result does not
-    dispatch.handle_message(daemon, conn, request)
+    handle_message(daemon, conn, request)
     exc = error_of(conn, serpent)
     assert "too large" in str(exc)
 
@@ -373,10 +387,10 @@ def test_too_large_result_becomes_error_reply(daemon, conn, serpent):
 )
 def test_malformed_request_gets_error_reply(daemon, conn, serpent, payload):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 3, serpent.serializer_id, payload))
+    handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 3, serpent.serializer_id, payload))
     assert isinstance(error_of(conn, serpent), Exception)
     assert last_reply(conn).seq == 3
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "add", (1, 2)))
+    handle_message(daemon, conn, call(serpent, "thing", "add", (1, 2)))
     assert result(conn, serpent)[1] == 3
 
 
@@ -384,20 +398,20 @@ def test_malformed_request_gets_error_reply(daemon, conn, serpent, payload):
 def test_garbage_for_every_serializer(daemon, conn, name):
     ser = _serializer(name)
     for payload in (b"", b"\xff\xfe\xfd", b"\x93\x01", b'{"a": '):
-        dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 1, ser.serializer_id, payload))
+        handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 1, ser.serializer_id, payload))
         assert last_reply(conn).flags & FLAGS_EXCEPTION
 
 
 def test_unknown_serializer_id_drops_connection(daemon, conn):
     with pytest.raises(CommunicationError):
-        dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 1, 250, b"whatever"))
+        handle_message(daemon, conn, make_msg(MSG_INVOKE, 0, 1, 250, b"whatever"))
     assert conn.conn.sent == []
 
 
 def test_unexpected_message_type_drops_connection(daemon, conn, serpent):
     for msgtype in (MSG_RESULT, MSG_CONNECTOK, 99):
         with pytest.raises(ProtocolError):
-            dispatch.handle_message(daemon, conn, make_msg(msgtype, 0, 1, serpent.serializer_id, b"x"))
+            handle_message(daemon, conn, make_msg(msgtype, 0, 1, serpent.serializer_id, b"x"))
 
 
 # -- attributes ---------------------------------------------------------------------------
@@ -406,22 +420,22 @@ def test_unexpected_message_type_drops_connection(daemon, conn, serpent):
 def test_property_get_and_set(daemon, conn, ser):
     obj = Thing()
     daemon.register(obj, "thing")
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "__getattr__", ("prop",)))
+    handle_message(daemon, conn, call(ser, "thing", "__getattr__", ("prop",)))
     assert result(conn, ser)[1] == 5
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "__setattr__", ("prop", 99)))
+    handle_message(daemon, conn, call(ser, "thing", "__setattr__", ("prop", 99)))
     assert result(conn, ser)[1] is None
     assert obj.value == 99
     for attr in ("value", "calls", "_private", "__dict__", "add"):
-        dispatch.handle_message(daemon, conn, call(ser, "thing", "__getattr__", (attr,)))
+        handle_message(daemon, conn, call(ser, "thing", "__getattr__", (attr,)))
         assert isinstance(error_of(conn, ser), AttributeError)
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "__setattr__", ("value", 1)))
+    handle_message(daemon, conn, call(ser, "thing", "__setattr__", ("value", 1)))
     assert isinstance(error_of(conn, ser), AttributeError)
     assert obj.value == 99
 
 
 def test_unexposed_property_not_reachable(daemon, conn, serpent):
     daemon.register(HalfExposed(), "half")
-    dispatch.handle_message(daemon, conn, call(serpent, "half", "__getattr__", ("plain_prop",)))
+    handle_message(daemon, conn, call(serpent, "half", "__getattr__", ("plain_prop",)))
     assert isinstance(error_of(conn, serpent), AttributeError)
 
 
@@ -440,7 +454,7 @@ def test_oneway_call_sends_nothing_and_runs_on_executor(daemon, conn, serpent):
             done.set()
 
     daemon.register(Target(), "target")
-    dispatch.handle_message(daemon, conn, call(serpent, "target", "fire", (1,), flags=FLAGS_ONEWAY, seq=31))
+    handle_message(daemon, conn, call(serpent, "target", "fire", (1,), flags=FLAGS_ONEWAY, seq=31))
     assert done.wait(5)
     assert conn.conn.sent == []
     assert threads[0][0].startswith("pyrite-oneway") and threads[0][1] == 31
@@ -448,62 +462,65 @@ def test_oneway_call_sends_nothing_and_runs_on_executor(daemon, conn, serpent):
 
 def test_oneway_failure_sends_nothing(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "fail", flags=FLAGS_ONEWAY))
-    dispatch.handle_message(daemon, conn, call(serpent, "nope", "fail", flags=FLAGS_ONEWAY))
-    dispatch.handle_message(daemon, conn, make_msg(MSG_INVOKE, FLAGS_ONEWAY, 1, serpent.serializer_id, b"junk"))
+    handle_message(daemon, conn, call(serpent, "thing", "fail", flags=FLAGS_ONEWAY))
+    handle_message(daemon, conn, call(serpent, "nope", "fail", flags=FLAGS_ONEWAY))
+    handle_message(daemon, conn, make_msg(MSG_INVOKE, FLAGS_ONEWAY, 1, serpent.serializer_id, b"junk"))
     time.sleep(0.1)
     assert conn.conn.sent == []
 
 
-def test_oneway_executor_is_bounded_and_pushes_back():
-    executor = dispatch.OnewayExecutor(max_threads=2)
+def test_oneway_calls_are_held_back_when_the_pool_is_full(daemon, conn, serpent):
+    """A full worker pool never runs a oneway call in the dispatching thread: the call is held
+    on the connection (the engine stops reading it) and runs once resume() finds room."""
     release = threading.Event()
-    ran_inline = []
+    ran = []
     main = threading.current_thread()
 
-    class FakeDaemon:
-        @staticmethod
-        def methodcall_error_handler(*args):
-            pass
+    @expose
+    class Slow:
+        @oneway
+        def block(self):
+            release.wait(10)
 
-    def job():
-        if threading.current_thread() is main:
-            ran_inline.append(1)
-            return
-        release.wait(10)
+        @oneway
+        def note(self, i):
+            ran.append((i, threading.current_thread() is main))
 
+    daemon.register(Slow(), "slow")
+    pool = daemon.workers
     try:
-        capacity = 2 + 2 * dispatch.OnewayExecutor.QUEUE_PER_THREAD
-        for _ in range(capacity + 5):
-            executor.submit(FakeDaemon, job, (), {}, current_context.to_global())
-        assert executor.thread_count == 2  # never more threads than allowed
-        assert len(ran_inline) >= 5  # the overflow ran in the submitting thread
+        calls = 0
+        while not pool.full():
+            handle_message(daemon, conn, call(serpent, "slow", "block", flags=FLAGS_ONEWAY))
+            calls += 1
+            assert calls <= pool.size + pool.backlog_limit
+        assert pool.num_workers == pool.size  # never more threads than allowed
+        assert not conn.held_oneways
+        for i in range(3):
+            handle_message(daemon, conn, call(serpent, "slow", "note", (i,), flags=FLAGS_ONEWAY))
+        assert len(conn.held_oneways) == 3 and ran == []
+        assert not daemon.host.resume(conn)  # still full
+        release.set()
+        assert wait_for(lambda: daemon.host.resume(conn))
+        assert wait_for(lambda: len(ran) == 3)
+        assert sorted(ran) == [(0, False), (1, False), (2, False)]  # on workers, never inline
     finally:
         release.set()
-        executor.shutdown(timeout=5)
+    assert conn.conn.sent == []  # oneway: no reply, ever
 
 
-def test_oneway_executor_restores_caller_context():
-    executor = dispatch.OnewayExecutor(max_threads=1)
-    executor._queue = __import__("queue").Queue(maxsize=1)
-    current_context.seq = 1234
+def test_oneway_runs_with_the_callers_context_and_restores_the_workers(daemon, conn, serpent):
     seen = []
 
-    class FakeDaemon:
-        methodcall_error_handler = staticmethod(lambda *a: None)
+    @expose
+    class Ctx:
+        @oneway
+        def look(self):
+            seen.append((current_context.seq, current_context.client is conn))
 
-    block = threading.Event()
-    try:
-        executor.submit(FakeDaemon, lambda: block.wait(5), (), {}, {**current_context.to_global(), "seq": 1})
-        executor.submit(FakeDaemon, lambda: None, (), {}, {**current_context.to_global(), "seq": 2})
-        executor.submit(
-            FakeDaemon, lambda: seen.append(current_context.seq), (), {}, {**current_context.to_global(), "seq": 3}
-        )
-        assert seen == [3]  # ran inline with the job's context ...
-        assert current_context.seq == 1234  # ... and the caller got its own back
-    finally:
-        block.set()
-        executor.shutdown(timeout=5)
+    daemon.register(Ctx(), "ctx")
+    handle_message(daemon, conn, call(serpent, "ctx", "look", flags=FLAGS_ONEWAY, seq=4321))
+    assert wait_for(lambda: seen == [(4321, True)])
 
 
 # -- batch --------------------------------------------------------------------------------
@@ -512,7 +529,7 @@ def test_oneway_executor_restores_caller_context():
 def test_batch_results_and_stop_at_first_error(daemon, conn, ser):
     daemon.register(Thing(), "thing")
     calls = [("add", (1, 2), {}), ("add", (3,), {"b": 4}), ("fail", (), {}), ("add", (5, 6), {})]
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "<batch>", calls, flags=FLAGS_BATCH))
+    handle_message(daemon, conn, call(ser, "thing", "<batch>", calls, flags=FLAGS_BATCH))
     msg, data = result(conn, ser)
     assert msg.flags & FLAGS_BATCH and not msg.flags & FLAGS_EXCEPTION
     assert data[:2] == [3, 7]
@@ -525,7 +542,7 @@ def test_batch_results_and_stop_at_first_error(daemon, conn, ser):
 def test_batch_with_unexposed_method(daemon, conn, serpent):
     daemon.register(HalfExposed(), "half")
     calls = [("visible", (), {}), ("hidden", (), {})]
-    dispatch.handle_message(daemon, conn, call(serpent, "half", "<batch>", calls, flags=FLAGS_BATCH))
+    handle_message(daemon, conn, call(serpent, "half", "<batch>", calls, flags=FLAGS_BATCH))
     _, data = result(conn, serpent)
     assert data[0] == "seen" and isinstance(data[1].exception, SecurityError)
 
@@ -534,7 +551,7 @@ def test_oneway_batch_runs_without_reply(daemon, conn, serpent):
     obj = Thing()
     daemon.register(obj, "thing")
     calls = [("__len__", (), {}), ("add", (1, 1), {})]
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "<batch>", calls, flags=FLAGS_BATCH | FLAGS_ONEWAY))
+    handle_message(daemon, conn, call(serpent, "thing", "<batch>", calls, flags=FLAGS_BATCH | FLAGS_ONEWAY))
     assert conn.conn.sent == []
 
 
@@ -543,7 +560,7 @@ def test_oneway_batch_runs_without_reply(daemon, conn, serpent):
 
 def test_generator_result_is_streamed(daemon, conn, ser):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(ser, "thing", "generator"))
+    handle_message(daemon, conn, call(ser, "thing", "generator"))
     msg = last_reply(conn)
     assert msg.flags & FLAGS_ITEMSTREAMRESULT and msg.flags & FLAGS_EXCEPTION
     stream_id = msg.annotations["STRM"].decode()
@@ -551,7 +568,7 @@ def test_generator_result_is_streamed(daemon, conn, ser):
     assert daemon.streaming_responses[stream_id][0] is conn
     items = []
     while True:
-        dispatch.handle_message(daemon, conn, call(ser, DAEMON_NAME, "get_next_stream_item", (stream_id,)))
+        handle_message(daemon, conn, call(ser, DAEMON_NAME, "get_next_stream_item", (stream_id,)))
         reply = last_reply(conn)
         value = ser.loads(reply.data)
         if reply.flags & FLAGS_EXCEPTION:
@@ -560,22 +577,22 @@ def test_generator_result_is_streamed(daemon, conn, ser):
         items.append(value)
     assert items == ["one", "two", "three"]
     assert stream_id not in daemon.streaming_responses
-    dispatch.handle_message(daemon, conn, call(ser, DAEMON_NAME, "get_next_stream_item", (stream_id,)))
+    handle_message(daemon, conn, call(ser, DAEMON_NAME, "get_next_stream_item", (stream_id,)))
     assert "no open item stream" in str(error_of(conn, ser))
 
 
 def test_iterator_property_and_close_stream(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "__getattr__", ("stream_prop",)))
+    handle_message(daemon, conn, call(serpent, "thing", "__getattr__", ("stream_prop",)))
     stream_id = last_reply(conn).annotations["STRM"].decode()
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "close_stream", (stream_id,)))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "close_stream", (stream_id,)))
     assert stream_id not in daemon.streaming_responses
 
 
 def test_streaming_disabled(daemon, conn, serpent):
     config.ITER_STREAMING = False
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "iterator"))
+    handle_message(daemon, conn, call(serpent, "thing", "iterator"))
     msg = last_reply(conn)
     assert msg.flags & FLAGS_ITEMSTREAMRESULT and "STRM" not in msg.annotations
     assert not daemon.streaming_responses
@@ -583,7 +600,7 @@ def test_streaming_disabled(daemon, conn, serpent):
 
 def test_dict_view_iterators_are_refused(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, "thing", "dict_view"))
+    handle_message(daemon, conn, call(serpent, "thing", "dict_view"))
     assert "lazy view of a dict" in str(error_of(conn, serpent))
 
 
@@ -595,7 +612,7 @@ def test_keepserialized_blob(daemon, conn, ser):
     payload = ser.dumpsCall("thing", "blob", {"nested": [1, 2]}, {})
     blbi = marshal.dumps(("the info", "thing", "blob"))
     msg = make_msg(MSG_INVOKE, FLAGS_KEEPSERIALIZED, 9, ser.serializer_id, payload, {"BLBI": blbi})
-    dispatch.handle_message(daemon, conn, msg)
+    handle_message(daemon, conn, msg)
     _, data = result(conn, ser)
     assert data == ["the info", {"nested": [1, 2]}]
 
@@ -604,7 +621,7 @@ def test_keepserialized_without_or_with_bad_blbi(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
     payload = serpent.dumpsCall("thing", "blob", "x", {})
     for extra in (None, {"BLBI": b"\x00garbage"}, {"BLBI": marshal.dumps(("only two", "x"))}):
-        dispatch.handle_message(
+        handle_message(
             daemon, conn, make_msg(MSG_INVOKE, FLAGS_KEEPSERIALIZED, 1, serpent.serializer_id, payload, extra)
         )
         assert last_reply(conn).flags & FLAGS_EXCEPTION
@@ -641,7 +658,7 @@ def test_instance_modes(daemon, serpent):
     c1, c2 = ClientConnection(Recorder()), ClientConnection(Recorder())
 
     def ident(conn, obj_id):
-        dispatch.handle_message(daemon, conn, call(serpent, obj_id, "ident"))
+        handle_message(daemon, conn, call(serpent, obj_id, "ident"))
         return result(conn, serpent)[1]
 
     assert ident(c1, "session") == ident(c1, "session") != ident(c2, "session")
@@ -661,17 +678,17 @@ def test_instance_creator_wrong_type(daemon, conn, serpent):
             pass
 
     daemon.register(Wrong, "wrong")
-    dispatch.handle_message(daemon, conn, call(serpent, "wrong", "m"))
+    handle_message(daemon, conn, call(serpent, "wrong", "m"))
     assert isinstance(error_of(conn, serpent), TypeError)
 
 
 def test_weakly_registered_dead_object(daemon, conn, serpent):
     obj = Thing()
     daemon.register(obj, "weak", weak=True)
-    dispatch.handle_message(daemon, conn, call(serpent, "weak", "add", (1, 1)))
+    handle_message(daemon, conn, call(serpent, "weak", "add", (1, 1)))
     assert result(conn, serpent)[1] == 2
     del obj
-    dispatch.handle_message(daemon, conn, call(serpent, "weak", "add", (1, 1)))
+    handle_message(daemon, conn, call(serpent, "weak", "add", (1, 1)))
     assert isinstance(error_of(conn, serpent), DaemonError)
 
 
@@ -687,7 +704,7 @@ def test_callback_errors_are_logged_locally(daemon, conn, serpent, caplog):
 
     daemon.register(Callbacks(), "cb")
     with caplog.at_level("WARNING", logger="pyrite.core.dispatch"):
-        dispatch.handle_message(daemon, conn, call(serpent, "cb", "notify"))
+        handle_message(daemon, conn, call(serpent, "cb", "notify"))
     assert isinstance(error_of(conn, serpent), RuntimeError)
     assert "callback broke" in caplog.text
 
@@ -704,7 +721,7 @@ def connect_msg(ser, obj_id=DAEMON_NAME, handshake="hello", seq=99, corr_id=None
 def test_handshake_ok_with_metadata(daemon, conn, ser):
     daemon.register(Thing(), "thing")
     corr = uuid.uuid4()
-    assert dispatch.handshake(daemon, conn, connect_msg(ser, "thing", corr_id=corr))
+    assert handshake(daemon, conn, connect_msg(ser, "thing", corr_id=corr))
     msg = last_reply(conn)
     assert (msg.type, msg.seq, msg.serializer_id) == (MSG_CONNECTOK, 99, ser.serializer_id)
     assert msg.correlation_id == corr
@@ -729,11 +746,11 @@ def test_handshake_custom_validation_and_annotations(ser):
     s1, s2 = socket.socketpair()
     with Custom(connected_socket=s1) as d:
         conn = ClientConnection(Recorder())
-        assert dispatch.handshake(d, conn, connect_msg(ser, handshake="secret"))
+        assert handshake(d, conn, connect_msg(ser, handshake="secret"))
         msg = last_reply(conn)
         assert msg.annotations == {"XYZZ": b"daemon annotation"}
         assert ser.loads(msg.data)["handshake"] == ["welcome", 1]
-        assert not dispatch.handshake(d, conn, connect_msg(ser, handshake="guess"))
+        assert not handshake(d, conn, connect_msg(ser, handshake="guess"))
         msg = last_reply(conn)
         assert msg.type == MSG_CONNECTFAIL and ser.loads(msg.data) == "wrong secret"
     s1.close()
@@ -741,25 +758,25 @@ def test_handshake_custom_validation_and_annotations(ser):
 
 
 def test_handshake_refusals(daemon, conn, serpent):
-    assert not dispatch.handshake(daemon, conn, connect_msg(serpent, "no-such-object"))
+    assert not handshake(daemon, conn, connect_msg(serpent, "no-such-object"))
     msg = last_reply(conn)
     assert msg.type == MSG_CONNECTFAIL and "no object registered with id" in serpent.loads(msg.data)
-    assert not dispatch.handshake(daemon, conn, connect_msg(serpent), denied_reason="go away")
+    assert not handshake(daemon, conn, connect_msg(serpent), denied_reason="go away")
     assert serpent.loads(last_reply(conn).data) == "go away"
     assert not daemon._handshake(conn, connect_msg(serpent), denied_reason="full")
     assert serpent.loads(last_reply(conn).data) == "full"
     # not a dict, missing keys, garbage, wrong message type
     for payload in (serpent.dumps([1, 2]), serpent.dumps({"handshake": 1}), b"\x00\x01garbage"):
-        assert not dispatch.handshake(daemon, conn, make_msg(MSG_CONNECT, 0, 1, serpent.serializer_id, payload))
+        assert not handshake(daemon, conn, make_msg(MSG_CONNECT, 0, 1, serpent.serializer_id, payload))
         assert last_reply(conn).type == MSG_CONNECTFAIL
-    assert not dispatch.handshake(daemon, conn, call(serpent, DAEMON_NAME, "ping"))
+    assert not handshake(daemon, conn, call(serpent, DAEMON_NAME, "ping"))
     assert last_reply(conn).type == MSG_CONNECTFAIL
     assert not conn.handshaked
 
 
 def test_handshake_unknown_serializer_answers_with_marshal(daemon, conn):
     _serializer("marshal")
-    assert not dispatch.handshake(daemon, conn, make_msg(MSG_CONNECT, 0, 4, 200, b"whatever"))
+    assert not handshake(daemon, conn, make_msg(MSG_CONNECT, 0, 4, 200, b"whatever"))
     msg = last_reply(conn)
     assert (msg.type, msg.serializer_id, msg.seq) == (MSG_CONNECTFAIL, 2, 4)
 
@@ -771,7 +788,7 @@ def test_handshake_to_a_closed_connection_returns_false(daemon, serpent):
 
             raise ConnectionClosedError("gone")
 
-    assert not dispatch.handshake(daemon, ClientConnection(Broken()), connect_msg(serpent))
+    assert not handshake(daemon, ClientConnection(Broken()), connect_msg(serpent))
 
 
 def test_reply_to_a_closed_connection_raises_communication_error(daemon, serpent):
@@ -783,7 +800,7 @@ def test_reply_to_a_closed_connection_raises_communication_error(daemon, serpent
 
     daemon.register(Thing(), "thing")
     with pytest.raises(CommunicationError):
-        dispatch.handle_message(daemon, ClientConnection(Broken()), call(serpent, "thing", "add", (1,)))
+        handle_message(daemon, ClientConnection(Broken()), call(serpent, "thing", "add", (1,)))
 
 
 def test_user_code_communication_error_is_reported_not_fatal(daemon, conn, serpent):
@@ -793,20 +810,20 @@ def test_user_code_communication_error_is_reported_not_fatal(daemon, conn, serpe
             raise CommunicationError("nested proxy failed")
 
     daemon.register(Relay(), "relay")
-    dispatch.handle_message(daemon, conn, call(serpent, "relay", "forward"))
+    handle_message(daemon, conn, call(serpent, "relay", "forward"))
     assert isinstance(error_of(conn, serpent), CommunicationError)
 
 
 def test_daemon_object_methods_via_dispatch(daemon, conn, serpent):
     daemon.register(Thing(), "thing")
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "registered"))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "registered"))
     assert sorted(result(conn, serpent)[1]) == sorted([DAEMON_NAME, "thing"])
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "ping"))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "ping"))
     assert result(conn, serpent)[1] is None
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "info"))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "info"))
     assert DAEMON_NAME in result(conn, serpent)[1]
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "get_metadata", ("thing",)))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "get_metadata", ("thing",)))
     assert "add" in result(conn, serpent)[1]["methods"]
     # the daemon object's own internals are not reachable
-    dispatch.handle_message(daemon, conn, call(serpent, DAEMON_NAME, "daemon"))
+    handle_message(daemon, conn, call(serpent, DAEMON_NAME, "daemon"))
     assert isinstance(error_of(conn, serpent), SecurityError)

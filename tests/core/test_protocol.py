@@ -125,8 +125,8 @@ def test_header_layout_byte_by_byte():
 @pytest.mark.parametrize("with_corr", [False, True])
 def test_sending_message_bytes_identical_to_pyro5(msgtype, flags, seq, ser, payload, annotations, with_corr):
     corr = uuid.uuid4() if with_corr else None
-    current_context.correlation_id = corr
-    ours = protocol.SendingMessage(msgtype, flags, seq, ser, payload, annotations, compress=False).data
+    # the caller passes the correlation id (protocol.py does not read current_context)
+    ours = protocol.SendingMessage(msgtype, flags, seq, ser, payload, annotations, compress=False, corr_id=corr).data
     theirs = pyro5_bytes(msgtype, flags, seq, ser, payload, annotations, corr)
     assert ours == theirs
 
@@ -151,9 +151,8 @@ def test_compressed_flag_given_by_caller_is_ignored():
 
 def test_pyro5_parses_our_message_and_we_parse_pyro5s():
     corr = uuid.uuid4()
-    current_context.correlation_id = corr
     ours = protocol.SendingMessage(
-        protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, 9, 3, b"data" * 50, {"XTRA": b"123"}, compress=True
+        protocol.MSG_INVOKE, protocol.FLAGS_ONEWAY, 9, 3, b"data" * 50, {"XTRA": b"123"}, compress=True, corr_id=corr
     ).data
     theirs = Pyro5.protocol.recv_stub(FakeConnection(ours))
     assert (theirs.type, theirs.seq, theirs.serializer_id) == (protocol.MSG_INVOKE, 9, 3)
@@ -189,10 +188,14 @@ def test_recv_message_reads_header_then_payload_only():
     assert conn.data[conn.pos :] == b"NEXT"  # the next message is left alone
 
 
-def test_correlation_id_from_context_and_explicit():
+def test_correlation_id_only_when_the_caller_passes_one():
+    # protocol.py never reads current_context: the client passes its thread's id
+    # (tests/core/test_client_wire.py checks that end to end)
     corr = uuid.uuid4()
     current_context.correlation_id = corr
     msg = protocol.SendingMessage(protocol.MSG_INVOKE, 0, 1, 1, b"")
+    assert not msg.flags & protocol.FLAGS_CORR_ID and msg.corr_id == b"\0" * 16
+    msg = protocol.SendingMessage(protocol.MSG_INVOKE, 0, 1, 1, b"", corr_id=corr)
     assert msg.flags & protocol.FLAGS_CORR_ID and msg.corr_id == corr.bytes
     other = uuid.uuid4()
     msg = protocol.SendingMessage(protocol.MSG_INVOKE, 0, 1, 1, b"", corr_id=other)

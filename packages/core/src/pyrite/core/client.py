@@ -454,7 +454,13 @@ class Proxy:
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
             seq = self._pyroSeq
             msg = SendingMessage(
-                MSG_CONNECT, 0, seq, serializer.serializer_id, payload, annotations=self._pyroAnnotations()
+                MSG_CONNECT,
+                0,
+                seq,
+                serializer.serializer_id,
+                payload,
+                annotations=self._pyroAnnotations(),
+                corr_id=current_context.correlation_id,
             )
             if config.LOGWIRE:
                 _log_wire("proxy: connect request out", msg)
@@ -537,7 +543,7 @@ class Proxy:
         if methodname in d["_pyroOneway"]:
             flags |= FLAGS_ONEWAY
         seq = (d["_pyroSeq"] + 1) & 0xFFFF
-        msg = SendingMessage(MSG_INVOKE, flags, seq, serializer_id, payload, annotations)
+        msg = SendingMessage(MSG_INVOKE, flags, seq, serializer_id, payload, annotations, corr_id=ctx.correlation_id)
         d["_pyroSeq"] = seq
         if config.LOGWIRE:
             _log_wire("proxy: request out", msg)

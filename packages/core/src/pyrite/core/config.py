@@ -63,6 +63,19 @@ _DEFAULTS: dict[str, Any] = {
     "SSL_CACERTS": "",
     # pyrite's own: how many threads run oneway calls in a daemon at most.
     "ONEWAY_THREADS": 16,
+    # pyrite's own: open item streams per client connection, and in a whole daemon (0: no limit)
+    "ITER_STREAM_MAX_PER_CONNECTION": 1000,
+    "ITER_STREAM_MAX": 10000,
+    # the serializers a daemon accepts, by name (empty: every installed one)
+    "SERIALIZERS_ACCEPTED": [],
+    # the most calls one batch may carry (0: no limit)
+    "MAX_BATCH_CALLS": 10000,
+    # pyrite's own: the most a message may hold (declared, and inflated) before the
+    # server side of a connection has accepted its handshake.
+    "MAX_PREHANDSHAKE_SIZE": 64 * 1024,
+    # pyrite's own: beyond 1 MiB, a compressed payload may inflate to at most this many
+    # times its compressed size (0 = no ratio limit; MAX_MESSAGE_SIZE always applies).
+    "MAX_DECOMPRESSION_RATIO": 500,
     # pyrite's own, issue 8 (engine deadlines and caps; seconds, 0 switches one off):
     "HANDSHAKE_TIMEOUT": 10.0,  # accept -> handshake done (covers the TLS handshake)
     "FRAME_TIMEOUT": 60.0,  # first byte of a message -> its last byte

@@ -9,7 +9,10 @@ the client goes) and ``keep_open``.  This is what ``Daemon.validateHandshake``,
 from __future__ import annotations
 
 import weakref
+from collections import deque
 from typing import Any
+
+from .interfaces import Connection
 
 
 class ClientConnection:
@@ -18,12 +21,16 @@ class ClientConnection:
     # No __slots__: Pyro5 servers set their own attributes on the connection
     # (e.g. ``conn.user = ...`` in validateHandshake).
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pyroInstances: dict[type, Any] = {}
         self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
         self.keep_open = False
         self.handshaked = False
+        #: oneway calls waiting for room in the worker pool (the engine stops reading meanwhile)
+        self.held_oneways: deque[Any] = deque()
+        #: the exception of a failed ``@callback`` method: the engine closes the connection
+        self.callback_error: BaseException | None = None
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         self.conn.send(data)
@@ -35,7 +42,7 @@ class ClientConnection:
         else:
             send_parts(parts)
 
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int) -> bytes | memoryview:
         return self.conn.recv(size)
 
     def fileno(self) -> int:

@@ -15,73 +15,55 @@ Example::
         uri = daemon.register(Greeter, "greeter")
         daemon.requestLoop()
 
-Transport, engine and daemon
+How a daemon is put together
 ----------------------------
-The daemon opens a listener with ``plugins.get_transport(location).listen(location)``
-where location is ``host:port``, ``[ipv6]:port`` or ``./u:<unixsocket>``, and
-hands it to the server engine chosen by ``config.SERVERTYPE``: ``"thread"`` is
-``pyrite.core.engines.threadpool``, ``"multiplex"`` is
-``pyrite.core.engines.multiplex``.  The engine owns the listener and the client
-connections (each a ``ClientConnection``).
+``Daemon`` is a facade that keeps Pyro5's API and attribute names and wires:
 
-What the daemon calls on an engine, and nothing else:
+* ``daemon.objects``: an ``objects.ObjectRegistry`` (``objectsById`` is its dict);
+* ``daemon.streams``: a ``streams.StreamRegistry`` (``streaming_responses``);
+* ``daemon.workers``: the one ``workers.WorkerPool`` (thread engine, oneway calls);
+* ``daemon.host``: the ``dispatch.Dispatcher``, the ``interfaces.DaemonHost``
+  the engine talks to;
+* ``daemon.transportServer``: the engine, from the one engine table
+  (``engines.engine_class(config.SERVERTYPE)``), or
+  ``engines.single.SingleConnectionEngine`` for ``connected_socket``.
 
-* ``Engine(daemon, listener)``: the constructor (the module's engine class is
-  the first of ``Engine``, ``ThreadPoolEngine``, ``ThreadpoolEngine``,
-  ``MultiplexEngine`` it defines)
-* ``engine.location``: the listener's location string (with the real port)
-* ``engine.loop(condition)``: serve until ``condition()`` is false or shutdown
-* ``engine.events(ready)``: serve the given ready sockets (external event loops)
-* ``engine.sockets``: list of the listener and connections to watch
-* ``engine.selector``: read only when a user asks ``Daemon.selector``
-* ``engine.combine_loop(other_engine)``: serve another daemon's engine in this loop
-* ``engine.wakeup()``: make a waiting ``loop`` look at its condition now
-* ``engine.shutdown()``: stop ``loop`` (called from any thread, even a worker)
-* ``engine.close()``: release the listener and every connection (idempotent)
+The listener comes from ``plugins.get_transport(location).listen(location)``
+with location ``host:port``, ``[ipv6]:port`` or ``./u:<unixsocket>``.
 
-What the engine calls on the daemon:
-
-* ``daemon._handshake(conn, msg) -> bool`` for the first message of a
-  connection (False: drop the client); a keyword ``denied_reason=...`` refuses it
-* ``daemon._handle_message(conn, msg)`` for every later message; it writes its
-  own reply and raises ``CommunicationError`` only when the connection must be
-  dropped
-* ``daemon._client_disconnected(conn)`` once when a client is gone
-* ``daemon._housekeeping()`` every now and then (every POLLTIMEOUT at most)
-* ``daemon._shutting_down`` (a bool) may be read at any time
+Add-ons (a publisher, a name-server helper) hook in without subclassing:
+``daemon.housekeeping_hooks`` and ``daemon.shutdown_hooks`` are lists of
+callables run with every housekeeping round and once when the daemon closes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
-import selectors
 import threading
-import time
-import uuid
 import warnings
-import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import dispatch, plugins
+from . import plugins
 from .callcontext import current_context
 from .config import config
-from .connection import ClientConnection
-from .errors import CommunicationError, ConnectionClosedError, DaemonError, PyroError, SecurityError
-from .errors import TimeoutError as PyroTimeoutError
+from .dispatch import Dispatcher
+from .engines import engine_class, worker_pool
+from .engines.single import SingleConnectionEngine
+from .errors import DaemonError, PyroError, SecurityError
 from .exposure import expose, get_exposed_members, reset_exposed_members
-from .protocol import MSG_CONNECT, PROTOCOL_VERSION, recv_message
+from .objects import ObjectRegistry, unpack, unpack_quiet
+from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, recv_message, send_message
+from .streams import StreamRegistry
 from .uri import DAEMON_NAME, URI
+from .workers import WorkerPool
 
 __all__ = ["Daemon", "DaemonObject", "serve"]
 
 log = logging.getLogger("pyrite.core.daemon")
 
-ENGINE_MODULES = {"thread": "pyrite.core.engines.threadpool", "multiplex": "pyrite.core.engines.multiplex"}
-_ENGINE_CLASS_NAMES = ("Engine", "ThreadPoolEngine", "ThreadpoolEngine", "MultiplexEngine")
 SHUTDOWN_WAIT = 5.0  # seconds shutdown() waits at most for the request loop to stop
 
 
@@ -110,13 +92,10 @@ class DaemonObject:
     def get_metadata(self, objectId: str) -> dict[str, set[str]]:
         """The exposed methods, oneway methods and attributes of a registered object."""
         try:
-            obj = self.daemon.objectsById.get(objectId)
-        except TypeError:
-            obj = None
-        if obj is None:
+            obj = self.daemon.objects.lookup(objectId)
+        except DaemonError:
             log.debug("unknown object requested: %r", objectId)
-            raise DaemonError(f"no object registered with id {objectId!r:.100}")
-        obj = dispatch._unpack(obj)
+            raise
         metadata = get_exposed_members(obj)
         if not metadata["methods"] and not metadata["attrs"]:
             warnings.warn(
@@ -126,11 +105,11 @@ class DaemonObject:
 
     def get_next_stream_item(self, streamId: str) -> Any:
         """The next item of a streamed iterator result; the stream ends with StopIteration."""
-        return self.daemon._next_stream_item(streamId)
+        return self.daemon.streams.next(streamId, current_context.client)
 
     def close_stream(self, streamId: str) -> None:
         """Forget a streamed iterator result (the client stopped iterating)."""
-        self.daemon._close_stream(streamId)
+        self.daemon.streams.close(streamId)
 
 
 def _auto_proxy(obj: Any) -> Any:
@@ -144,24 +123,24 @@ def _auto_proxy(obj: Any) -> Any:
         return obj  # its daemon is gone or it was unregistered: send it as a value
 
 
-def _engine_class(servertype: str) -> Callable[..., Any]:
-    module_name = ENGINE_MODULES.get(servertype)
-    if module_name is None:
-        raise PyroError(f"invalid server type {servertype!r} (choose from: {', '.join(ENGINE_MODULES)})")
-    module = importlib.import_module(module_name)
-    for name in _ENGINE_CLASS_NAMES:
-        cls = getattr(module, name, None)
-        if cls is not None:
-            return cls
-    raise PyroError(f"server engine module {module_name} defines no engine class")
-
-
 def _location(host: str, port: int, unixsocket: str | None) -> str:
     if unixsocket:
         return "./u:" + unixsocket
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def _default_methodcall_error_handler(
+    daemon: Any, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
+) -> None:
+    """What a daemon does by default with an exception from the called code: log it at debug level."""
+    log.debug(
+        "remote call raised: client=%s method=%s exception=%r",
+        client_sock,
+        getattr(method, "__qualname__", method),
+        exception,
+    )
 
 
 class Daemon:
@@ -188,16 +167,12 @@ class Daemon:
         self.transportServer: Any = None
         self._listener: Any = None
         self._closed = False
-        # both start "set": no loop runs yet, so there is nothing to stop or to wait for
-        self.__mustshutdown, self.__loopstopped = threading.Event(), threading.Event()
-        for idle_flag in (self.__mustshutdown, self.__loopstopped):
-            idle_flag.set()
+        self._loop_stopped = threading.Event()  # "set": no loop runs now
+        self._loop_stopped.set()
         self._loop_thread: int | None = None
-        if connected_socket is not None:
-            nathost = natport = None
-            self.transportServer = _ExistingConnectionEngine(self, connected_socket)
-            self._listener = self.transportServer.sock
-        else:
+        #: the Daemon's overridable per-exception hook (Pyro5's name and signature)
+        self.methodcall_error_handler: Callable[..., None] = _default_methodcall_error_handler
+        if connected_socket is None:
             host = config.HOST if host is None else str(host)
             nathost = config.NATHOST if nathost is None else str(nathost)  # str(): an ipaddress object is fine too
             has_nathost = nathost is not None
@@ -207,15 +182,40 @@ class Daemon:
                 raise ValueError(f"nathost and natport go together (got nathost={nathost!r}, natport={natport!r})")
             if unixsocket and nathost:
                 raise ValueError(f"nathost {nathost!r} makes no sense for a Unix socket daemon ({unixsocket!r})")
-            engine_class = _engine_class(config.SERVERTYPE)
-            location = _location(host, port, unixsocket)
-            listener = self._listener = plugins.get_transport(location).listen(location)
-            try:
-                self.transportServer = engine_class(self, listener)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    listener.close()
-                raise
+            engine_cls = engine_class(config.SERVERTYPE)
+            self.workers: WorkerPool = worker_pool(config.SERVERTYPE)
+        else:
+            nathost = natport = None
+            self.workers = worker_pool("single")
+        #: the registered objects (object id -> object, class or weak reference)
+        self.objects = ObjectRegistry(self, interface(self), _auto_proxy)
+        self.objectsById: dict[str, Any] = self.objects.objects_by_id
+        self._pyroInstances: dict[type, Any] = self.objects.single_instances
+        self.create_single_instance_lock = self.objects.single_lock
+        #: the open item streams (iterator results)
+        self.streams = StreamRegistry()
+        #: what the engine talks to (``interfaces.DaemonHost``)
+        self.host = Dispatcher(self, self.objects, self.streams, self.workers)
+        self.housekeeper_lock = self.host.housekeeper_lock
+        #: callables run each housekeeping round, and once at close (for add-ons)
+        self.housekeeping_hooks: list[Callable[[], None]] = self.host.housekeeping_hooks
+        self.shutdown_hooks: list[Callable[[], None]] = self.host.shutdown_hooks
+        try:
+            if connected_socket is not None:
+                self.transportServer = SingleConnectionEngine(self.host, connected_socket)
+                self._listener = self.transportServer.sock
+            else:
+                location = _location(host, port, unixsocket)
+                listener = self._listener = plugins.get_transport(location).listen(location)
+                try:
+                    self.transportServer = engine_cls(self.host, listener)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        listener.close()
+                    raise
+        except BaseException:
+            self.workers.close(timeout=0.1)
+            raise
         #: where the daemon listens: ``host:port``, ``[ipv6]:port`` or ``./u:path``
         self.locationStr: str = self.transportServer.location
         natport_for_loc = natport
@@ -223,93 +223,61 @@ class Daemon:
             natport_for_loc = int(self.locationStr.rsplit(":", 1)[1])
         #: the address put in URIs for NAT routing, or None
         self.natLocationStr: str | None = f"{nathost}:{natport_for_loc}" if nathost else None
-        daemon_object = interface(self)
-        daemon_object._pyroId = DAEMON_NAME
-        #: object id -> registered object (or class, or weak reference)
-        self.objectsById: dict[str, Any] = {DAEMON_NAME: daemon_object}
-        self._pyroInstances: dict[type, Any] = {}  # the instances of instance_mode "single" classes
-        #: stream id -> [client connection or None, created, disconnected at (0: connected), iterator]
-        self.streaming_responses: dict[str, list[Any]] = {}
-        self._streams_lock = threading.Lock()
-        self.create_single_instance_lock = threading.Lock()  # one instance per "single" class, even under races
-        self.housekeeper_lock = threading.Lock()
-        self._disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
-        self.methodcall_error_handler: Callable[..., None] = _default_methodcall_error_handler
-        self._oneway_executor = dispatch.OnewayExecutor()
-        # a reply asks for daemon.annotations() only when a subclass overrides it
-        self._custom_annotations = type(self).annotations is not Daemon.annotations
-        self.__mustshutdown.clear()
         log.debug("daemon listening on %s, pid %d, wire protocol %d", self.locationStr, os.getpid(), PROTOCOL_VERSION)
 
-    # -- the engine seam ---------------------------------------------------------------------
-
-    _handle_message = dispatch.handle_message
+    # -- Pyro5's private names, kept for code that drives a daemon by hand ----------------------
 
     def _handshake(self, conn: Any, msg: Any = None, denied_reason: str | None = None) -> bool:
-        """Answer a client's MSG_CONNECT (read from ``conn`` if ``msg`` is None); True if accepted."""
+        """Answer a client's MSG_CONNECT (read from ``conn`` if ``msg`` is None); True if accepted.
+        With ``denied_reason`` the client is refused with that reason."""
         if msg is None:
             msg = recv_message(conn)
-        return dispatch.handshake(self, conn, msg, denied_reason)
+        if denied_reason:
+            reply = self.host.refuse(conn, None, msg, denied_reason)
+        else:
+            reply = self.host.serve_handshake(conn, None, msg)
+        try:
+            send_message(conn, reply)
+        except PyroError:
+            return False
+        return reply.type == MSG_CONNECTOK
 
     def handleRequest(self, conn: Any) -> None:
-        """Read one request from ``conn`` and serve it (Pyro5's name, for hand-driven loops)."""
+        """Read one request from ``conn`` and serve it (Pyro5's name, for hand-driven loops).
+
+        As in Pyro5, the exception of a failed ``@callback`` method is raised here too,
+        after the caller got its error reply.
+        """
         msg = recv_message(conn)
         if msg.type == MSG_CONNECT:
             if not self._handshake(conn, msg):
                 raise SecurityError("handshake refused")
             return
-        self._handle_message(conn, msg)
+        reply = self.host.serve_request(conn, None, msg)
+        if reply is not None:
+            send_message(conn, reply)
+        while getattr(conn, "held_oneways", None) and not self.host.resume(conn):
+            self.workers.wait_for_room(1.0)
+        exc = getattr(conn, "callback_error", None)
+        if exc is not None:
+            conn.callback_error = None
+            raise exc
 
     @property
     def _shutting_down(self) -> bool:
-        return self.__mustshutdown.is_set()
+        return self.host.shutting_down
 
-    def _client_disconnected(self, conn: Any) -> None:
+    def _clientDisconnect(self, conn: Any) -> None:
         """Forget what belonged to a client that went away, then call ``clientDisconnect``."""
-        now = time.time()
-        linger = config.ITER_STREAM_LINGER
-        with self._disconnect_lock:
-            with self._streams_lock:
-                for stream_id, entry in list(self.streaming_responses.items()):
-                    if entry[0] is conn:
-                        if linger > 0:
-                            entry[0] = None  # keep it a while: the client may reconnect and go on
-                            entry[2] = now
-                        else:
-                            del self.streaming_responses[stream_id]
-            for resource in list(getattr(conn, "tracked_resources", ())):
-                try:
-                    resource.close()
-                except Exception:
-                    log.warning("error closing tracked resource %r", resource, exc_info=True)
-            instances = getattr(conn, "pyroInstances", None)
-            if instances:
-                instances.clear()
-        try:
-            self.clientDisconnect(conn)
-        except Exception:
-            log.warning("error in clientDisconnect", exc_info=True)
-
-    _clientDisconnect = _client_disconnected  # Pyro5's name
+        self.host.client_disconnected(conn)
 
     def _housekeeping(self) -> None:
-        """Expire item streams past ITER_STREAM_LIFETIME or ITER_STREAM_LINGER, then call ``housekeeping``."""
-        if self._shutting_down:
-            return
-        if not self.housekeeper_lock.acquire(blocking=False):
-            return  # another thread is at it
-        try:
-            if self.streaming_responses:
-                now = time.time()
-                lifetime = config.ITER_STREAM_LIFETIME
-                linger = config.ITER_STREAM_LINGER
-                with self._streams_lock:
-                    for stream_id, entry in list(self.streaming_responses.items()):
-                        if (0 < lifetime < now - entry[1]) or (linger > 0 and entry[2] and now - entry[2] > linger):
-                            del self.streaming_responses[stream_id]
-            self.housekeeping()
-        finally:
-            self.housekeeper_lock.release()
+        """Expire item streams, run the housekeeping hooks, then call ``housekeeping``."""
+        self.host.housekeeping()
+
+    def _getInstance(self, clazz: type, conn: Any) -> Any:
+        """The instance of a registered class that serves a call from ``conn``, per its instance mode."""
+        return self.objects.instance_for(clazz, conn)
 
     # -- hooks to override --------------------------------------------------------------------
 
@@ -327,36 +295,14 @@ class Daemon:
         """Annotations (4-letter id -> bytes) to add to every response."""
         return {}
 
+    annotations._pyrite_default = True  # type: ignore[attr-defined]  # the dispatcher skips calling it
+
     # -- item streams --------------------------------------------------------------------------
 
-    def _register_stream(self, iterator: Any, conn: Any) -> str:
-        stream_id = str(uuid.uuid4())
-        with self._streams_lock:
-            self.streaming_responses[stream_id] = [conn, time.time(), 0, iterator]
-        return stream_id
-
-    def _next_stream_item(self, stream_id: Any) -> Any:
-        try:
-            entry = self.streaming_responses.get(stream_id)
-        except TypeError:
-            entry = None
-        if entry is None:
-            raise PyroError(f"no open item stream with id {stream_id!r:.100}")
-        if entry[0] is None:
-            # a lingering stream is picked up by a reconnected client
-            entry[0] = current_context.client
-            entry[2] = 0
-        try:
-            return next(entry[3])
-        except Exception:
-            # the end of the stream (StopIteration) or an error in it: it is gone either way
-            self._close_stream(stream_id)
-            raise
-
-    def _close_stream(self, stream_id: Any) -> None:
-        with self._streams_lock:
-            with contextlib.suppress(KeyError, TypeError):
-                del self.streaming_responses[stream_id]
+    @property
+    def streaming_responses(self) -> dict[str, list[Any]]:
+        """Stream id -> [connection or None, created, disconnected at (0: connected), iterator]."""
+        return self.streams.entries
 
     # -- object registry -----------------------------------------------------------------------
 
@@ -367,80 +313,24 @@ class Daemon:
         one instance per client connection).  With ``weak=True`` the daemon
         keeps only a weak reference and the registration ends with the object.
         """
-        if not objectId:
-            objectId = f"obj_{uuid.uuid4().hex}"
-        elif not isinstance(objectId, str):
-            raise TypeError(f"objectId must be a str or None, not {type(objectId).__name__}")
-        is_class = isinstance(obj_or_class, type)
-        if is_class:
-            if weak:
-                raise TypeError(f"weak=True needs an instance; {obj_or_class.__name__} is a class")
-            # a class without @behavior gets the default: one instance per client connection
-            obj_or_class._pyroInstancing = getattr(obj_or_class, "_pyroInstancing", ("session", None))
-        if not force:
-            existing = getattr(obj_or_class, "_pyroId", "")
-            if existing and dispatch._unpack_quiet(self.objectsById.get(existing)) is obj_or_class:
-                raise DaemonError(
-                    f"{obj_or_class!r} is already registered as {existing!r} (use force=True to re-register)"
-                )
-            if objectId in self.objectsById:
-                raise DaemonError(f"the id {objectId!r} is already taken in this daemon")
-        elif objectId == DAEMON_NAME:
-            raise DaemonError("cannot replace the daemon object")
-        obj_or_class._pyroId = objectId
-        obj_or_class._pyroDaemon = weakref.proxy(self)
-        replaced = obj_or_class if is_class else type(obj_or_class)
-        for serializer in plugins.all_serializers().values():
-            serializer.register_type_replacement(replaced, _auto_proxy)
-        if weak:
-            ref = weakref.ref(obj_or_class)
-            self.objectsById[objectId] = ref
-            weakref.finalize(obj_or_class, _unregister_weak, weakref.ref(self), objectId, ref)
-        else:
-            self.objectsById[objectId] = obj_or_class
-        return self.uriFor(objectId)
+        return self.uriFor(self.objects.register(obj_or_class, objectId, force, weak))
 
     def unregister(self, objectOrId: Any) -> None:
         """Remove a registered object or class, given itself or its id."""
-        if objectOrId is None:
-            raise ValueError("unregister() needs an object or an object id, got None")
-        if isinstance(objectOrId, str):
-            object_id = objectOrId
-            obj = None
-        else:
-            object_id = getattr(objectOrId, "_pyroId", None)
-            if object_id is None:
-                raise DaemonError(f"{objectOrId!r} has no Pyro id: it was never registered")
-            obj = objectOrId
-        if object_id == DAEMON_NAME:
-            return
-        registered = self.objectsById.pop(object_id, None)
-        if registered is not None:
-            target = obj if obj is not None else dispatch._unpack_quiet(registered)
-            if target is not None:
-                for attr in ("_pyroId", "_pyroDaemon"):
-                    with contextlib.suppress(AttributeError, TypeError):
-                        delattr(target, attr)
-            # the serializers' type replacement stays: other objects of the type may still need it
+        self.objects.unregister(objectOrId)
 
     def uriFor(self, objectOrId: Any, nat: bool = True) -> URI:
         """The URI of a registered object (or of any object id string) at this daemon.
         ``nat=False`` gives the internal address even if a NAT address is configured."""
-        if isinstance(objectOrId, str):
-            object_id = objectOrId
-        else:
-            object_id = getattr(objectOrId, "_pyroId", None)
-            if object_id is None or object_id not in self.objectsById:
-                raise DaemonError(f"{objectOrId!r} is not registered in this daemon")
         location = (self.natLocationStr or self.locationStr) if nat else self.locationStr
-        return URI(f"PYRO:{object_id}@{location}")
+        return self.objects.uri_for(objectOrId, location)
 
     def resetMetadataCache(self, objectOrId: Any, nat: bool = True) -> None:
         """Forget the cached exposed members of a registered object's class (after changing the class)."""
         uri = self.uriFor(objectOrId, nat)
         registered = self.objectsById.get(uri.object)
         if registered is not None:
-            target = dispatch._unpack_quiet(registered)
+            target = unpack_quiet(registered)
             if target is not None:
                 reset_exposed_members(target)
 
@@ -454,31 +344,8 @@ class Daemon:
         except KeyError:
             raise DaemonError(f"no object {uri.object!r} in this daemon") from None
         proxy = Proxy(uri)
-        proxy._pyroGetMetadata(known_metadata=get_exposed_members(dispatch._unpack(registered)))
+        proxy._pyroGetMetadata(known_metadata=get_exposed_members(unpack(registered)))
         return proxy
-
-    def _getInstance(self, clazz: type, conn: Any) -> Any:
-        """The instance of a registered class that serves a call from ``conn``, per its instance mode."""
-        instance_mode, creator = getattr(clazz, "_pyroInstancing", ("session", None))
-        if instance_mode == "single":
-            instance = self._pyroInstances.get(clazz)
-            if instance is None:
-                with self.create_single_instance_lock:
-                    instance = self._pyroInstances.get(clazz)
-                    if instance is None:
-                        instance = self._pyroInstances[clazz] = _create_instance(clazz, creator)
-            return instance
-        if instance_mode == "session":
-            instances = getattr(conn, "pyroInstances", None)
-            if instances is None:
-                raise DaemonError("session instance mode needs a client connection")
-            instance = instances.get(clazz)
-            if instance is None:
-                instance = instances[clazz] = _create_instance(clazz, creator)
-            return instance
-        if instance_mode == "percall":
-            return _create_instance(clazz, creator)
-        raise DaemonError(f"class {clazz.__name__} has an unknown instance mode {instance_mode!r}")
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -518,15 +385,15 @@ class Daemon:
     def requestLoop(self, loopCondition: Callable[[], bool] = lambda: True) -> None:
         """Serve requests until ``loopCondition()`` is false or ``shutdown()`` is called."""
         engine = self._engine()
-        must_shutdown = self.__mustshutdown
-        self.__loopstopped.clear()
+        host = self.host
+        self._loop_stopped.clear()
         self._loop_thread = threading.get_ident()
         log.info("daemon %s: request loop starts", self.locationStr)
         try:
-            engine.loop(lambda: not must_shutdown.is_set() and loopCondition())
+            engine.loop(lambda: not host.shutting_down and loopCondition())
         finally:
             self._loop_thread = None
-            self.__loopstopped.set()
+            self._loop_stopped.set()
         log.debug("daemon %s: request loop ended", self.locationStr)
 
     def events(self, eventsockets: list[Any]) -> Any:
@@ -543,12 +410,11 @@ class Daemon:
     def shutdown(self) -> None:
         """Stop the request loop and close the daemon.  Safe from any thread (also from inside a
         remote call), idempotent, and bounded: it waits at most a few seconds for the loop."""
-        if self.__mustshutdown.is_set() and self.transportServer is None:
+        if self.host.shutting_down and self.transportServer is None:
             return
         log.debug("daemon %s: shutdown requested", self.locationStr)
-        self.__mustshutdown.set()
-        with self._streams_lock:
-            self.streaming_responses = {}
+        self.host.begin_shutdown()
+        self.streams.clear()
         engine = self.transportServer
         if engine is not None:
             try:
@@ -557,24 +423,23 @@ class Daemon:
                 log.warning("error shutting down the server engine", exc_info=True)
         self.close()
         if self._loop_thread is not None and self._loop_thread != threading.get_ident():
-            self.__loopstopped.wait(SHUTDOWN_WAIT)
+            self._loop_stopped.wait(SHUTDOWN_WAIT)
 
     def close(self) -> None:
-        """Release the listener, the connections and the oneway threads.  Idempotent."""
-        self.__mustshutdown.set()
+        """Release the listener, the connections and the worker threads.  Idempotent."""
+        self.host.begin_shutdown()
         engine, self.transportServer = self.transportServer, None
         self._closed = True
         if engine is None:
             return
         log.debug("daemon %s: closing its listener and connections", self.locationStr)
-        with self._streams_lock:
-            self.streaming_responses = {}
+        self.streams.clear()
         with contextlib.suppress(Exception):
             engine.wakeup()
         try:
             engine.close()
         finally:
-            self._oneway_executor.shutdown(timeout=1.0)
+            self.host.close()
 
     # -- dunder ------------------------------------------------------------------------------------
 
@@ -601,162 +466,12 @@ class Daemon:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[()]:
         # objects that reference their daemon may get serialized; the daemon itself carries nothing
         return ()
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[()]) -> None:
         pass
-
-
-def _create_instance(clazz: type, creator: Callable[[type], Any] | None) -> Any:
-    try:
-        if creator is None:
-            return clazz()
-        obj = creator(clazz)
-        if not isinstance(obj, clazz):
-            raise TypeError(f"instance_creator for {clazz.__name__} returned a {type(obj).__name__}")
-        return obj
-    except Exception:
-        log.exception("creating an instance of %s failed", clazz.__name__)
-        raise
-
-
-def _unregister_weak(daemon_ref: weakref.ref, object_id: str, ref: weakref.ref) -> None:
-    daemon = daemon_ref()
-    if daemon is not None and daemon.objectsById.get(object_id) is ref:
-        daemon.objectsById.pop(object_id, None)
-
-
-def _default_methodcall_error_handler(
-    daemon: Daemon, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
-) -> None:
-    """What a daemon does by default with an exception from the called code: log it at debug level."""
-    log.debug(
-        "remote call raised: client=%s method=%s exception=%r",
-        client_sock,
-        getattr(method, "__qualname__", method),
-        exception,
-    )
-
-
-class _ExistingConnectionEngine:
-    """The engine of a daemon that serves one already connected socket or transport connection.
-
-    It answers a MSG_CONNECT handshake if the client sends one (a Pyro5 proxy
-    on a connected socket does not) and serves requests until the connection
-    ends.  The connection stays the caller's: closing the daemon does not close it.
-    """
-
-    def __init__(self, daemon: Daemon, connected: Any) -> None:
-        if not hasattr(connected, "recv_some"):
-            connected = self._wrap_socket(connected)
-        self.daemon = daemon
-        self.sock = connected
-        self.conn: ClientConnection | None = ClientConnection(connected)
-        self.shutting_down = False
-        self._disconnected = False
-        self.location = self._location_of(connected)
-        log.info("serving the single given connection %s", connected)
-
-    @staticmethod
-    def _wrap_socket(sock: Any) -> Any:
-        sock.getpeername()  # it must be connected
-        if config.SSL:
-            import ssl
-
-            if not isinstance(sock, ssl.SSLSocket):
-                raise CommunicationError("SSL configured but the existing socket is not an SSL socket")
-        try:
-            from pyrite.transports.sockets import SocketConnection
-        except ImportError:
-            raise PyroError(
-                "serving a connected socket needs pyrite-transports: pip install pyrite-transports"
-            ) from None
-        return SocketConnection(sock, config.COMMTIMEOUT or None)
-
-    @staticmethod
-    def _location_of(connected: Any) -> str:
-        try:
-            address = connected.local_address
-        except Exception:
-            address = None
-        if isinstance(address, tuple) and len(address) >= 2:
-            host, port = address[0], address[1]
-            return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-        return "./u:" + (address or "<<not-bound>>") if isinstance(address, str) else "./u:<<not-bound>>"
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} on {self.location}>"
-
-    @property
-    def sockets(self) -> list[Any]:
-        return [self.sock] if self.conn is not None else []
-
-    @property
-    def selector(self) -> Any:
-        raise TypeError("a daemon on one given connection has no selector")
-
-    def combine_loop(self, other: Any) -> None:
-        raise PyroError("a daemon on one given connection cannot combine other daemons' loops")
-
-    def events(self, ready: Any) -> None:
-        raise PyroError("a daemon on one given connection has no event sockets to combine")
-
-    def wakeup(self) -> None:
-        """Nothing to do: the loop looks at its condition every POLLTIMEOUT."""
-
-    def shutdown(self) -> None:
-        self.shutting_down = True
-
-    def close(self) -> None:
-        self.shutting_down = True
-        self._disconnect()
-        self.conn = None
-
-    def _disconnect(self) -> None:
-        if not self._disconnected and self.conn is not None:
-            self._disconnected = True
-            self.daemon._client_disconnected(self.conn)
-
-    def loop(self, condition: Callable[[], bool]) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        selector = selectors.DefaultSelector()
-        try:
-            selector.register(self.sock.fileno(), selectors.EVENT_READ)
-            while not self.shutting_down and self.conn is not None and condition():
-                ready = self.sock.pending() > 0 or bool(selector.select(min(config.POLLTIMEOUT or 1.0, 1.0)))
-                if ready and not self._serve_one(conn):
-                    break
-                self.daemon._housekeeping()
-        except (OSError, ValueError):
-            pass  # the descriptor went away under us: the connection is over
-        finally:
-            selector.close()
-        if self.conn is None or self._disconnected or not condition():
-            return
-        self._disconnect()
-
-    def _serve_one(self, conn: ClientConnection) -> bool:
-        try:
-            msg = recv_message(conn)
-            if msg.type == MSG_CONNECT:
-                return self.daemon._handshake(conn, msg)
-            self.daemon._handle_message(conn, msg)
-            return True
-        except PyroTimeoutError as exc:
-            log.warning("request timed out: %s", exc)
-            return True
-        except (ConnectionClosedError, SecurityError, CommunicationError) as exc:
-            log.debug("connection ends: %s", exc)
-            self._disconnect()
-            self.conn = None
-            return False
-        except Exception:
-            log.warning("handling a request failed", exc_info=True)
-            return True
 
 
 def serve(

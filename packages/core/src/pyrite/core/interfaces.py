@@ -1,14 +1,24 @@
-"""The seams between pyrite-core and its plugins, as ``typing.Protocol`` classes.
+"""The seams of pyrite-core, as ``typing.Protocol`` classes.
 
-Implement these to add a serializer (entry-point group ``pyrite.serializers``)
-or a transport (group ``pyrite.transports``).  Core never touches a raw socket:
-the server engines use ``fileno()`` for selectors and the methods below.
+Implement ``Serializer`` or ``Transport`` (with ``Connection``/``Listener``)
+to add a serializer (entry-point group ``pyrite.serializers``) or a transport
+(group ``pyrite.transports``).  Core never touches a raw socket: the server
+engines use ``fileno()`` for selectors and the methods below.
+
+Inside a daemon, ``DaemonHost`` is what a server engine may call (implemented
+by ``dispatch.Dispatcher``, reached as ``daemon.host``), ``Engine`` is what
+the daemon calls on an engine, and ``DaemonHooks`` are the overridable
+methods of ``Daemon`` that the dispatcher calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from .protocol import ReceivingMessage, SendingMessage
+    from .workers import WorkerPool
 
 
 @runtime_checkable
@@ -135,3 +145,114 @@ class Transport(Protocol):
 
     def listen(self, location: str, *, reuse: bool | None = None) -> Listener:
         """Bind and listen at ``location`` (port 0 picks a free port)."""
+
+
+class DaemonHooks(Protocol):
+    """The methods of ``Daemon`` a user overrides, as the dispatcher calls them."""
+
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        """Check a new client's handshake data; raise to refuse it."""
+
+    def clientDisconnect(self, conn: Any) -> None:
+        """A client connection went away."""
+
+    def housekeeping(self) -> None:
+        """Periodic clean-up."""
+
+    def annotations(self) -> dict[str, bytes]:
+        """Annotations to add to every reply."""
+
+    def methodcall_error_handler(
+        self, daemon: Any, client_sock: Any, method: Callable[..., Any], vargs: Any, kwargs: Any, exception: Exception
+    ) -> None:
+        """Called with every exception raised by served code."""
+
+
+@runtime_checkable
+class DaemonHost(Protocol):
+    """What a server engine calls on its daemon (``dispatch.Dispatcher``; ``daemon.host``).
+
+    ``conn`` is the engine's ``ClientConnection`` for a client, ``session`` its
+    protocol session (one per connection), ``msg`` a complete received message.
+    The engine sends every message these return, in order, on that connection:
+
+    * ``serve_handshake`` for the first message of a connection: MSG_CONNECTOK
+      (``session.handshake_done`` is then True) or MSG_CONNECTFAIL (then drop the
+      client after sending);
+    * ``serve_request`` for every later message: the reply, or None for a oneway
+      call.  It never raises for a call's own failure (that is an exception reply);
+      it raises ``CommunicationError`` when the connection must go.  Afterwards:
+      when ``conn.callback_error`` is set (a ``@callback`` method failed), log it and
+      close the connection after the reply, as Pyro5 does; when ``conn.held_oneways``
+      is not empty, the worker pool was full: stop reading that connection (only
+      that one) and call ``resume(conn)`` now and then until it returns True;
+    * ``refuse(conn, session, msg, reason)``: a MSG_CONNECTFAIL the engine chose to
+      send (server busy, too many connections); drop the client after it;
+    * ``client_disconnected(conn)`` once per client that got past the handshake;
+    * ``housekeeping()`` every ``config.POLLTIMEOUT`` seconds or so.
+
+    ``workers`` is the daemon's one worker pool (the thread engine serves
+    connections on it; oneway calls run there).  ``shutting_down`` may be read
+    at any time.
+    """
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once the daemon is shutting down."""
+
+    @property
+    def workers(self) -> WorkerPool:
+        """The daemon's worker pool."""
+
+    def serve_handshake(self, conn: Any, session: Any, msg: ReceivingMessage) -> SendingMessage:
+        """Answer a connection's MSG_CONNECT."""
+
+    def serve_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> SendingMessage | None:
+        """Serve a MSG_INVOKE or MSG_PING."""
+
+    def refuse(self, conn: Any, session: Any, msg: ReceivingMessage, reason: str) -> SendingMessage:
+        """A MSG_CONNECTFAIL carrying ``reason``."""
+
+    def resume(self, conn: Any) -> bool:
+        """Submit held-back oneway calls of ``conn``; True once none is left."""
+
+    def client_disconnected(self, conn: Any) -> None:
+        """A client that got past the handshake is gone."""
+
+    def housekeeping(self) -> None:
+        """Periodic clean-up."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A server engine, built as ``Engine(host, listener)``; what the daemon calls on it."""
+
+    @property
+    def location(self) -> str:
+        """Where clients connect (the listener's location)."""
+
+    @property
+    def sockets(self) -> list[Any]:
+        """What an external event loop should watch; ready ones go to ``events``."""
+
+    @property
+    def clients(self) -> list[Any]:
+        """The client connections open now."""
+
+    def loop(self, condition: Callable[[], bool]) -> None:
+        """Serve until ``condition()`` is false or ``shutdown()`` is called."""
+
+    def events(self, ready: Iterable[Any]) -> None:
+        """Serve what is pending on the given ready sockets."""
+
+    def combine_loop(self, other: Any) -> None:
+        """Serve another engine (or server with ``sockets``/``events``) in this loop."""
+
+    def wakeup(self) -> None:
+        """Make a waiting ``loop`` look at its condition now."""
+
+    def shutdown(self) -> None:
+        """Stop ``loop`` (from any thread) and close."""
+
+    def close(self) -> None:
+        """Release the listener and every connection; idempotent."""

@@ -19,8 +19,10 @@ Each annotation chunk is a 4-letter ASCII id, a 4-byte big-endian length and
 that many bytes.  Everything is big-endian.  The payload (never the
 annotations) may be zlib-compressed, flagged by FLAGS_COMPRESSED.
 
-``recv_message`` reads one message from a connection; ``SendingMessage``
-builds the bytes of one.  Neither knows about serializers.
+``SendingMessage`` builds the bytes of one message and ``ReceivingMessage``
+parses one; ``pyrite.core.session`` drives them for a whole connection
+(framing, sequence numbers, the handshake, limits).  ``recv_message`` reads one
+message from a blocking connection.  None of them knows about serializers.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .callcontext import current_context
 from .config import config
+from .constants import PROTOCOL_VERSION
 from .errors import MessageTooLargeError, ProtocolError
 
 MSG_CONNECT = 1
@@ -50,7 +52,6 @@ FLAGS_ITEMSTREAMRESULT = 1 << 4
 FLAGS_KEEPSERIALIZED = 1 << 5
 FLAGS_CORR_ID = 1 << 6
 
-PROTOCOL_VERSION = 502
 MAGIC = 0x4DC5
 HEADER_FORMAT = "!4sHBBHHII16sHH"
 HEADER_SIZE = struct.calcsize(HEADER_FORMAT)  # 40
@@ -62,6 +63,40 @@ _VALID_START = b"PYRO" + _VERSION_BYTES  # the first 6 bytes of every valid mess
 EMPTY_CORRELATION_ID = b"\0" * 16
 COMPRESSION_THRESHOLD = 100  # payloads this small are never worth compressing
 SCATTER_THRESHOLD = 64 * 1024  # payloads this large are sent beside their header, not copied behind it
+RATIO_FREE_SIZE = 1024 * 1024
+"""Inflated payloads up to this size are never refused for their compression ratio."""
+
+__all__ = [
+    "MSG_CONNECT",
+    "MSG_CONNECTOK",
+    "MSG_CONNECTFAIL",
+    "MSG_INVOKE",
+    "MSG_RESULT",
+    "MSG_PING",
+    "FLAGS_EXCEPTION",
+    "FLAGS_COMPRESSED",
+    "FLAGS_ONEWAY",
+    "FLAGS_BATCH",
+    "FLAGS_ITEMSTREAMRESULT",
+    "FLAGS_KEEPSERIALIZED",
+    "FLAGS_CORR_ID",
+    "PROTOCOL_VERSION",
+    "MAGIC",
+    "HEADER_FORMAT",
+    "HEADER_SIZE",
+    "EMPTY_CORRELATION_ID",
+    "COMPRESSION_THRESHOLD",
+    "SCATTER_THRESHOLD",
+    "RATIO_FREE_SIZE",
+    "next_seq",
+    "SendingMessage",
+    "ReceivingMessage",
+    "validate_header_start",
+    "decompress",
+    "inflate_limit",
+    "recv_message",
+    "send_message",
+]
 
 
 def next_seq(seq: int) -> int:
@@ -81,8 +116,10 @@ class SendingMessage:
 
     ``annotations`` maps 4-letter ids to bytes.  The payload is compressed when
     ``compress`` is true (default: ``config.COMPRESSION``) and longer than 100
-    bytes.  The correlation id is ``corr_id`` if given, else the current
-    thread's ``current_context.correlation_id``.  Raises MessageTooLargeError
+    bytes.  The message carries the correlation id ``corr_id`` (a UUID or 16
+    bytes) only if one is given: the caller decides (the client passes its
+    thread's ``current_context.correlation_id``, a server echoes the request's).
+    ``max_size`` defaults to ``config.MAX_MESSAGE_SIZE``.  Raises MessageTooLargeError
     if payload plus annotations exceed ``config.MAX_MESSAGE_SIZE``.
     """
 
@@ -98,6 +135,7 @@ class SendingMessage:
         annotations: Mapping[str, bytes | bytearray | memoryview] | None = None,
         compress: bool | None = None,
         corr_id: uuid.UUID | bytes | None = None,
+        max_size: int | None = None,
     ) -> None:
         flags &= ~FLAGS_COMPRESSED
         if compress is None:
@@ -121,11 +159,10 @@ class SendingMessage:
                 parts.append(value)
                 ann_size += 8 + len(value)
         total = len(payload) + ann_size
-        max_size = config.MAX_MESSAGE_SIZE
+        if max_size is None:
+            max_size = config.MAX_MESSAGE_SIZE
         if total > max_size:
             raise MessageTooLargeError(f"message too large ({total}, max={max_size})")
-        if corr_id is None:
-            corr_id = current_context.correlation_id
         if corr_id is not None:
             flags |= FLAGS_CORR_ID
             raw_corr = corr_id.bytes if isinstance(corr_id, uuid.UUID) else bytes(corr_id)
@@ -196,7 +233,8 @@ class ReceivingMessage:
     """One incoming message: header fields, ``annotations`` (id -> bytes) and ``data`` (the payload).
 
     Build it from the 40 header bytes, then ``add_payload()`` the rest.  The
-    payload is decompressed if flagged, never beyond ``max_size``.
+    payload is decompressed if flagged, never beyond ``max_size`` and the ratio
+    rule of ``inflate_limit``.
     """
 
     __slots__ = (
@@ -270,7 +308,7 @@ class ReceivingMessage:
             pos += 8 + length
         data = view[size:] if size else payload
         if self.flags & FLAGS_COMPRESSED:
-            data = decompress(data, self.max_size)
+            data = decompress(data, self.max_size, config.MAX_DECOMPRESSION_RATIO)
             self.flags &= ~FLAGS_COMPRESSED
             self.data_size = len(data)
         self.data = data
@@ -282,18 +320,58 @@ class ReceivingMessage:
         )
 
 
-def decompress(data: bytes | bytearray | memoryview, max_size: int) -> bytes:
-    """zlib-decompress ``data``, refusing output larger than ``max_size`` (a zip bomb costs nothing)."""
+def inflate_limit(compressed_size: int, max_size: int, max_ratio: float | None) -> int:
+    """How many bytes ``compressed_size`` bytes of zlib data may inflate to.
+
+    The rule: never more than ``max_size``; and beyond the first
+    ``RATIO_FREE_SIZE`` (1 MiB) bytes, never more than ``max_ratio`` times the
+    compressed size (``config.MAX_DECOMPRESSION_RATIO``; 0 or None switches the
+    ratio rule off).  So ordinary payloads, however repetitive, pass, and a
+    small message cannot claim a huge amount of memory.
+    """
+    if not max_ratio or max_ratio <= 0:
+        return max_size
+    return min(max_size, max(RATIO_FREE_SIZE, int(compressed_size * max_ratio)))
+
+
+_INFLATE_STEP = 64 * 1024  # compressed bytes handed to zlib per step
+
+
+def decompress(data: bytes | bytearray | memoryview, max_size: int, max_ratio: float | None = None) -> bytes:
+    """zlib-decompress ``data``, streamed: output beyond ``inflate_limit(len(data), max_size,
+    max_ratio)`` is refused with MessageTooLargeError as soon as it appears, so a zip bomb
+    never costs more than that limit (plus one step) in memory."""
+    limit = inflate_limit(len(data), max_size, max_ratio)
     inflater = zlib.decompressobj()
+    view = memoryview(data)
+    out: list[bytes] = []
+    have = 0
+    pos = 0
     try:
-        out = inflater.decompress(data, max_size + 1)
+        while True:
+            chunk = inflater.unconsumed_tail or view[pos : pos + _INFLATE_STEP]
+            if not inflater.unconsumed_tail:
+                pos += len(chunk)
+            piece = inflater.decompress(chunk, limit - have + 1)
+            have += len(piece)
+            if have > limit:
+                break
+            out.append(piece)
+            if inflater.eof or (pos >= len(view) and not inflater.unconsumed_tail):
+                break
     except zlib.error as exc:
         raise ProtocolError(f"invalid compressed payload: {exc}") from None
-    if len(out) > max_size or inflater.unconsumed_tail:
+    if have > limit:
+        del out
+        if limit < max_size:
+            raise MessageTooLargeError(
+                f"decompressed payload exceeds {limit} bytes ({max_ratio}x its {len(view)} compressed "
+                f"bytes, see MAX_DECOMPRESSION_RATIO)"
+            )
         raise MessageTooLargeError(f"decompressed payload exceeds max message size ({max_size})")
     if not inflater.eof:
         raise ProtocolError("invalid compressed payload: truncated")
-    return out
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def recv_message(

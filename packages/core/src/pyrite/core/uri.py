@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .constants import DAEMON_NAME, NAMESERVER_NAME
 from .errors import PyroError
 
-DAEMON_NAME = "Pyro.Daemon"
-NAMESERVER_NAME = "Pyro.NameServer"
+__all__ = ["URI", "DAEMON_NAME", "NAMESERVER_NAME"]
 
 _URI_RE = re.compile(r"(?P<protocol>[Pp][Yy][Rr][Oo][a-zA-Z]*):(?P<object>\S+?)(@(?P<location>.+))?$")
 _IPV6_RE = re.compile(r"\[([0-9a-fA-F:%.]+)](?::(\d+))?$")
@@ -124,8 +124,8 @@ class URI:
             state = (state[0], frozenset(state[1])) + state[2:]
         return hash(state)
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[Any, ...]:
         return self.protocol, self.object, self.sockname, self.host, self.port
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.protocol, self.object, self.sockname, self.host, self.port = state

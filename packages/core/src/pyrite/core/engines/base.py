@@ -1,21 +1,22 @@
-"""What both server engines share: the frame reader, the per-client record and the selector loop.
+"""What the server engines share: the frame reader, the per-client record and the selector loop.
 
 An engine owns a transport ``Listener`` and the client connections it
 accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
 ``loop()``, or the caller of ``events()``) watches the listener, the idle
 clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` per client turns whatever bytes have arrived
+non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
 into complete messages, so a slow or half-sent message never holds up
 anyone.  What happens to a complete message is the engine's business: the
 multiplex engine handles it in place, the thread pool engine hands it to a
 worker.
 
-The daemon side of the seam (see packages/core/README.md, "Seams")::
-
-    daemon._handshake(conn, msg) -> bool     # first message of a connection
-    daemon._handle_message(conn, msg)        # every later message; replies itself
-    daemon._client_disconnected(conn)        # once, for a client that got past the handshake
-    daemon._housekeeping()                   # about every config.POLLTIMEOUT seconds
+Engines talk to the daemon only through ``interfaces.DaemonHost`` (the
+``host`` they are built with): ``serve_handshake`` / ``serve_request`` for each
+message (the engine sends what they return), ``refuse``, ``resume`` for a
+connection whose oneway calls were held back, ``client_disconnected`` and
+``housekeeping``.  A connection with held-back oneway calls is "parked": not
+read until the worker pool has room again (back-pressure on that connection
+only; user code never runs on the loop thread for it).
 """
 
 from __future__ import annotations
@@ -34,110 +35,32 @@ from ..config import config
 from ..connection import ClientConnection
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
+from ..interfaces import DaemonHost
+from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
 from .guard import GuardMixin
+
+__all__ = [
+    "BIG_READ_SIZE",
+    "READ_SIZE",
+    "MAX_READ_PER_TURN",
+    "Frame",
+    "FrameReader",
+    "Client",
+    "SelectorEngine",
+    "describe_peer",
+    "log",
+    "wait_readable",
+]
 
 log = logging.getLogger("pyrite.core.engines")
 
-READ_SIZE = 64 * 1024  # one read while no payload size is known yet
-BIG_READ_SIZE = 1024 * 1024  # largest single read while a big payload streams in
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
-
-Frame = tuple[protocol.ReceivingMessage, bytes]
+PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
 
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-class FrameReader:
-    """Turns the bytes of one connection, as they arrive, into complete messages.
-
-    ``feed(data)`` returns the ``(message, payload)`` pairs completed by
-    ``data``; the message has its header parsed and checked (tag, version,
-    magic, and the declared size against ``config.MAX_MESSAGE_SIZE``) but
-    not yet its payload: call ``message.add_payload(payload)``, which parses
-    annotations and decompresses (bounded), where the work may be done.
-    Garbage raises ``ProtocolError`` as soon as its first 4 (or 6, or 40)
-    bytes are in; an oversized declaration raises ``MessageTooLargeError``
-    before any payload is read.  Payload bytes are collected as they come,
-    never reserved up front.
-
-    Example::
-
-        reader = FrameReader()
-        for msg, payload in reader.feed(conn.recv_some(reader.want()) or b""):
-            msg.add_payload(payload)
-    """
-
-    __slots__ = ("_head", "_msg", "_chunks", "_have", "_need")
-
-    def __init__(self) -> None:
-        self._head = b""
-        self._msg: protocol.ReceivingMessage | None = None
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 0
-
-    @property
-    def partial(self) -> bool:
-        """True while part of a message has arrived and the rest has not."""
-        return bool(self._head) or self._msg is not None
-
-    def want(self) -> int:
-        """A good size for the next read."""
-        if self._msg is None:
-            return READ_SIZE
-        return max(READ_SIZE, min(self._need - self._have, BIG_READ_SIZE))
-
-    def feed(self, data: bytes) -> list[Frame]:
-        """Take in the next bytes of the stream; return the messages they complete, in order."""
-        end = len(data)
-        if self._msg is None and not self._head and end > protocol.HEADER_SIZE:
-            # the usual case: one whole message arrived in one read
-            msg = protocol.ReceivingMessage(data[: protocol.HEADER_SIZE])
-            if protocol.HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                return [(msg, data[protocol.HEADER_SIZE :])]
-        frames: list[Frame] = []
-        pos = 0
-        while pos < end:
-            if self._msg is None:
-                if self._head:
-                    take = min(protocol.HEADER_SIZE - len(self._head), end - pos)
-                    head = self._head + data[pos : pos + take]
-                    pos += take
-                elif end - pos >= protocol.HEADER_SIZE:
-                    head = data[pos : pos + protocol.HEADER_SIZE]
-                    pos += protocol.HEADER_SIZE
-                else:
-                    head = data[pos:]
-                    pos = end
-                if len(head) < protocol.HEADER_SIZE:
-                    if len(head) >= 4:
-                        # refuse garbage now rather than after waiting for 40 bytes that may never come
-                        protocol.validate_header_start(head)
-                    self._head = head
-                    break
-                self._head = b""
-                msg = protocol.ReceivingMessage(head)
-                need = msg.data_size + msg.annotations_size
-                if need == 0:
-                    frames.append((msg, b""))
-                    continue
-                self._msg = msg
-                self._need = need
-                self._have = 0
-                self._chunks = []
-            take = min(self._need - self._have, end - pos)
-            self._chunks.append(data if (pos == 0 and take == end) else data[pos : pos + take])
-            self._have += take
-            pos += take
-            if self._have == self._need:
-                chunks = self._chunks
-                frames.append((self._msg, chunks[0] if len(chunks) == 1 else b"".join(chunks)))
-                self._msg = None
-                self._chunks = []
-        return frames
 
 
 class Client:
@@ -148,8 +71,7 @@ class Client:
     For the deadlines (``guard.expired``): ``since`` (accept time),
     ``frame_start`` (first byte of an incomplete message, or None) and
     ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
-    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``held``
-    are read messages waiting for room in the oneway queue; ``out`` the
+    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``out`` the
     multiplex engine's output buffer.
     """
 
@@ -157,15 +79,16 @@ class Client:
         "conn",
         "raw",
         "reader",
+        "session",
         "fd",
         "registered",
         "busy",
         "gone",
+        "pending",
         "since",
         "frame_start",
         "last_active",
         "refusing",
-        "held",
         "out",
     )
 
@@ -173,14 +96,15 @@ class Client:
         self.conn = conn
         self.raw = conn.conn
         self.reader = FrameReader()
+        self.session: Any = None
         self.fd = self.raw.fileno()
         self.registered = False
         self.busy = False
         self.gone = False
+        self.pending: list[Frame] = []  # frames read but not served while the client is parked
         self.since = self.last_active = time.monotonic()
         self.frame_start: float | None = None
         self.refusing: str | None = None
-        self.held: list[Frame] | None = None
         self.out: Any = None
 
     def __repr__(self) -> str:
@@ -235,16 +159,18 @@ class SelectorEngine(GuardMixin):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
-    client has data), ``_housekeep()`` and may extend ``_after_wake()`` and
-    ``_close_workers()``.  Construct as ``Engine(daemon, listener)``.
+    client has data), ``_housekeep()``, ``_unpark(client)`` (go on with a parked
+    client's pending frames) and may extend ``_after_wake()`` and
+    ``_close_workers()``.  Construct as ``Engine(host, listener)``.
     """
 
     servertype = "?"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        self.daemon = daemon
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        self.host = host
+        self._parked: list[Client] = []
         self._listener = listener
-        self._location = listener.location
+        self._location: str = listener.location
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
         self._closed = False
@@ -423,8 +349,9 @@ class SelectorEngine(GuardMixin):
             log.debug("error closing listener: %s", exc)
         with self._lock:
             idle = [client for client in self._clients if not client.busy]
-        for client in idle + self._take_parked():
+        for client in idle:
             self._drop(client)
+        self._drop_parked()
         self._close_workers()
         self._unregister_fileobj(self._wake_r)
         self._wake_r.close()
@@ -447,15 +374,19 @@ class SelectorEngine(GuardMixin):
     def _select_timeout(self) -> float:
         engines = (self, *self._children)
         due = min(min(engine._next_housekeeping, engine._guard_due()) for engine in engines)
-        return min(max(due - time.monotonic(), 0.0), _poll_interval())
+        timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
+        if any(engine._parked for engine in engines):
+            timeout = min(timeout, PARKED_POLL)
+        return timeout
 
     def _tick(self) -> None:
         now = time.monotonic()
         for engine in (self, *self._children):
-            if engine._shutting_down:
-                continue
-            engine._guard_tick(now)
-            if now >= engine._next_housekeeping:
+            if engine._parked:
+                engine._resume_parked()
+            if not engine._shutting_down:
+                engine._guard_tick(now)
+            if now >= engine._next_housekeeping and not engine._shutting_down:
                 engine._next_housekeeping = now + _poll_interval()
                 engine._housekeep()
 
@@ -560,7 +491,7 @@ class SelectorEngine(GuardMixin):
 
     def _run_housekeeping(self) -> None:
         try:
-            self.daemon._housekeeping()
+            self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
 
@@ -598,41 +529,102 @@ class SelectorEngine(GuardMixin):
                 break
         return frames
 
-    def _serve_frames(self, client: Client, frames: list[Frame]) -> bool:
-        """Give a client's messages to the daemon in order.  False if the client was dropped.
-
-        A client over MAX_CONNECTIONS gets its refusal instead.  When a oneway request
-        meets a full oneway queue, it and the messages after it go to ``client.held``
-        (the caller parks the client) and True is returned.
-        """
-        for index, (msg, payload) in enumerate(frames):
-            if client.refusing is not None:
-                self._send_refusal(client, msg, client.refusing)
-                return False
-            if msg.flags & protocol.FLAGS_ONEWAY and client.conn.handshaked and not self._oneway_room():
-                client.held = frames[index:]
-                return True
-            if not self._dispatch(client, msg, payload):
-                return False
-        return True
-
     def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
-        """Give one complete message to the daemon.  False if the client was dropped."""
+        """Give one complete message to the daemon and send its reply.  False if the client
+        was dropped (refused, broken, or after a failed ``@callback``)."""
         conn = client.conn
+        host = self.host
         try:
             msg.add_payload(payload)
             del payload
             if conn.handshaked:
-                self.daemon._handle_message(conn, msg)
+                reply = host.serve_request(conn, client.session, msg)
+            else:
+                reply = host.serve_handshake(conn, client.session, msg)
+            del msg
+            if reply is not None:
+                protocol.send_message(conn, reply)
+                del reply
+            if not conn.handshaked:
+                log.debug("%s: handshake refused for %s", self, describe_peer(conn))
+            elif conn.callback_error is not None:
+                # Pyro5 raises a failed @callback's error in the callback's daemon too: log it, end the link
+                exc, conn.callback_error = conn.callback_error, None
+                log.warning(
+                    "%s: callback method raised %r; closing connection from %s",
+                    self,
+                    exc,
+                    describe_peer(conn),
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
+            else:
                 return True
-            if self.daemon._handshake(conn, msg):
-                conn.handshaked = True
-                return True
-            log.debug("%s: handshake refused for %s", self, describe_peer(conn))
         except Exception as exc:
             self._log_failure(client, exc)
         self._drop(client)
         return False
+
+    def _serve_frames(self, client: Client, frames: list[Frame]) -> bool:
+        """Dispatch ``frames`` in order.  False if the client was dropped or parked (its
+        remaining frames kept in ``client.pending``): the caller must leave it alone then."""
+        for index, (msg, payload) in enumerate(frames):
+            if client.refusing is not None:
+                self._send_refusal(client, msg, client.refusing)  # over MAX_CONNECTIONS
+                return False
+            if not self._dispatch(client, msg, payload):
+                return False
+            if client.conn.held_oneways:
+                self._park(client, frames[index + 1 :])
+                return False
+        return True
+
+    # ----- back-pressure: parked clients wait for room in the worker pool
+
+    def _park(self, client: Client, pending: list[Frame]) -> None:
+        """Stop reading ``client`` until its held-back oneway calls are submitted."""
+        self._unregister(client)
+        client.pending = pending
+        with self._lock:
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                client.busy = True
+                self._parked.append(client)
+        if closed:
+            self._drop(client)
+            return
+        log.debug("%s: worker pool full, %r parked", self, client)
+        if threading.get_ident() != self._loop_thread:
+            self.wakeup()
+
+    def _resume_parked(self) -> None:
+        """Loop thread: go on with parked clients whose oneway calls found room."""
+        with self._lock:
+            parked = list(self._parked)
+        for client in parked:
+            if not client.gone and not self.host.resume(client.conn):
+                continue
+            with self._lock:
+                self._parked.remove(client)
+            if client.gone:
+                continue
+            if self._closed:
+                self._drop(client)
+                continue
+            pending, client.pending = client.pending, []
+            self._unpark(client, pending)
+
+    def _unpark(self, client: Client, pending: list[Frame]) -> None:
+        """Hook: serve a resumed client's pending frames, then watch it again."""
+        raise NotImplementedError
+
+    def _drop_parked(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, []
+        for client in parked:
+            client.conn.held_oneways.clear()
+            self._drop(client)
 
     def _log_failure(self, client: Client, exc: BaseException) -> None:
         peer = describe_peer(client.conn)
@@ -665,7 +657,7 @@ class SelectorEngine(GuardMixin):
         self._unregister(client)
         if client.conn.handshaked:
             try:
-                self.daemon._client_disconnected(client.conn)
+                self.host.client_disconnected(client.conn)
             except Exception:
                 log.exception("%s: error in client disconnect handling", self)
         try:
@@ -680,26 +672,7 @@ class SelectorEngine(GuardMixin):
         level = logging.DEBUG if client.refusing is not None else logging.WARNING
         log.log(level, "%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
         try:
-            # the daemon's own handshake reply carries its annotations; fall back to a bare one
-            self.daemon._handshake(client.conn, msg, denied_reason=reason)
-            self._drop(client)
-            return
-        except Exception as exc:
-            log.debug("%s: daemon could not refuse: %s", self, exc)
-        try:
-            from .. import plugins
-
-            serializer = plugins.get_serializer_by_id(msg.serializer_id)
-            reply = protocol.SendingMessage(
-                protocol.MSG_CONNECTFAIL,
-                0,
-                msg.seq,
-                msg.serializer_id,
-                serializer.dumps(reason),
-                compress=False,
-                corr_id=msg.correlation_id,
-            )
-            protocol.send_message(client.conn, reply)
+            protocol.send_message(client.conn, self.host.refuse(client.conn, client.session, msg, reason))
         except Exception as exc:
             log.debug("%s: could not send refusal: %s", self, exc)
         self._drop(client)

@@ -53,7 +53,6 @@ ACCEPT_BACKOFF_MIN = 0.01
 ACCEPT_BACKOFF_MAX = 1.0
 ACCEPT_LOG_INTERVAL = 1.0
 MARSHAL_ID = 2  # every Pyro5 peer can read a marshal string
-PARKED_POLL = 0.01  # how often a loop with parked clients looks for room in the oneway queue
 
 
 def _fd_limit() -> int:
@@ -203,15 +202,8 @@ class AcceptThrottle:
 
 
 class GuardMixin:
-    """The deadline sweep, the connection cap, accept back-off and oneway back-pressure of a
-    selector engine (``base.SelectorEngine`` inherits it; everything runs on the loop thread).
-
-    Oneway back-pressure: before a oneway request is handed to the daemon the
-    engine checks that the daemon's oneway queue has room; if not, that
-    connection is parked (not read, its read messages held) and resumed when
-    room appears, so user code never runs on the loop thread and only the
-    flooding connection waits.
-    """
+    """The deadline sweep, the connection cap and accept back-off of a selector engine
+    (``base.SelectorEngine`` inherits it; everything runs on the loop thread)."""
 
     # provided by SelectorEngine
     _lock: threading.Lock
@@ -219,7 +211,6 @@ class GuardMixin:
     _listener: Any
     _selector: selectors.BaseSelector
     _closed: bool
-    daemon: Any
 
     def _drop(self, client: Any) -> None:
         raise NotImplementedError
@@ -230,26 +221,19 @@ class GuardMixin:
     def _watch_listener(self) -> None:
         raise NotImplementedError
 
-    def _resume(self, client: Any, frames: list[Any]) -> None:
-        """Hook: serve a parked client's held messages now that the oneway queue has room."""
-        raise NotImplementedError
-
     # ----- state
 
     def _init_guard(self) -> None:
         now = time.monotonic()
         self._accept_throttle = AcceptThrottle(f"{type(self).__name__} on {self._listener.location}")
         self._accept_resume: float | None = None
-        self._parked: list[Any] = []
         self._next_sweep = now + sweep_interval(Limits.current())
 
     def _guard_due(self) -> float:
-        """When the loop must look at the guard next (deadline sweep, listener pause, parked clients)."""
+        """When the loop must look at the guard next (deadline sweep, listener pause)."""
         due = self._next_sweep
         if self._accept_resume is not None:
             due = min(due, self._accept_resume)
-        if self._parked:
-            due = min(due, time.monotonic() + PARKED_POLL)
         return due
 
     def _guard_tick(self, now: float) -> None:
@@ -259,8 +243,6 @@ class GuardMixin:
                 self._watch_listener()
         if self._accept_throttle.failures:
             self._accept_throttle.flush_log(now)
-        if self._parked:
-            self._resume_parked()
         if now >= self._next_sweep:
             self._sweep(now)
 
@@ -319,32 +301,3 @@ class GuardMixin:
             self._drop(client)
         if closed:
             log.info("%s: closed %d connection(s) past a deadline (e.g. %s)", self, closed, first)
-
-    # ----- oneway back-pressure
-
-    def _oneway_room(self) -> bool:
-        """True if the daemon's oneway queue takes another call now."""
-        executor = getattr(self.daemon, "_oneway_executor", None)
-        has_room = getattr(executor, "has_room", None)
-        return True if has_room is None else bool(has_room())
-
-    def _park(self, client: Any) -> None:
-        """Stop reading ``client`` until the oneway queue has room (its ``held`` messages wait)."""
-        self._unregister(client)
-        client.busy = True
-        self._parked.append(client)
-
-    def _take_parked(self) -> list[Any]:
-        parked = self._parked
-        self._parked = []
-        return parked
-
-    def _resume_parked(self) -> None:
-        if not self._oneway_room():
-            return
-        for client in self._take_parked():
-            if client.gone:
-                continue
-            frames = client.held or []
-            client.held = None
-            self._resume(client, frames)

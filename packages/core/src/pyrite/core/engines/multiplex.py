@@ -15,7 +15,7 @@ further request of that peer is read, and a peer that lets more than
 ``config.MAX_OUTPUT_BUFFER`` bytes pile up, or reads nothing for
 ``config.SEND_TIMEOUT`` seconds, loses its connection.  A oneway call never
 runs on this thread: when the daemon's oneway queue is full the connection
-that sent it is parked until there is room (see ``guard.GuardMixin``).
+that sent it is parked until the worker pool has room (``base.SelectorEngine._park``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import selectors
 from typing import Any
 
 from ..config import config
+from ..interfaces import DaemonHost
 from .base import Client, Frame, SelectorEngine
 from .output import BufferedOutput
 
@@ -31,13 +32,13 @@ from .output import BufferedOutput
 class MultiplexEngine(SelectorEngine):
     """Server engine for SERVERTYPE "multiplex": single-threaded, selector based.
 
-    Construct as ``MultiplexEngine(daemon, listener)``; see the module docstring.
+    Construct as ``MultiplexEngine(host, listener)``; see the module docstring.
     """
 
     servertype = "multiplex"
 
-    def __init__(self, daemon: Any, listener: Any) -> None:
-        super().__init__(daemon, listener)
+    def __init__(self, host: DaemonHost, listener: Any) -> None:
+        super().__init__(host, listener)
         self._writing: set[Client] = set()
 
     def _wrap_accepted(self, raw: Any) -> Any:
@@ -62,30 +63,23 @@ class MultiplexEngine(SelectorEngine):
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if frames:
-            self._serve(client, frames)
-
-    def _serve(self, client: Client, frames: list[Frame]) -> None:
+        if not frames:
+            return
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
-        ok = self._serve_frames(client, frames)
-        del frames
-        if not ok:
-            return
+        self._unpark(client, frames, registered=True)
+
+    def _unpark(self, client: Client, pending: list[Frame], registered: bool = False) -> None:
+        if not self._serve_frames(client, pending):
+            return  # dropped or parked
+        del pending
+        client.busy = False
         if self._closed:
             self._drop(client)
-            return
-        if client.held:
-            self._park(client)
-            return
-        client.busy = False
-        if client.out is not None and client.out.queued:
+        elif client.out is not None and client.out.queued:
             self._want_write(client)
-        elif not client.registered:
+        elif not registered:
             self._register(client)
-
-    def _resume(self, client: Client, frames: list[Frame]) -> None:
-        self._serve(client, frames)
 
     def _want_write(self, client: Client) -> None:
         """Watch the client for writing only: its output waits, its requests must too."""
