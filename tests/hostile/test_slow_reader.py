@@ -15,7 +15,7 @@ from .conftest import JSON, MSG_CONNECTOK, LegitClient, connect_request, invoke,
 
 
 def test_client_not_reading_replies(server):
-    proc = server(MAX_OUTPUT_BUFFER=1024 * 1024, SEND_TIMEOUT=2.0)
+    proc = server(MAX_OUTPUT_BUFFER=1024 * 1024, SEND_TIMEOUT=1.0)
     hostile = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     hostile.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     hostile.settimeout(5.0)
@@ -26,8 +26,8 @@ def test_client_not_reading_replies(server):
         with LegitClient(proc, interval=0.01) as legit:
             requests = b"".join(invoke("big", [200_000], seq=i) for i in range(1, 201))
             hostile.sendall(requests)
-            time.sleep(3.5)
-        legit.check(p99_bound=0.5, min_calls=50)
+            time.sleep(2.0)
+        legit.check(p99_bound=0.5, min_calls=30)
         # the server gave up on the hostile connection: reading now ends in EOF (or a reset)
         assert _closed_eventually(hostile, 5.0)
         assert proc.alive()

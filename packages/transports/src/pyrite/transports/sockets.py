@@ -179,8 +179,14 @@ class SocketConnection:
             raise ConnectionClosedError("sending: connection is closed")
         sock = self._sock
         try:
-            if not self._tls and _DONTWAIT:
-                return sock.send(data, _DONTWAIT)
+            if not self._tls:
+                if self._timeout is None:
+                    if _DONTWAIT:
+                        return sock.send(data, _DONTWAIT)
+                elif _POSIX:
+                    # with a timeout, socket.send() first waits up to that long for room; the
+                    # descriptor is non-blocking then (see recv_some), so write(2) never waits
+                    return os.write(sock.fileno(), data)
             sock.settimeout(0.0)
             try:
                 return sock.send(data)
