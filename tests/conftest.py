@@ -9,6 +9,8 @@ os.environ["PYRO_BROADCAST_ADDRS"] = "127.255.255.255"
 import pytest  # noqa: E402
 from pyrite.core.config import config  # noqa: E402
 
+from tests.daemons import start_daemon  # noqa: E402, F401  (a shared fixture)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_config():

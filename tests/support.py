@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-JOIN = 10.0  # seconds any thread join may take at most
+from tests.daemons import JOIN, LoopThread, running
 
-
-@contextlib.contextmanager
-def running(daemon: Any) -> Iterator[Any]:
-    """Run the daemon's request loop in a thread; shut it down (bounded) afterwards."""
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
-    try:
-        yield daemon
-    finally:
-        daemon.shutdown()
-        thread.join(JOIN)
-        assert not thread.is_alive(), "request loop did not stop"
+__all__ = ["JOIN", "LoopThread", "running", "wait_for", "pyrite_proxy", "pyro5_proxy"]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:

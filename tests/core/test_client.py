@@ -35,6 +35,8 @@ from pyrite.core.errors import (
 )
 from pyrite.core.uri import URI
 
+from tests.daemons import LoopThread
+
 WAIT = 10.0  # the longest any test waits for a thread or an event
 
 DAEMON_KINDS = ["pyro5", "pyrite"]
@@ -184,19 +186,11 @@ class Served:
         self.uri = str(self.daemon.register(self.thing, "thing"))
         self.daemon.register(self.thing.other_obj, "other")
         self.seq_uri = str(self.daemon.register(Seq(), "seq"))
-        self.thread = threading.Thread(target=self.daemon.requestLoop, name=f"{kind}-daemon", daemon=True)
-        self.thread.start()
+        self.loop = LoopThread(self.daemon, name=f"{kind}-daemon")
 
     def stop(self) -> None:
         self.thing.release.set()
-        self.daemon.shutdown()
-        self.thread.join(WAIT)
-        alive = self.thread.is_alive()
-        try:
-            self.daemon.close()
-        except Exception:
-            pass
-        assert not alive, "daemon thread did not stop"
+        self.loop.stop()
 
 
 @pytest.fixture(params=DAEMON_KINDS)
@@ -875,8 +869,7 @@ def test_connected_socket(kind: str):
         else:
             daemon.requestLoop()
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
+    served = LoopThread(daemon, target=loop)
     try:
         with Proxy("thing", connected_socket=ours) as p:
             assert p.add(1, 2) == 3
@@ -886,10 +879,7 @@ def test_connected_socket(kind: str):
     finally:
         thing.release.set()
         ours.close()
-        daemon.shutdown()
-        thread.join(WAIT)
-        with contextlib.suppress(Exception):
-            daemon.close()
+        served.stop()
         theirs.close()
 
 

@@ -28,7 +28,7 @@ from pyrite.core.exposure import behavior, expose, oneway
 from pyrite.core.uri import DAEMON_NAME, URI
 from Pyro5 import config as pyro5_config
 
-from tests.support import JOIN, pyrite_proxy, pyro5_proxy, running, wait_for
+from tests.support import JOIN, LoopThread, pyrite_proxy, pyro5_proxy, running, wait_for
 
 HOST = "127.0.0.1"
 
@@ -641,35 +641,31 @@ def test_autoproxy_over_the_wire(servertype):
                 assert child.add(20, 22) == 42
 
 
-def test_shutdown_from_inside_a_remote_call(servertype):
+def test_shutdown_from_inside_a_remote_call(servertype, start_daemon):
     d = Daemon(host=HOST)
     uri = d.register(Service(), "svc")
-    thread = threading.Thread(target=d.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(d)
     with pyro5_proxy(uri) as p:
         try:
             p.shutdown_daemon()
         except Pyro5.errors.CommunicationError:
             pass  # the daemon may close the connection before the reply gets out
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert d.transportServer is None
     d.shutdown()  # idempotent
 
 
-def test_shutdown_from_other_thread_is_bounded(servertype):
+def test_shutdown_from_other_thread_is_bounded(servertype, start_daemon):
     d = Daemon(host=HOST)
     uri = d.register(Service(), "svc")
-    thread = threading.Thread(target=d.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(d)
     with pyro5_proxy(uri) as p:
         assert p.add(1, 1) == 2
         start = time.monotonic()
         d.shutdown()
         d.shutdown()
         assert time.monotonic() - start < JOIN
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
 
 
 def test_housekeeping_hook_runs(servertype):
@@ -781,15 +777,12 @@ def test_connected_socket_with_pyro5_proxy():
         with pytest.raises(PyroError):
             d.combine(d)
         d.register(Service(), "echo")
-        thread = threading.Thread(target=d.requestLoop, daemon=True)
-        thread.start()
+        loop = LoopThread(d)
         with Pyro5.client.Proxy("echo", connected_socket=s2) as p:
             p._pyroTimeout = 5
             assert p.add(1, 2) == 3
             assert list(p.generator(2)) == ["item0", "item1"]
-        d.shutdown()
-        thread.join(JOIN)
-        assert not thread.is_alive()
+        loop.stop()
     finally:
         d.close()
         s1.close()
@@ -809,14 +802,12 @@ def test_connected_transport_connection():
     d = Tracking(connected_socket=SocketConnection(s1, 5.0))
     try:
         d.register(Service(), "echo")
-        thread = threading.Thread(target=d.requestLoop, daemon=True)
-        thread.start()
+        loop = LoopThread(d)
         p = Pyro5.client.Proxy("echo", connected_socket=s2)
         p._pyroTimeout = 5
         assert p.echo("hi") == "hi"
         s2.close()  # the client goes: the loop ends by itself
-        thread.join(JOIN)
-        assert not thread.is_alive()
+        assert loop.join()
         assert gone.is_set()
     finally:
         d.close()
@@ -829,39 +820,26 @@ def test_connected_transport_connection():
 def test_serve_without_name_server(servertype, capsys):
     d = Daemon(host=HOST)
     svc = Service()
-    thread = threading.Thread(
-        target=serve,
-        args=({svc: "the.service", Counter: None},),
-        kwargs={"daemon": d, "use_ns": False, "verbose": True},
-        daemon=True,
+    loop = LoopThread(
+        d, target=serve, objects={svc: "the.service", Counter: None}, daemon=d, use_ns=False, verbose=True
     )
-    thread.start()
     try:
         assert wait_for(lambda: "the.service" in d.objectsById and len(d.objectsById) == 3)
         with pyro5_proxy(d.uriFor("the.service")) as p:
             assert p.add(5, 6) == 11
     finally:
-        d.shutdown()
-        thread.join(JOIN)
-    assert not thread.is_alive()
+        loop.stop()
     out = capsys.readouterr().out
     assert "the.service" in out and "Serving requests now" in out
 
 
 def test_serve_with_name_server(servertype):
     ns_uri, ns_daemon, _ = Pyro5.api.start_ns(host=HOST, port=0, enableBroadcast=False)
-    ns_thread = threading.Thread(target=ns_daemon.requestLoop, daemon=True)
-    ns_thread.start()
+    ns_loop = LoopThread(ns_daemon)
     config.NS_HOST = HOST
     config.NS_PORT = ns_uri.port
     d = Daemon(host=HOST)
-    thread = threading.Thread(
-        target=serve,
-        args=({Service(): "example.service"},),
-        kwargs={"daemon": d, "use_ns": True, "verbose": False},
-        daemon=True,
-    )
-    thread.start()
+    loop = LoopThread(d, target=serve, objects={Service(): "example.service"}, daemon=d, use_ns=True, verbose=False)
     try:
         with Pyro5.client.Proxy(ns_uri) as ns:
             assert wait_for(lambda: "example.service" in ns.list())
@@ -870,8 +848,65 @@ def test_serve_with_name_server(servertype):
         with pyro5_proxy(uri) as p:
             assert p.add(1, 2) == 3
     finally:
-        d.shutdown()
-        thread.join(JOIN)
-        ns_daemon.shutdown()
-        ns_thread.join(JOIN)
-    assert not thread.is_alive()
+        loop.stop()
+        ns_loop.stop()
+
+
+# -- proxyFor: a ready proxy (metadata filled in, no connection yet) for a registered object,
+# following NAT like uriFor, working against the running daemon
+
+
+@expose
+class Tally:
+    def __init__(self) -> None:
+        self._total = 0
+
+    def add(self, n: int) -> int:
+        self._total += n
+        return self._total
+
+    @oneway
+    def reset(self) -> None:
+        self._total = 0
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+
+def test_proxy_for_has_metadata_before_connecting_and_calls_work(servertype):
+    config.POLLTIMEOUT = 0.1
+    config.COMMTIMEOUT = 5.0
+    with Daemon(host=HOST) as d:
+        obj = Tally()
+        uri = d.register(obj, "counter")
+        proxy = d.proxyFor(obj)
+        assert proxy._pyroUri == uri == d.uriFor(obj)
+        # metadata came from the registered object itself, not from a remote call
+        assert proxy._pyroConnection is None
+        assert {"add", "reset"} <= set(proxy._pyroMethods)
+        assert "total" in set(proxy._pyroAttrs)
+        assert "reset" in set(proxy._pyroOneway)
+        same = d.proxyFor("counter")
+        assert same._pyroUri == uri
+        with running(d):
+            proxy._pyroTimeout = 5.0
+            with proxy:
+                assert proxy.add(2) == 2
+                assert proxy.add(3) == 5
+                assert proxy.total == 5
+
+
+def test_proxy_for_follows_nat_and_refuses_unknown_objects():
+    with Daemon(host=HOST, nathost="nat.example", natport=4242) as d:
+        obj = Tally()
+        d.register(obj, "counter")
+        assert d.proxyFor(obj)._pyroUri.location == "nat.example:4242"
+        assert d.proxyFor(obj, nat=False)._pyroUri.location == d.locationStr
+        with pytest.raises(DaemonError):
+            d.proxyFor(Tally())  # never registered
+        with pytest.raises(DaemonError):
+            d.proxyFor("no.such.object")  # id string not in this daemon
+        d.unregister(obj)
+        with pytest.raises(DaemonError):
+            d.proxyFor("counter")

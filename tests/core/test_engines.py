@@ -23,7 +23,7 @@ from pyrite.core.daemon import Daemon
 from pyrite.core.engines import engine_class
 from pyrite.core.engines.base import BIG_READ_SIZE, FrameReader
 from pyrite.core.engines.multiplex import MultiplexEngine
-from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine, WorkerPool
+from pyrite.core.engines.threadpool import LINGER, ThreadPoolEngine
 from pyrite.core.errors import CommunicationError, MessageTooLargeError, ProtocolError, PyroError
 from pyrite.core.exposure import behavior, expose
 from Pyro5 import config as pyro5_config
@@ -429,10 +429,9 @@ def test_housekeeping_runs_every_polltimeout(servertype):
 # -- shutdown and close --------------------------------------------------------------------
 
 
-def test_shutdown_from_another_thread_is_prompt(servertype):
+def test_shutdown_from_another_thread_is_prompt(servertype, start_daemon):
     daemon, _, uri = make_daemon()
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     proxy = pyrite_proxy(uri)
     assert proxy.add(1, 2) == 3
     half = socket.create_connection((HOST, uri.port), timeout=5)
@@ -440,8 +439,7 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     time.sleep(0.2)
     started = time.monotonic()
     daemon.shutdown()
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert time.monotonic() - started < JOIN
     with pytest.raises(CommunicationError):
         proxy.add(1, 2)
@@ -453,29 +451,25 @@ def test_shutdown_from_another_thread_is_prompt(servertype):
     proxy._pyroRelease()
 
 
-def test_shutdown_from_inside_a_call(servertype, make_proxy):
+def test_shutdown_from_inside_a_call(servertype, make_proxy, start_daemon):
     daemon, _, uri = make_daemon()
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     with make_proxy(uri) as proxy:
         assert proxy.stop_daemon() == "stopping"  # the caller still gets its reply
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert wait_for(lambda: not worker_threads())
 
 
-def test_close_releases_everything(servertype, tmp_path):
+def test_close_releases_everything(servertype, tmp_path, start_daemon):
     path = str(tmp_path / "close.sock")
     daemon, _, uri = make_daemon(host=None, unixsocket=path)
     engine = daemon.transportServer
-    thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-    thread.start()
+    loop = start_daemon(daemon)
     proxies = [pyrite_proxy(uri) for _ in range(3)]
     for proxy in proxies:
         assert proxy.add(1, 1) == 2
     daemon.close()
-    thread.join(JOIN)
-    assert not thread.is_alive()
+    assert loop.join()
     assert not os.path.exists(path)
     assert engine.clients == []
     assert engine.sockets == []
@@ -488,17 +482,14 @@ def test_close_releases_everything(servertype, tmp_path):
     engine.close()  # idempotent
 
 
-def test_loop_condition_is_checked(servertype):
+def test_loop_condition_is_checked(servertype, start_daemon):
     daemon, _, uri = make_daemon()
     stop = threading.Event()
-    thread = threading.Thread(target=daemon.requestLoop, args=(lambda: not stop.is_set(),), daemon=True)
-    thread.start()
+    loop = start_daemon(daemon, loopCondition=lambda: not stop.is_set())
     with pyrite_proxy(uri) as proxy:
         assert proxy.add(1, 2) == 3
     stop.set()
-    thread.join(JOIN)  # within about POLLTIMEOUT
-    assert not thread.is_alive()
-    daemon.close()
+    assert loop.join()  # within about POLLTIMEOUT
 
 
 # -- external event loops and combine -------------------------------------------------------------
@@ -683,54 +674,3 @@ def test_frame_reader_leaves_decompression_to_add_payload():
     [(msg, payload)] = FrameReader().feed(bytes(data))
     with pytest.raises(MessageTooLargeError):
         msg.add_payload(payload)
-
-
-# -- the worker pool -----------------------------------------------------------------------
-
-
-def test_worker_pool_sizes_are_checked():
-    with pytest.raises(ValueError):
-        WorkerPool(0, 1)
-    with pytest.raises(ValueError):
-        WorkerPool(2, 0)
-    with pytest.raises(ValueError):
-        WorkerPool(2, 3)
-
-
-def test_worker_pool_grows_to_its_size_queues_then_refuses():
-    pool = WorkerPool(size=3, min_size=1, queue_limit=2, name="pyrite-worker-test")
-    gate = threading.Event()
-    done, started = [], []
-    try:
-        assert pool.num_workers == 1
-        for i in range(3):
-            assert pool.submit(lambda i=i: (started.append(i), gate.wait(5), done.append(i)), refusable=True)
-        assert pool.num_workers == 3
-        assert wait_for(lambda: len(started) == 3)
-        assert pool.submit(lambda: done.append("q1"), refusable=True)
-        assert pool.submit(lambda: done.append("q2"), refusable=True)
-        assert not pool.submit(lambda: done.append("refused"), refusable=True)
-        assert pool.submit(lambda: done.append("always"))  # not refusable: queued anyway
-        assert pool.num_workers == 3 and pool.queued == 3 and pool.backlog()
-        gate.set()
-        assert wait_for(lambda: len(done) == 6)
-        assert "refused" not in done
-    finally:
-        gate.set()
-        leftover = pool.close()
-    assert leftover == []
-    assert not pool.submit(lambda: None)
-    assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pyrite-worker-test")])
-
-
-def test_worker_pool_close_returns_jobs_that_never_ran():
-    pool = WorkerPool(size=1, min_size=1, name="pyrite-worker-test")
-    gate = threading.Event()
-    try:
-        pool.submit(gate.wait, (5,))
-        job = (print, ("never",))
-        pool.submit(*job)
-        assert wait_for(lambda: pool.queued == 1)
-        assert pool.close(timeout=0.1) == [job]
-    finally:
-        gate.set()

@@ -23,6 +23,8 @@ from pyrite.core.errors import NamingError
 from pyrite.core.naming import locate_ns, resolve, type_meta
 from pyrite.core.uri import URI
 
+from tests.daemons import LoopThread
+
 WAIT = 10.0
 
 
@@ -43,18 +45,10 @@ class Running:
 
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
-        self.thread = threading.Thread(target=daemon.requestLoop, daemon=True)
-        self.thread.start()
+        self.loop = LoopThread(daemon)
 
     def stop(self) -> None:
-        self.daemon.shutdown()
-        self.thread.join(WAIT)
-        alive = self.thread.is_alive()
-        try:
-            self.daemon.close()
-        except Exception:
-            pass
-        assert not alive
+        self.loop.stop()
 
 
 def ns_daemon(kind: str, **kwargs: Any) -> Any:

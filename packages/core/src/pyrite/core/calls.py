@@ -32,7 +32,7 @@ __all__ = [
     "error_payload",
     "log_wiredata",
     "reachable_method",
-    "reply_message",
+    "serializer_name",
     "set_context",
 ]
 
@@ -90,6 +90,14 @@ def accepted_names() -> str:
     return ", ".join(sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids))
 
 
+def serializer_name(serializer_id: int) -> str:
+    """``'name' (id N)`` for an installed serializer, ``id N`` for an unknown one."""
+    for name, ser in plugins.all_serializers().items():
+        if ser.serializer_id == serializer_id:
+            return f"{name!r} (id {serializer_id})"
+    return f"id {serializer_id}"
+
+
 def log_wiredata(logger: logging.Logger, text: str, msg: ReceivingMessage | SendingMessage) -> None:
     """Log a message's header fields and payload at debug level (``config.LOGWIRE``)."""
     annotations = getattr(msg, "annotations", None)
@@ -105,22 +113,6 @@ def log_wiredata(logger: logging.Logger, text: str, msg: ReceivingMessage | Send
         _UUID(bytes=bytes(msg.corr_id)),
         bytes(payload) if payload is not None else b"",
     )
-
-
-def reply_message(
-    session: Any,
-    request: ReceivingMessage,
-    msgtype: int,
-    payload: bytes,
-    flags: int,
-    annotations: dict[str, bytes] | None,
-    serializer_id: int | None,
-) -> SendingMessage:
-    """A reply to ``request``: its seq, its correlation id (only if it had one), its serializer id
-    unless another is given."""
-    corr = request.corr_id if request.flags & FLAGS_CORR_ID else None
-    sid = request.serializer_id if serializer_id is None else serializer_id
-    return SendingMessage(msgtype, flags, request.seq, sid, payload, annotations, corr_id=corr)
 
 
 def reachable_method(obj: Any, name: Any) -> tuple[Callable[..., Any], int]:

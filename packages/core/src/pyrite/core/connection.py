@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from .interfaces import Connection
+from .session import SERVER, Session
 
 
 class ClientConnection:
@@ -27,6 +28,8 @@ class ClientConnection:
         self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
         self.keep_open = False
         self.handshaked = False
+        #: the protocol session of this connection (server side): framing, limits, replies
+        self.session = Session(SERVER)
         #: oneway calls waiting for room in the worker pool (the engine stops reading meanwhile)
         self.held_oneways: deque[Any] = deque()
         #: the exception of a failed ``@callback`` method: the engine closes the connection

@@ -42,22 +42,22 @@ import contextlib
 import logging
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 from . import plugins
-from .callcontext import current_context
 from .config import config
+from .daemonobject import DaemonObject
 from .dispatch import Dispatcher
 from .engines import engine_class, worker_pool
 from .engines.single import SingleConnectionEngine
 from .errors import DaemonError, PyroError, SecurityError
-from .exposure import expose, get_exposed_members, reset_exposed_members
+from .exposure import get_exposed_members, reset_exposed_members
 from .objects import ObjectRegistry, unpack, unpack_quiet
-from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, recv_message, send_message
+from .protocol import MSG_CONNECT, MSG_CONNECTOK, PROTOCOL_VERSION, send_message
+from .session import SERVER, Session
 from .streams import StreamRegistry
-from .uri import DAEMON_NAME, URI
+from .uri import URI
 from .workers import WorkerPool
 
 __all__ = ["Daemon", "DaemonObject", "serve"]
@@ -65,51 +65,6 @@ __all__ = ["Daemon", "DaemonObject", "serve"]
 log = logging.getLogger("pyrite.core.daemon")
 
 SHUTDOWN_WAIT = 5.0  # seconds shutdown() waits at most for the request loop to stop
-
-
-@expose
-class DaemonObject:
-    """The daemon's own remote interface, registered as ``Pyro.Daemon`` in every daemon."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def registered(self) -> list[str]:
-        """The ids of every object registered in this daemon."""
-        return list(self.daemon.objectsById.keys())
-
-    def ping(self) -> None:
-        """Do nothing: a call to check that the daemon answers."""
-
-    def info(self) -> str:
-        """A line describing the daemon."""
-        d = self.daemon
-        return (
-            f"{DAEMON_NAME} bound on {d.locationStr}, NAT {d.natLocationStr}, "
-            f"{len(d.objectsById)} objects registered. Servertype: {d.transportServer}"
-        )
-
-    def get_metadata(self, objectId: str) -> dict[str, set[str]]:
-        """The exposed methods, oneway methods and attributes of a registered object."""
-        try:
-            obj = self.daemon.objects.lookup(objectId)
-        except DaemonError:
-            log.debug("unknown object requested: %r", objectId)
-            raise
-        metadata = get_exposed_members(obj)
-        if not metadata["methods"] and not metadata["attrs"]:
-            warnings.warn(
-                f"{obj!r} has no exposed methods or attributes (are its members marked with @expose?)", stacklevel=2
-            )
-        return metadata
-
-    def get_next_stream_item(self, streamId: str) -> Any:
-        """The next item of a streamed iterator result; the stream ends with StopIteration."""
-        return self.daemon.streams.next(streamId, current_context.client)
-
-    def close_stream(self, streamId: str) -> None:
-        """Forget a streamed iterator result (the client stopped iterating)."""
-        self.daemon.streams.close(streamId)
 
 
 def _auto_proxy(obj: Any) -> Any:
@@ -129,6 +84,16 @@ def _location(host: str, port: int, unixsocket: str | None) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]:{port}"
     return f"{host}:{port}"
+
+
+def _session_of(conn: Any) -> Session:
+    """The protocol session of a connection driven by hand (a ClientConnection has one)."""
+    session = getattr(conn, "session", None)
+    if session is None:
+        session = Session(SERVER)
+        with contextlib.suppress(AttributeError):
+            conn.session = session
+    return session
 
 
 def _default_methodcall_error_handler(
@@ -230,12 +195,13 @@ class Daemon:
     def _handshake(self, conn: Any, msg: Any = None, denied_reason: str | None = None) -> bool:
         """Answer a client's MSG_CONNECT (read from ``conn`` if ``msg`` is None); True if accepted.
         With ``denied_reason`` the client is refused with that reason."""
+        session = _session_of(conn)
         if msg is None:
-            msg = recv_message(conn)
+            msg = session.receive_from(conn.recv)
         if denied_reason:
-            reply = self.host.refuse(conn, None, msg, denied_reason)
+            reply = self.host.refuse(conn, session, msg, denied_reason)
         else:
-            reply = self.host.serve_handshake(conn, None, msg)
+            reply = self.host.serve_handshake(conn, session, msg)
         try:
             send_message(conn, reply)
         except PyroError:
@@ -248,12 +214,13 @@ class Daemon:
         As in Pyro5, the exception of a failed ``@callback`` method is raised here too,
         after the caller got its error reply.
         """
-        msg = recv_message(conn)
+        session = _session_of(conn)
+        msg = session.receive_from(conn.recv)
         if msg.type == MSG_CONNECT:
             if not self._handshake(conn, msg):
                 raise SecurityError("handshake refused")
             return
-        reply = self.host.serve_request(conn, None, msg)
+        reply = self.host.serve_request(conn, session, msg)
         if reply is not None:
             send_message(conn, reply)
         while getattr(conn, "held_oneways", None) and not self.host.resume(conn):

@@ -45,7 +45,7 @@ from .calls import (
     error_payload,
     log_wiredata,
     reachable_method,
-    reply_message,
+    serializer_name,
     set_context,
 )
 from .config import config
@@ -77,10 +77,15 @@ from .protocol import (
     ReceivingMessage,
     SendingMessage,
 )
+from .session import SERVER, Session
 from .streams import StreamRegistry
 from .workers import WorkerPool
 
 log = logging.getLogger("pyrite.core.dispatch")
+
+# builds replies to requests that came without a session (unit tests, hand-driven code);
+# replying keeps no state in a session, so one shared instance is fine
+_REPLIES = Session(SERVER)
 
 __all__ = ["Dispatcher"]
 
@@ -150,8 +155,13 @@ class Dispatcher:
         flags: int = 0,
         annotations: dict[str, bytes] | None = None,
         serializer_id: int | None = None,
+        compress: bool | None = None,
     ) -> SendingMessage:
-        reply = reply_message(session, request, msgtype, payload, flags, annotations, serializer_id)
+        if session is None:
+            session = _REPLIES  # a request not read by a session of its own (tests, hand-driven code)
+        reply: SendingMessage = session.reply(
+            request, msgtype, payload, flags, annotations, serializer_id=serializer_id, compress=compress
+        )
         if config.LOGWIRE:
             log_wiredata(log, "daemon wiredata sending", reply)
         return reply
@@ -184,9 +194,11 @@ class Dispatcher:
         except Exception:
             payload = serializer.dumps("handshake refused")
         try:
-            return self._reply(session, msg, MSG_CONNECTFAIL, payload, 0, self._response_annotations(), serializer_id)
+            annotations = self._response_annotations()
+            return self._reply(session, msg, MSG_CONNECTFAIL, payload, 0, annotations, serializer_id, compress=False)
         except PyroError as exc:
-            return self._reply(session, msg, MSG_CONNECTFAIL, serializer.dumps(str(exc)), 0, None, serializer_id)
+            payload = serializer.dumps(str(exc))
+            return self._reply(session, msg, MSG_CONNECTFAIL, payload, 0, None, serializer_id, compress=False)
 
     # ----- the handshake
 
@@ -207,8 +219,8 @@ class Dispatcher:
                 raise ProtocolError(f"invalid msg type {msg.type} received (expected: {MSG_CONNECT})")
             if msg.serializer_id not in accepted_serializer_ids():
                 raise ProtocolError(
-                    f"serializer id {msg.serializer_id} is not accepted by this daemon "
-                    f"(SERIALIZERS_ACCEPTED: {', '.join(accepted_names())})"
+                    f"serializer {serializer_name(msg.serializer_id)} is not accepted by this daemon "
+                    f"(SERIALIZERS_ACCEPTED: {accepted_names()})"
                 )
             serializer: Serializer = plugins.get_serializer_by_id(msg.serializer_id)
             request = serializer.loads(msg.data)
@@ -249,7 +261,7 @@ class Dispatcher:
             raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
         serializer_id = msg.serializer_id
         if serializer_id not in accepted_serializer_ids():
-            raise ProtocolError(f"request with serializer id {serializer_id}, which this daemon does not accept")
+            raise ProtocolError(f"request in serializer {serializer_name(serializer_id)}, not accepted by this daemon")
         try:
             serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
         except PyroError as exc:

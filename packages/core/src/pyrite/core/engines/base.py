@@ -1,12 +1,14 @@
-"""What the server engines share: the frame reader, the per-client record and the selector loop.
+"""What the server engines share: the per-client record, reading, dispatching and the selector loop.
 
 An engine owns a transport ``Listener`` and the client connections it
-accepts, each wrapped in a ``ClientConnection``.  One thread (the one in
-``loop()``, or the caller of ``events()``) watches the listener, the idle
-clients and a wakeup socket with a ``selectors`` selector.  Reads there are
-non-blocking: a ``FrameReader`` (from ``pyrite.core.session``) per client turns whatever bytes have arrived
-into complete messages, so a slow or half-sent message never holds up
-anyone.  What happens to a complete message is the engine's business: the
+accepts, each wrapped in a ``ClientConnection`` that carries its protocol
+``Session`` (``conn.session``).  One thread (the one in ``loop()``, or the
+caller of ``events()``) watches the listener, the idle clients and a wakeup
+socket with a ``selectors`` selector.  Reads there are non-blocking: the
+bytes go into the client's session, which turns them into complete, parsed
+messages (and applies the size limits), so a slow or half-sent message never
+holds up anyone.  Engines parse and build no header themselves; they send
+the ``SendingMessage`` objects the daemon returns.  What happens to a complete message is the engine's business: the
 multiplex engine handles it in place, the thread pool engine hands it to a
 worker.
 
@@ -22,7 +24,6 @@ only; user code never runs on the loop thread for it).
 from __future__ import annotations
 
 import logging
-import select
 import selectors
 import socket
 import threading
@@ -30,14 +31,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import protocol
 from ..config import config
 from ..connection import ClientConnection
-from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
-from ..errors import TimeoutError as PyroTimeoutError
+from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
 from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
+from .common import Client, Incoming, describe_peer, log, take_messages, wait_readable
 from .guard import GuardMixin
+from .serving import MAX_READ_PER_TURN, ConnectionServing
 
 __all__ = [
     "BIG_READ_SIZE",
@@ -45,94 +46,21 @@ __all__ = [
     "MAX_READ_PER_TURN",
     "Frame",
     "FrameReader",
+    "Incoming",
     "Client",
     "SelectorEngine",
     "describe_peer",
     "log",
+    "take_messages",
     "wait_readable",
 ]
 
-log = logging.getLogger("pyrite.core.engines")
-
-MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
 SHUTDOWN_WAIT = 2.0  # how long shutdown()/close() wait for a running loop to notice
 DEFAULT_POLL = 2.0  # select timeout when config.POLLTIMEOUT is unset
 PARKED_POLL = 0.02  # select timeout while a parked client waits for room in the worker pool
 
 _LISTENER = "listener"
 _WAKE = "wake"
-
-
-class Client:
-    """An engine's record of one accepted connection.
-
-    ``busy`` is set while the client is out of the selector being served (by
-    a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
-    For the deadlines (``guard.expired``): ``since`` (accept time),
-    ``frame_start`` (first byte of an incomplete message, or None) and
-    ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
-    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``out`` the
-    multiplex engine's output buffer.
-    """
-
-    __slots__ = (
-        "conn",
-        "raw",
-        "reader",
-        "session",
-        "fd",
-        "registered",
-        "busy",
-        "gone",
-        "pending",
-        "since",
-        "frame_start",
-        "last_active",
-        "refusing",
-        "out",
-    )
-
-    def __init__(self, conn: ClientConnection) -> None:
-        self.conn = conn
-        self.raw = conn.conn
-        self.reader = FrameReader()
-        self.session: Any = None
-        self.fd = self.raw.fileno()
-        self.registered = False
-        self.busy = False
-        self.gone = False
-        self.pending: list[Frame] = []  # frames read but not served while the client is parked
-        self.since = self.last_active = time.monotonic()
-        self.frame_start: float | None = None
-        self.refusing: str | None = None
-        self.out: Any = None
-
-    def __repr__(self) -> str:
-        return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
-
-
-def describe_peer(conn: Any) -> str:
-    """The peer address of a connection as text, or '?' when it is gone."""
-    try:
-        return str(conn.peer_address)
-    except Exception:
-        return "?"
-
-
-if hasattr(select, "poll"):
-    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        poller = select.poll()
-        poller.register(fd, _POLL_READ)
-        return bool(poller.poll(timeout * 1000.0))
-else:  # pragma: no cover - Windows
-
-    def wait_readable(fd: int, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
-        readable, _, broken = select.select([fd], [], [fd], timeout)
-        return bool(readable or broken)
 
 
 class _ForeignServer:
@@ -155,7 +83,7 @@ def _poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-class SelectorEngine(GuardMixin):
+class SelectorEngine(ConnectionServing, GuardMixin):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
@@ -444,6 +372,12 @@ class SelectorEngine(GuardMixin):
         """Hook: the connection object the daemon will write replies to (default: ``raw`` itself)."""
         return raw
 
+    def _watch_listener(self) -> None:
+        try:
+            self._selector.register(self._listener, selectors.EVENT_READ, (self, _LISTENER))
+        except (KeyError, ValueError, OSError, RuntimeError):
+            pass  # already watched, or closed meanwhile
+
     def _register(self, client: Client) -> None:
         try:
             self._selector.register(client.conn, selectors.EVENT_READ, (self, client))
@@ -452,12 +386,6 @@ class SelectorEngine(GuardMixin):
             if not client.gone:
                 log.debug("%s: cannot watch %r: %s", self, client, exc)
             self._drop(client)
-
-    def _watch_listener(self) -> None:
-        try:
-            self._selector.register(self._listener, selectors.EVENT_READ, (self, _LISTENER))
-        except (KeyError, ValueError, OSError, RuntimeError):
-            pass  # already watched, or closed meanwhile
 
     def _unregister(self, client: Client) -> None:
         if client.registered:
@@ -494,185 +422,3 @@ class SelectorEngine(GuardMixin):
             self.host.housekeeping()
         except Exception:
             log.exception("%s: error in daemon housekeeping", self)
-
-    # ----- reading, dispatching, dropping
-
-    def _read_frames(self, client: Client) -> list[Frame]:
-        """Read what has arrived on an idle client without blocking; return completed messages.
-
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage.
-        """
-        raw = client.raw
-        reader = client.reader
-        frames: list[Frame] = []
-        budget = MAX_READ_PER_TURN
-        while True:
-            data = raw.recv_some(reader.want())
-            if data is None:
-                break
-            if not data:
-                if frames:
-                    break  # serve what came before the end; the next read sees the end again
-                raise ConnectionClosedError(
-                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
-                )
-            frames += reader.feed(data)
-            budget -= len(data)
-            client.last_active = now = time.monotonic()
-            if not reader.partial:
-                client.frame_start = None
-            elif client.frame_start is None:
-                client.frame_start = now
-            # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
-            # a big message streams in, read on (up to a fair share) rather than select per piece.
-            if not raw.pending() and (frames or not reader.partial or budget <= 0):
-                break
-        return frames
-
-    def _dispatch(self, client: Client, msg: protocol.ReceivingMessage, payload: bytes) -> bool:
-        """Give one complete message to the daemon and send its reply.  False if the client
-        was dropped (refused, broken, or after a failed ``@callback``)."""
-        conn = client.conn
-        host = self.host
-        try:
-            msg.add_payload(payload)
-            del payload
-            if conn.handshaked:
-                reply = host.serve_request(conn, client.session, msg)
-            else:
-                reply = host.serve_handshake(conn, client.session, msg)
-            del msg
-            if reply is not None:
-                protocol.send_message(conn, reply)
-                del reply
-            if not conn.handshaked:
-                log.debug("%s: handshake refused for %s", self, describe_peer(conn))
-            elif conn.callback_error is not None:
-                # Pyro5 raises a failed @callback's error in the callback's daemon too: log it, end the link
-                exc, conn.callback_error = conn.callback_error, None
-                log.warning(
-                    "%s: callback method raised %r; closing connection from %s",
-                    self,
-                    exc,
-                    describe_peer(conn),
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                )
-            else:
-                return True
-        except Exception as exc:
-            self._log_failure(client, exc)
-        self._drop(client)
-        return False
-
-    def _serve_frames(self, client: Client, frames: list[Frame]) -> bool:
-        """Dispatch ``frames`` in order.  False if the client was dropped or parked (its
-        remaining frames kept in ``client.pending``): the caller must leave it alone then."""
-        for index, (msg, payload) in enumerate(frames):
-            if client.refusing is not None:
-                self._send_refusal(client, msg, client.refusing)  # over MAX_CONNECTIONS
-                return False
-            if not self._dispatch(client, msg, payload):
-                return False
-            if client.conn.held_oneways:
-                self._park(client, frames[index + 1 :])
-                return False
-        return True
-
-    # ----- back-pressure: parked clients wait for room in the worker pool
-
-    def _park(self, client: Client, pending: list[Frame]) -> None:
-        """Stop reading ``client`` until its held-back oneway calls are submitted."""
-        self._unregister(client)
-        client.pending = pending
-        with self._lock:
-            if self._closed:
-                closed = True
-            else:
-                closed = False
-                client.busy = True
-                self._parked.append(client)
-        if closed:
-            self._drop(client)
-            return
-        log.debug("%s: worker pool full, %r parked", self, client)
-        if threading.get_ident() != self._loop_thread:
-            self.wakeup()
-
-    def _resume_parked(self) -> None:
-        """Loop thread: go on with parked clients whose oneway calls found room."""
-        with self._lock:
-            parked = list(self._parked)
-        for client in parked:
-            if not client.gone and not self.host.resume(client.conn):
-                continue
-            with self._lock:
-                self._parked.remove(client)
-            if client.gone:
-                continue
-            if self._closed:
-                self._drop(client)
-                continue
-            pending, client.pending = client.pending, []
-            self._unpark(client, pending)
-
-    def _unpark(self, client: Client, pending: list[Frame]) -> None:
-        """Hook: serve a resumed client's pending frames, then watch it again."""
-        raise NotImplementedError
-
-    def _drop_parked(self) -> None:
-        with self._lock:
-            parked, self._parked = self._parked, []
-        for client in parked:
-            client.conn.held_oneways.clear()
-            self._drop(client)
-
-    def _log_failure(self, client: Client, exc: BaseException) -> None:
-        peer = describe_peer(client.conn)
-        if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError)):
-            log.debug("%s: client %s disconnected: %s", self, peer, exc)
-        elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
-            log.warning("%s: closing connection from %s after bad message: %s", self, peer, exc)
-        elif isinstance(exc, SecurityError):
-            log.warning("%s: closing connection from %s after security error: %s", self, peer, exc)
-        elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
-            log.warning("%s: closing connection from %s after timeout: %s", self, peer, exc)
-        elif isinstance(exc, OSError):
-            log.debug("%s: connection from %s failed: %s", self, peer, exc)
-        else:
-            log.warning(
-                "%s: closing connection from %s after error: %s",
-                self,
-                peer,
-                exc,
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-
-    def _drop(self, client: Client) -> None:
-        """Forget a client: unwatch, tell the daemon (once, if it got past the handshake), close."""
-        with self._lock:
-            if client.gone:
-                return
-            client.gone = True
-            self._clients.discard(client)
-        self._unregister(client)
-        if client.conn.handshaked:
-            try:
-                self.host.client_disconnected(client.conn)
-            except Exception:
-                log.exception("%s: error in client disconnect handling", self)
-        try:
-            client.conn.close()
-        except Exception:
-            pass
-        log.debug("%s: dropped %r", self, client)
-
-    def _send_refusal(self, client: Client, msg: protocol.ReceivingMessage, reason: str) -> None:
-        """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
-        # over MAX_CONNECTIONS this happens per connection of a flood: not worth a warning each
-        level = logging.DEBUG if client.refusing is not None else logging.WARNING
-        log.log(level, "%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
-        try:
-            protocol.send_message(client.conn, self.host.refuse(client.conn, client.session, msg, reason))
-        except Exception as exc:
-            log.debug("%s: could not send refusal: %s", self, exc)
-        self._drop(client)

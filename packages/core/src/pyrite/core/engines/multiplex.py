@@ -2,7 +2,7 @@
 
 The thread running ``loop()`` waits on the listener and every client with a
 ``selectors`` selector.  A readable client is read without blocking
-(``recv_some``) into its own ``FrameReader``, so a message that arrives in
+(``recv_some``) into its own protocol ``Session``, so a message that arrives in
 pieces, or never completes, costs nothing but its buffer; a complete message
 is handled right there, one at a time.  Calls therefore never run
 concurrently: the objects served need no locking, but a slow call delays
@@ -25,7 +25,7 @@ from typing import Any
 
 from ..config import config
 from ..interfaces import DaemonHost
-from .base import Client, Frame, SelectorEngine
+from .base import Client, Incoming, SelectorEngine
 from .output import BufferedOutput
 
 
@@ -58,19 +58,19 @@ class MultiplexEngine(SelectorEngine):
             self._flush(client)
             return
         try:
-            frames = self._read_frames(client)
+            messages = self._read_messages(client)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if not frames:
+        if not messages:
             return
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
-        self._unpark(client, frames, registered=True)
+        self._unpark(client, messages, registered=True)
 
-    def _unpark(self, client: Client, pending: list[Frame], registered: bool = False) -> None:
-        if not self._serve_frames(client, pending):
+    def _unpark(self, client: Client, pending: list[Incoming], registered: bool = False) -> None:
+        if not self._serve_messages(client, pending):
             return  # dropped or parked
         del pending
         client.busy = False

@@ -21,7 +21,7 @@ from ..connection import ClientConnection
 from ..errors import CommunicationError, ConnectionClosedError, PyroError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
 from ..interfaces import DaemonHost
-from ..protocol import MSG_CONNECT, SendingMessage, recv_message, send_message
+from ..protocol import MSG_CONNECT, SendingMessage, send_message
 
 __all__ = ["SingleConnectionEngine", "wrap_socket"]
 
@@ -67,7 +67,6 @@ class SingleConnectionEngine:
         self.host = host
         self.sock = connected
         self.conn: ClientConnection | None = ClientConnection(connected)
-        self.session: Any = None
         self.shutting_down = False
         self._disconnected = False
         self.location = _location_of(connected)
@@ -142,19 +141,21 @@ class SingleConnectionEngine:
         """Read one message, serve it and send the reply; False once the connection is over."""
         host = self.host
         try:
-            msg = recv_message(conn)
+            session = conn.session
+            msg = session.receive_from(conn.recv)
             reply: SendingMessage | None
             if msg.type == MSG_CONNECT:
-                reply = host.serve_handshake(conn, self.session, msg)
+                reply = host.serve_handshake(conn, session, msg)
             else:
-                conn.handshaked = True  # a Pyro5 proxy on a connected socket sends no handshake
-                reply = host.serve_request(conn, self.session, msg)
+                # a Pyro5 proxy on a connected socket sends no handshake: it is trusted as it is
+                session.handshake_done = conn.handshaked = True
+                reply = host.serve_request(conn, session, msg)
             del msg
             if reply is not None:
                 send_message(conn, reply)
             while conn.held_oneways and not self.shutting_down and not host.resume(conn):
                 time.sleep(HELD_POLL)  # back-pressure: this is the only connection, so just wait
-            if not conn.handshaked:
+            if not session.handshake_done:
                 raise SecurityError("handshake refused")
             if conn.callback_error is not None:
                 exc, conn.callback_error = conn.callback_error, None

@@ -29,10 +29,9 @@ from collections import deque
 from typing import Any
 
 from ..config import config
-from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
 from ..workers import WorkerPool
-from .base import Client, Frame, SelectorEngine, wait_readable
+from .base import Client, Incoming, SelectorEngine, take_messages, wait_readable
 
 LINGER = 0.1  # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
@@ -77,20 +76,22 @@ class ThreadPoolEngine(SelectorEngine):
 
     def _on_readable(self, client: Client) -> None:
         try:
-            frames = self._read_frames(client)
+            messages = self._read_messages(client)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if not frames:
+        if not messages:
             return  # only part of a message so far: keep watching
         self._unregister(client)
         client.busy = True
-        if not self._pool.submit(self._serve, (client, frames), refusable=not client.conn.handshaked):
-            if self._closed:
+        handshaked = client.session.handshake_done
+        if not self._pool.submit(self._serve, (client, messages), refusable=not handshaked):
+            first = messages[0]
+            if self._closed or isinstance(first, Exception):
                 self._drop(client)
             else:
-                self._send_refusal(client, frames[0][0], REFUSAL)
+                self._send_refusal(client, first, REFUSAL)
 
     def _after_wake(self) -> None:
         # clients that workers handed back go back under watch
@@ -133,34 +134,34 @@ class ThreadPoolEngine(SelectorEngine):
 
     # ----- workers
 
-    def _serve(self, client: Client, frames: list[Frame]) -> None:
+    def _serve(self, client: Client, messages: list[Incoming]) -> None:
         """Handle a client's messages, and keep handling it while its requests keep coming."""
         while True:
-            if not self._serve_frames(client, frames):
+            if not self._serve_messages(client, messages):
                 return  # dropped, or parked until the pool has room for its oneway calls
-            del frames  # don't keep a big request alive while waiting for the next
+            del messages  # don't keep a big request alive while waiting for the next
             if self._closed:
                 self._drop(client)
                 return
             try:
-                next_frames = self._next_frames(client)
+                next_messages = self._next_messages(client)
             except Exception as exc:
                 self._log_failure(client, exc)
                 self._drop(client)
                 return
-            if next_frames is None:
+            if next_messages is None:
                 self._hand_back(client)
                 return
-            frames = next_frames
+            messages = next_messages
 
-    def _unpark(self, client: Client, pending: list[Frame]) -> None:
+    def _unpark(self, client: Client, pending: list[Incoming]) -> None:
         if not self._pool.submit(self._serve, (client, pending)):
             self._drop(client)
 
-    def _next_frames(self, client: Client) -> list[Frame] | None:
+    def _next_messages(self, client: Client) -> list[Incoming] | None:
         """Wait (briefly) for the client's next complete request.  None: hand it back."""
         raw = client.raw
-        reader = client.reader
+        session = client.session
         pool = self._pool
         deadline = time.monotonic() + LINGER
         flowing = False  # mid-message and the last read brought data: read again before waiting
@@ -171,23 +172,17 @@ class ThreadPoolEngine(SelectorEngine):
                     return None
                 if not wait_readable(client.fd, remaining if remaining < LINGER_SLICE else LINGER_SLICE):
                     continue
-            data = raw.recv_some(reader.want())
+            data = raw.recv_some(session.want())
             if data is None:
                 flowing = False
                 continue
-            if not data:
-                raise ConnectionClosedError(
-                    "client closed the connection" + (" in the middle of a message" if reader.partial else "")
-                )
-            frames = reader.feed(data)
-            client.last_active = now = time.monotonic()
-            if not reader.partial:
-                client.frame_start = None
-            elif client.frame_start is None:
-                client.frame_start = now
-            if frames:
-                return frames
-            flowing = reader.partial
+            session.receive_data(data)
+            if data:
+                client.note_read()
+            messages = take_messages(session)  # raises ConnectionClosedError at the end of the stream
+            if messages:
+                return messages
+            flowing = session.partial
 
     def _hand_back(self, client: Client) -> None:
         with self._lock:

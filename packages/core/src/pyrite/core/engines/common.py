@@ -1,0 +1,151 @@
+"""The pieces of the server engines that are not the loop: the per-client record,
+taking parsed messages out of a session, peer names, waiting on one descriptor,
+and how a failed connection is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import time
+from typing import Any
+
+from ..connection import ClientConnection
+from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
+from ..errors import TimeoutError as PyroTimeoutError
+from ..protocol import ReceivingMessage
+from ..session import Closed, Session
+
+__all__ = ["Client", "Incoming", "describe_peer", "log", "log_failure", "take_messages", "wait_readable"]
+
+log = logging.getLogger("pyrite.core.engines")
+
+Incoming = ReceivingMessage | Exception
+"""What a read yields: complete messages, in order, possibly ending with the error that followed them."""
+
+
+class Client:
+    """An engine's record of one accepted connection.
+
+    ``busy`` is set while the client is out of the selector being served (by
+    a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
+    For the deadlines (``guard.expired``): ``since`` (accept time),
+    ``frame_start`` (first byte of an incomplete message, or None) and
+    ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
+    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``out`` the
+    multiplex engine's output buffer.
+    """
+
+    __slots__ = (
+        "conn",
+        "raw",
+        "session",
+        "fd",
+        "registered",
+        "busy",
+        "gone",
+        "pending",
+        "since",
+        "frame_start",
+        "last_active",
+        "refusing",
+        "out",
+    )
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.raw = conn.conn
+        self.session: Session = conn.session
+        self.fd = self.raw.fileno()
+        self.registered = False
+        self.busy = False
+        self.gone = False
+        self.pending: list[Incoming] = []  # messages read but not served while the client is parked
+        self.since = self.last_active = time.monotonic()
+        self.frame_start: float | None = None
+        self.refusing: str | None = None
+        self.out: Any = None
+
+    def note_read(self) -> None:
+        """Record that data arrived (for the frame and idle deadlines)."""
+        self.last_active = now = time.monotonic()
+        if not self.session.partial:
+            self.frame_start = None
+        elif self.frame_start is None:
+            self.frame_start = now
+
+    def __repr__(self) -> str:
+        return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
+
+
+def take_messages(session: Session) -> list[Incoming]:
+    """Every complete message the session holds, parsed, in order.
+
+    An error (bad bytes, a too large message) after complete messages ends the
+    list, so those are still served; with none before it, it is raised, as is a
+    ConnectionClosedError for a close."""
+    out: list[Incoming] = []
+    while True:
+        try:
+            event = session.next_event()
+        except Exception as exc:
+            if not out:
+                raise
+            out.append(exc)
+            return out
+        if isinstance(event, ReceivingMessage):
+            out.append(event)
+        elif isinstance(event, Closed):
+            if not out:
+                raise event.error()
+            return out
+        else:
+            return out
+
+
+def describe_peer(conn: Any) -> str:
+    """The peer address of a connection as text, or '?' when it is gone."""
+    try:
+        return str(conn.peer_address)
+    except Exception:
+        return "?"
+
+
+if hasattr(select, "poll"):
+    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+
+    def wait_readable(fd: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
+        poller = select.poll()
+        poller.register(fd, _POLL_READ)
+        return bool(poller.poll(timeout * 1000.0))
+else:  # pragma: no cover - Windows
+
+    def wait_readable(fd: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""
+        readable, _, broken = select.select([fd], [], [fd], timeout)
+        return bool(readable or broken)
+
+
+def log_failure(engine: Any, conn: Any, exc: BaseException) -> None:
+    """Log why a connection is being closed, at a level that fits the cause."""
+    peer = describe_peer(conn)
+    if isinstance(exc, (ConnectionClosedError, ConnectionError, EOFError)):
+        log.debug("%s: client %s disconnected: %s", engine, peer, exc)
+    elif isinstance(exc, (ProtocolError, MessageTooLargeError)):
+        log.warning("%s: closing connection from %s after bad message: %s", engine, peer, exc)
+    elif isinstance(exc, SecurityError):
+        log.warning("%s: closing connection from %s after security error: %s", engine, peer, exc)
+    elif isinstance(exc, (PyroTimeoutError, socket.timeout)):
+        log.warning("%s: closing connection from %s after timeout: %s", engine, peer, exc)
+    elif isinstance(exc, OSError):
+        log.debug("%s: connection from %s failed: %s", engine, peer, exc)
+    else:
+        log.warning(
+            "%s: closing connection from %s after error: %s",
+            engine,
+            peer,
+            exc,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
