@@ -827,3 +827,90 @@ def test_daemon_object_methods_via_dispatch(daemon, conn, serpent):
     # the daemon object's own internals are not reachable
     handle_message(daemon, conn, call(serpent, DAEMON_NAME, "daemon"))
     assert isinstance(error_of(conn, serpent), SecurityError)
+
+
+# -- the Dispatcher as the engines' DaemonHost --------------------------------------------------
+
+
+def test_the_dispatcher_is_a_daemon_host(daemon):
+    from pyrite.core.interfaces import DaemonHost
+
+    assert isinstance(daemon.host, DaemonHost)
+    assert daemon.host.workers is daemon.workers
+    assert daemon.host.objects is daemon.objects and daemon.host.streams is daemon.streams
+
+
+def test_serve_handshake_lifts_the_session_cap_and_refuse_builds_connectfail(daemon, ser):
+    from pyrite.core.session import SERVER, Session
+
+    session = Session(SERVER)
+    conn = ClientConnection(Recorder())
+    reply = daemon.host.serve_handshake(conn, session, connect_msg(ser, DAEMON_NAME, seq=12))
+    assert reply.type == MSG_CONNECTOK and reply.seq == 12 and reply.serializer_id == ser.serializer_id
+    assert session.handshake_done and conn.handshaked
+    fresh = Session(SERVER)
+    refusal = daemon.host.refuse(conn, fresh, connect_msg(ser, seq=13), "too many connections")
+    assert refusal.type == MSG_CONNECTFAIL and refusal.seq == 13 and not fresh.handshake_done
+    assert ser.loads(ReceivingMessage(refusal.data[:40], refusal.data[40:]).data) == "too many connections"
+
+
+def test_refusal_of_an_unknown_serializer_is_in_marshal(daemon):
+    reply = daemon.host.refuse(conn_for_test(), None, make_msg(MSG_CONNECT, 0, 3, 201, b"?"), "no")
+    assert reply.type == MSG_CONNECTFAIL and reply.serializer_id == 2
+
+
+def conn_for_test():
+    return ClientConnection(Recorder())
+
+
+def test_default_annotations_hook_is_not_called():
+    class Counting(Daemon):
+        calls = 0
+
+    s1, s2 = socket.socketpair()
+    with Counting(connected_socket=s1) as d:
+        assert d.host._custom_annotations is False  # the do-nothing default is skipped on the hot path
+
+    class Annotating(Daemon):
+        def annotations(self):
+            return {"XANN": b"1"}
+
+    with Annotating(connected_socket=s1) as d:
+        conn = conn_for_test()
+        handle_message(d, conn, make_msg(MSG_PING, 0, 1, 1, b""))
+        assert last_reply(conn).annotations == {"XANN": b"1"}
+    s1.close()
+    s2.close()
+
+
+def test_housekeeping_and_shutdown_hooks(daemon):
+    ran = []
+    daemon.housekeeping_hooks.append(lambda: ran.append("housekeeping"))
+    daemon.shutdown_hooks.append(lambda: ran.append("shutdown"))
+    daemon.housekeeping_hooks.append(lambda: 1 / 0)  # a broken hook costs only itself
+    daemon._housekeeping()
+    assert ran == ["housekeeping"]
+    daemon.close()
+    daemon.close()
+    assert ran == ["housekeeping", "shutdown"]  # once
+    daemon.host.housekeeping()  # shut down: nothing runs
+    assert ran == ["housekeeping", "shutdown"]
+
+
+def test_client_disconnected_frees_what_the_client_had(daemon, conn, serpent):
+    config.ITER_STREAM_LINGER = 0
+    closed = []
+
+    class Resource:
+        def close(self):
+            closed.append(True)
+
+    resource = Resource()
+    conn.tracked_resources.add(resource)
+    daemon.register(Thing(), "thing")
+    handle_message(daemon, conn, call(serpent, "thing", "generator"))
+    assert daemon.streams.count_for(conn) == 1
+    conn.pyroInstances[Thing] = Thing()
+    daemon.host.client_disconnected(conn)
+    assert daemon.streams.count_for(conn) == 0 and not daemon.streaming_responses
+    assert closed == [True] and not conn.pyroInstances

@@ -62,20 +62,26 @@ def test_worker_pool_close_returns_jobs_that_never_ran():
 def test_try_submit_reports_full_and_never_runs_the_job_in_the_caller():
     pool = WorkerPool(size=2, min_size=1, backlog_limit=3, name="pyrite-worker-test")
     gate = threading.Event()
-    ran = []
+    started, ran = [], []
     main = threading.current_thread()
+
+    def job():
+        started.append(1)
+        gate.wait(5)
+        ran.append(threading.current_thread() is main)
+
     try:
-        accepted = 0
-        while pool.try_submit(lambda: (gate.wait(5), ran.append(threading.current_thread() is main))):
-            accepted += 1
-            assert accepted <= 5
-        assert accepted == 2 + 3  # two running, three waiting
-        assert pool.full() and pool.num_workers == 2 and pool.queued == 3
+        assert pool.try_submit(job) and pool.try_submit(job)
+        assert wait_for(lambda: len(started) == 2)  # both workers busy
+        for _ in range(3):
+            assert pool.try_submit(job)  # three may wait
+        assert pool.full() and not pool.try_submit(job)
+        assert pool.num_workers == 2 and pool.queued == 3
         assert not pool.wait_for_room(0.05)  # still full: bounded wait
         gate.set()
         assert pool.wait_for_room(5)
         assert wait_for(lambda: len(ran) == 5)
-        assert ran == [False] * 5
+        assert ran == [False] * 5  # on the workers, never in the submitting thread
         assert not pool.full() and pool.try_submit(lambda: None)
     finally:
         gate.set()

@@ -7,7 +7,14 @@ remote call.  ``info`` is a small, plainly serializable description.
 
 from __future__ import annotations
 
-from typing import Any
+import marshal
+from typing import TYPE_CHECKING, Any
+
+from .errors import SerializeError
+from .protocol import FLAGS_KEEPSERIALIZED, ReceivingMessage, SendingMessage
+
+if TYPE_CHECKING:
+    from .interfaces import Serializer
 
 
 class SerializedBlob:
@@ -43,3 +50,36 @@ class SerializedBlob:
         # (object id, method, data, kwargs), as a sending proxy writes it.
         _, _, data, _ = serializer.loadsCall(payload)
         return data
+
+
+def blob_call(
+    vargs: Any,
+    kwargs: Any,
+    annotations: dict[str, bytes],
+    flags: int,
+    objectId: str,
+    methodname: str,
+    serializer: Serializer,
+) -> tuple[Any, int, dict[str, bytes], int]:
+    """The payload, flags, annotations and serializer id of a call whose argument is a SerializedBlob.
+
+    The object id and method travel in the BLBI annotation, since a daemon passes
+    the payload on without reading it.  A blob that holds a received message is
+    forwarded byte for byte, with that message's serializer id."""
+    if len(vargs) > 1 or kwargs:
+        raise SerializeError(
+            f"a SerializedBlob must be the call's sole argument (got {len(vargs)} positional, "
+            f"{len(kwargs or ())} keyword)"
+        )
+    blob = vargs[0]
+    annotations = dict(annotations)
+    annotations["BLBI"] = marshal.dumps((blob.info, objectId, methodname))
+    flags |= FLAGS_KEEPSERIALIZED
+    if blob._contains_blob:
+        message = blob._data
+        if isinstance(message, ReceivingMessage):
+            return message.data, flags, annotations, message.serializer_id
+        if isinstance(message, SendingMessage):
+            return message.payload, flags, annotations, message.serializer_id
+        raise TypeError("blob data should be a protocol message")
+    return serializer.dumpsCall(objectId, methodname, blob._data, kwargs), flags, annotations, serializer.serializer_id

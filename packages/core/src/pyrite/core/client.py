@@ -1,4 +1,4 @@
-"""The client side of a call: ``Proxy``, ``BatchProxy`` and remote iterators.
+"""The client side of a call: ``Proxy``.
 
 A ``Proxy`` stands in for one remote object::
 
@@ -10,108 +10,41 @@ A ``Proxy`` stands in for one remote object::
         for item in thing.items():   # a remote generator, streamed item by item
             ...
 
-It connects on first use (or on ``_pyroBind()``), does the connect handshake
-(which also brings the object's metadata: its methods, oneway methods and
-attributes), and then sends one MSG_INVOKE per call.  A proxy is owned by the
-thread that made it; ``_pyroClaimOwnership()`` hands it to another thread.
-
-``BatchProxy(proxy)`` collects calls and sends them as one batch.
+It connects on first use (or on ``_pyroBind()``); the handshake also brings
+the object's metadata.  The bytes go over a ``channel.Channel``; this module
+keeps attribute magic, settings, pickling and ownership (per thread, or per
+greenlet under gevent: see ``ownership``).  ``BatchProxy`` is in ``batch``
+(importable from here too), remote methods and stream iterators in ``remote``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import marshal
-import socket
 import sys
 import time
 from collections.abc import Iterator
-from threading import get_ident
 from typing import Any
 
-from . import plugins
-from .blob import SerializedBlob
+from . import ownership, plugins, resolver
+from .batch import BatchProxy
+from .blob import SerializedBlob, blob_call
 from .callcontext import current_context
+from .channel import Channel, decode_result, handshake_response, metadata_sets, raise_exception_reply
 from .config import config
-from .errors import (
-    CommunicationError,
-    ConnectionClosedError,
-    ExceptionWrapper,
-    ProtocolError,
-    PyroError,
-    SerializeError,
-    TimeoutError,
-)
-from .protocol import (
-    FLAGS_BATCH,
-    FLAGS_EXCEPTION,
-    FLAGS_ITEMSTREAMRESULT,
-    FLAGS_KEEPSERIALIZED,
-    FLAGS_ONEWAY,
-    MSG_CONNECT,
-    MSG_CONNECTFAIL,
-    MSG_CONNECTOK,
-    MSG_INVOKE,
-    MSG_RESULT,
-    ReceivingMessage,
-    SendingMessage,
-    recv_message,
-    send_message,
-)
-from .uri import DAEMON_NAME, URI
+from .constants import DAEMON_NAME
+from .errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError
+from .interfaces import Serializer
+from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, RemoteMethod, StreamResultIterator
+from .uri import URI
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
 
 log = logging.getLogger("pyrite.core.client")
 
-_RESULT_TYPES = (MSG_RESULT,)
-_CONNECT_REPLY_TYPES = (MSG_CONNECTOK, MSG_CONNECTFAIL)
-
-# Attribute names that always live on the proxy itself and never go to the
-# remote object.  Pickle and copy probe some of these with getattr(), so they
-# must fail fast instead of connecting to fetch metadata.
-_LOCAL_NAMES = frozenset(
-    [
-        "__getnewargs__",
-        "__getnewargs_ex__",
-        "__getinitargs__",
-        "__getstate__",
-        "__setstate__",
-        "_pyroConnection",
-        "_pyroUri",
-        "_pyroOneway",
-        "_pyroMethods",
-        "_pyroAttrs",
-        "_pyroTimeout",
-        "_pyroSeq",
-        "_pyroLocalSocket",
-        "_pyroRawWireResponse",
-        "_pyroHandshake",
-        "_pyroMaxRetries",
-        "_pyroSerializer",
-        "_Proxy__pyroTimeout",
-        "_Proxy__pyroOwnerThread",
-        "_Proxy__objectId",
-        "_Proxy__serializer",
-        "_Proxy__serializerName",
-    ]
-)
-_LOCAL_PREFIXES = ("_pyro", "_Proxy__")
-
-
-def _log_wire(text: str, msg: Any) -> None:
-    log.debug(
-        "%s: msgtype=%d flags=0x%x ser=%d seq=%d annotations=%s corr_id=%s\ndata=%r",
-        text,
-        msg.type,
-        msg.flags,
-        msg.serializer_id,
-        msg.seq,
-        sorted(getattr(msg, "annotations", {}) or {}),
-        bytes(msg.corr_id).hex(),
-        bytes(msg.data),
-    )
+_StreamResultIterator = StreamResultIterator  # the older private names
+_RemoteMethod = RemoteMethod
 
 
 class Proxy:
@@ -127,7 +60,8 @@ class Proxy:
         how often a call is retried after ConnectionClosedError or TimeoutError
         (default ``config.MAX_RETRIES``).
     ``_pyroSerializer``
-        serializer name for this proxy (default ``None``: ``config.SERIALIZER``).
+        serializer name for this proxy (default ``None``: ``config.SERIALIZER``).  An
+        unknown name raises ``plugins.UnknownSerializerError`` (also a KeyError) on use.
     ``_pyroHandshake``
         data sent in the connect handshake (the daemon's ``validateHandshake`` sees it).
     ``_pyroLocalSocket``
@@ -135,7 +69,8 @@ class Proxy:
 
     ``connected_socket`` makes a proxy for object id ``uri`` on an already
     connected socket (or pyrite Connection), for example one end of a socketpair
-    whose other end a Daemon serves; no handshake is done then.
+    whose other end a Daemon serves; no handshake is done then, and the socket
+    stays the caller's (releasing the proxy leaves it open).
     """
 
     def __init__(self, uri: str | URI, connected_socket: Any = None) -> None:
@@ -145,9 +80,11 @@ class Proxy:
             uri = URI(uri)
         elif not isinstance(uri, URI):
             raise TypeError(f"a Proxy needs a URI or a URI string, not {type(uri).__name__}")
+        ownership.refresh()
         d = self.__dict__
         d["_pyroUri"] = uri
         d["_pyroConnection"] = None
+        d["_Proxy__channel"] = None
         d["_pyroSerializer"] = None
         d["_pyroMethods"] = set()
         d["_pyroAttrs"] = set()
@@ -158,7 +95,7 @@ class Proxy:
         d["_pyroMaxRetries"] = config.MAX_RETRIES
         d["_pyroLocalSocket"] = None
         d["_Proxy__pyroTimeout"] = config.COMMTIMEOUT
-        d["_Proxy__pyroOwnerThread"] = get_ident()
+        d["_Proxy__pyroOwnerThread"] = ownership.get_ident()
         d["_Proxy__objectId"] = uri.object
         d["_Proxy__serializer"] = None
         d["_Proxy__serializerName"] = None
@@ -172,10 +109,10 @@ class Proxy:
             self.__attach(connected_socket)
 
     def __del__(self) -> None:
-        conn = self.__dict__.get("_pyroConnection")
-        if conn is not None:
+        channel = self.__dict__.get("_Proxy__channel")
+        if channel is not None:
             with contextlib.suppress(Exception):
-                conn.close()
+                channel.close()
 
     # ------------------------------------------------------------------ attribute access
 
@@ -184,7 +121,7 @@ class Proxy:
         methods = self.__dict__.get("_pyroMethods")
         if methods is not None and name in methods:
             return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
-        if methods is None or name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
+        if methods is None or name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             # proxy-local names (and anything on a half-built proxy) never go remote
             raise AttributeError(name)
         if not methods and not self._pyroAttrs:
@@ -196,7 +133,7 @@ class Proxy:
         return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LOCAL_NAMES or name.startswith(_LOCAL_PREFIXES):
+        if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             object.__setattr__(self, name, value)
             return
         if not self._pyroMethods and not self._pyroAttrs:
@@ -219,7 +156,7 @@ class Proxy:
 
     # ------------------------------------------------------------------ identity, copying, pickling
 
-    def __getstate__(self) -> tuple:
+    def __getstate__(self) -> tuple[Any, ...]:
         # Pyro5's 6-tuple of plain values: the serializers put exactly this on the wire
         return (
             str(self._pyroUri),
@@ -230,7 +167,7 @@ class Proxy:
             self._pyroSerializer,
         )
 
-    def __setstate__(self, state: tuple) -> None:
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
         uri = URI(state[0])
         d = self.__dict__
         d["_pyroUri"] = uri
@@ -241,11 +178,13 @@ class Proxy:
         d["_pyroSerializer"] = state[5]
         d["_pyroMaxRetries"] = config.MAX_RETRIES
         d["_pyroConnection"] = None
+        d["_Proxy__channel"] = None
         d["_pyroLocalSocket"] = None
         d["_pyroSeq"] = 0
         d["_pyroRawWireResponse"] = False
         d["_Proxy__pyroTimeout"] = config.COMMTIMEOUT
-        d["_Proxy__pyroOwnerThread"] = get_ident()
+        ownership.refresh()
+        d["_Proxy__pyroOwnerThread"] = ownership.get_ident()
         d["_Proxy__objectId"] = uri.object
         d["_Proxy__serializer"] = None
         d["_Proxy__serializerName"] = None
@@ -282,16 +221,16 @@ class Proxy:
         return True
 
     def __len__(self) -> int:
-        return self.__getattr__("__len__")()
+        return int(self.__getattr__("__len__")())
 
     def __getitem__(self, index: Any) -> Any:
         return self.__getattr__("__getitem__")(index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        return self.__getattr__("__setitem__")(index, value)
+        self.__getattr__("__setitem__")(index, value)
 
     def __delitem__(self, index: Any) -> None:
-        return self.__getattr__("__delitem__")(index)
+        self.__getattr__("__delitem__")(index)
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -313,26 +252,28 @@ class Proxy:
     @property
     def _pyroTimeout(self) -> float | None:
         """Seconds to wait for the network on this proxy; setting it also applies to an open connection."""
-        return self.__pyroTimeout
+        timeout: float | None = self.__dict__["_Proxy__pyroTimeout"]
+        return timeout
 
     @_pyroTimeout.setter
     def _pyroTimeout(self, timeout: float | None) -> None:
         self.__dict__["_Proxy__pyroTimeout"] = timeout
-        conn = self._pyroConnection
-        if conn is not None:
-            conn.timeout = timeout or None
+        channel = self.__channel
+        if channel is not None:
+            channel.timeout = timeout
 
     # ------------------------------------------------------------------ connection management
 
     def _pyroRelease(self) -> None:
         """Close the connection to the daemon; the proxy reconnects by itself when used again."""
         self.__check_owner()
-        conn = self._pyroConnection
-        if conn is not None:
+        channel = self.__channel
+        if channel is not None:
             d = self.__dict__
+            d["_Proxy__channel"] = None
             d["_pyroConnection"] = None
             d["_pyroLocalSocket"] = None
-            conn.close()
+            channel.close()
 
     def _pyroBind(self) -> bool:
         """Connect now and fetch the metadata; a PYRONAME/PYROMETA uri is replaced by the PYRO uri it
@@ -356,8 +297,10 @@ class Proxy:
         raise ConnectionClosedError(f"could not reconnect to {self._pyroUri}")
 
     def _pyroClaimOwnership(self) -> None:
-        """Make the calling thread the owner of this proxy; an open connection stays open."""
-        self.__dict__["_Proxy__pyroOwnerThread"] = get_ident()
+        """Make the calling thread (or greenlet, under gevent) the owner of this proxy; an open
+        connection stays open."""
+        ownership.refresh()
+        self.__dict__["_Proxy__pyroOwnerThread"] = ownership.get_ident()
 
     def _pyroValidateHandshake(self, response: Any) -> None:
         """Override to check the daemon's handshake response; raise to refuse the connection."""
@@ -372,10 +315,10 @@ class Proxy:
         """Called with the annotations of a response that has any (``msgtype`` is MSG_RESULT or
         MSG_CONNECTOK); they are also in ``current_context.response_annotations``.  Override to use them."""
 
-    def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict | None = None) -> None:
+    def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict[str, Any] | None = None) -> None:
         """Fetch (or take ``known_metadata``) and remember the remote object's methods, oneway methods
         and attributes.  Connecting usually brings them already."""
-        if not known_metadata and self._pyroConnection is None:
+        if not known_metadata and self.__channel is None:
             self.__pyroCreateConnection()
             if self._pyroMethods or self._pyroAttrs:
                 return  # the handshake brought them
@@ -384,37 +327,30 @@ class Proxy:
         )
         self.__processMetadata(result)
 
+    def _pyroAdoptChannel(self, channel: Channel, reply: ReceivingMessage) -> None:
+        """Take over a channel that already did its handshake for this proxy's object (``reply`` is
+        the daemon's answer); ``naming.locate_ns`` uses it to keep the connection it found."""
+        self.__check_owner()
+        if self.__channel is not None:
+            self._pyroRelease()
+        self.__dict__["_pyroSeq"] = channel.session.seq
+        self.__accept_handshake(channel, reply, self._pyroUri, False)
+
     def __processMetadata(self, metadata: Any) -> None:
-        if not metadata:
-            return
-        try:
-            oneway = set(metadata["oneway"])
-            methods = set(metadata["methods"])
-            attrs = set(metadata["attrs"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"invalid metadata from {self._pyroUri}: {exc!r}") from None
-        if not all(isinstance(name, str) for name in (*oneway, *methods, *attrs)):
-            raise ProtocolError(f"invalid metadata from {self._pyroUri}: names must be strings")
-        d = self.__dict__
-        d["_pyroOneway"] = oneway
-        d["_pyroMethods"] = methods
-        d["_pyroAttrs"] = attrs
-        if not methods and not attrs:
-            raise PyroError(
-                f"remote object '{self._pyroUri}' has no exposed methods or attributes "
-                "(are its members marked with @expose?)"
-            )
+        if metadata:
+            d = self.__dict__
+            d["_pyroOneway"], d["_pyroMethods"], d["_pyroAttrs"] = metadata_sets(metadata, self._pyroUri)
 
     def __check_owner(self) -> None:
-        if get_ident() != self.__pyroOwnerThread:
+        if ownership.get_ident() != self.__pyroOwnerThread:
             raise PyroError(
                 f"this proxy belongs to thread {self.__pyroOwnerThread}, not to the calling thread "
-                f"{get_ident()}: make a proxy per thread, or call _pyroClaimOwnership() first"
+                f"{ownership.get_ident()}: make a proxy per thread, or call _pyroClaimOwnership() first"
             )
 
-    def __get_serializer(self) -> Any:
+    def __get_serializer(self) -> Serializer:
         name = self._pyroSerializer or config.SERIALIZER
-        serializer = plugins.get_serializer(name)
+        serializer = plugins.get_serializer(name)  # UnknownSerializerError (a KeyError too) if unknown
         d = self.__dict__
         d["_Proxy__serializer"] = serializer
         d["_Proxy__serializerName"] = name
@@ -422,22 +358,19 @@ class Proxy:
 
     def __attach(self, connected: Any) -> None:
         """Use an already connected socket or Connection (no handshake, as Pyro5)."""
-        conn = _SocketConnection(connected) if isinstance(connected, socket.socket) else connected
-        if self.__pyroTimeout:
-            conn.timeout = self.__pyroTimeout
+        channel = Channel.adopt(connected, self.__pyroTimeout, seq=self._pyroSeq)
         d = self.__dict__
-        d["_pyroConnection"] = conn
-        d["_pyroLocalSocket"] = getattr(conn, "local_address", None)
+        d["_Proxy__channel"] = channel
+        d["_pyroConnection"] = channel.conn
+        d["_pyroLocalSocket"] = channel.local_address
 
     def __pyroCreateConnection(self, replaceUri: bool = False) -> bool:
         self.__check_owner()
-        if self._pyroConnection is not None:
+        if self.__channel is not None:
             return False
         uri = self._pyroUri
         if uri.protocol != "PYRO":
-            from .naming import resolve
-
-            uri = resolve(uri)
+            uri = resolver.resolve(uri)
         self.__connect_and_handshake(uri, replaceUri)
         if not self._pyroMethods and not self._pyroAttrs:
             self._pyroGetMetadata(uri.object)
@@ -448,51 +381,34 @@ class Proxy:
         if location is None:
             raise CommunicationError(f"cannot connect to {uri}: it has no location")
         serializer = self.__get_serializer()
-        conn = None
         try:
-            conn = plugins.get_transport(location).connect(location, self.__pyroTimeout or None)
             payload = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
-            seq = self._pyroSeq
-            msg = SendingMessage(
-                MSG_CONNECT,
-                0,
-                seq,
-                serializer.serializer_id,
-                payload,
-                annotations=self._pyroAnnotations(),
-                corr_id=current_context.correlation_id,
-            )
-            if config.LOGWIRE:
-                _log_wire("proxy: connect request out", msg)
-            send_message(conn, msg)
-            reply = recv_message(conn, _CONNECT_REPLY_TYPES)
-            if config.LOGWIRE:
-                _log_wire("proxy: connect reply in", reply)
-            if reply.seq != seq:
-                raise ProtocolError(f"connect: reply sequence out of sync, got {reply.seq} expected {seq}")
-        except BaseException as exc:
-            if conn is not None:
-                conn.close()
-            if isinstance(exc, PyroError) or not isinstance(exc, Exception):
-                raise
+        except PyroError:
+            raise
+        except Exception as exc:
             raise CommunicationError(f"cannot connect to {location}: {exc}") from exc
+        channel, reply = Channel.connect(
+            location,
+            self.__pyroTimeout or None,
+            serializer.serializer_id,
+            payload,
+            self._pyroAnnotations(),
+            current_context.correlation_id,
+            seq=self._pyroSeq,
+        )
+        self.__accept_handshake(channel, reply, uri, replace_uri)
+
+    def __accept_handshake(self, channel: Channel, reply: ReceivingMessage, uri: URI, replace_uri: bool) -> None:
+        location = uri.location or str(uri)
         user_code = False  # exceptions from the overridable hooks pass through unchanged
+        d = self.__dict__
         try:
-            response: Any = "?"
-            if reply.data:
-                response = plugins.get_serializer_by_id(reply.serializer_id).loads(reply.data)
-            if reply.type == MSG_CONNECTFAIL:
-                raise CommunicationError(f"connection to {location} rejected: {response}")
-            if not isinstance(response, dict) or "handshake" not in response:
-                raise ProtocolError(f"invalid handshake response from {location}: {response!r:.200}")
+            response = handshake_response(reply, location)
             self.__processMetadata(response.get("meta"))
-            d = self.__dict__
-            d["_pyroConnection"] = conn
+            d["_Proxy__channel"] = channel
+            d["_pyroConnection"] = channel.conn
             d["_Proxy__objectId"] = uri.object
-            try:
-                d["_pyroLocalSocket"] = conn.local_address
-            except Exception:
-                d["_pyroLocalSocket"] = None
+            d["_pyroLocalSocket"] = channel.local_address
             handshake = response["handshake"]
             user_code = True
             if reply.annotations:
@@ -501,15 +417,16 @@ class Proxy:
             self._pyroValidateHandshake(handshake)
         except BaseException as exc:
             # a refused or unusable handshake leaves no half-open connection behind
-            if self._pyroConnection is conn:
-                self.__dict__["_pyroConnection"] = None
-                self.__dict__["_pyroLocalSocket"] = None
-            conn.close()
+            if d["_Proxy__channel"] is channel:
+                d["_Proxy__channel"] = None
+                d["_pyroConnection"] = None
+                d["_pyroLocalSocket"] = None
+            channel.close()
             if user_code or isinstance(exc, PyroError) or not isinstance(exc, Exception):
                 raise
             raise ProtocolError(f"invalid handshake response from {location}: {exc!r}") from exc
         if replace_uri:
-            self.__dict__["_pyroUri"] = uri
+            d["_pyroUri"] = uri
         log.debug("connected to %s", uri)
 
     # ------------------------------------------------------------------ calls
@@ -519,15 +436,15 @@ class Proxy:
     ) -> Any:
         """Send one call and return its result (None for a oneway call); raise what the remote raised."""
         d = self.__dict__
-        if get_ident() != d["_Proxy__pyroOwnerThread"]:
+        if ownership.get_ident() != d["_Proxy__pyroOwnerThread"]:
             self.__check_owner()
         ctx = current_context
         if ctx.response_annotations:
             ctx.response_annotations = {}
-        conn = d["_pyroConnection"]
-        if conn is None:
+        channel = d["_Proxy__channel"]
+        if channel is None:
             self.__pyroCreateConnection()
-            conn = d["_pyroConnection"]
+            channel = d["_Proxy__channel"]
         serializer = d["_Proxy__serializer"]
         if d["_Proxy__serializerName"] != (d["_pyroSerializer"] or config.SERIALIZER) or serializer is None:
             serializer = self.__get_serializer()
@@ -535,41 +452,28 @@ class Proxy:
         objectId = objectId or d["_Proxy__objectId"]
         annotations = self._pyroAnnotations()
         if vargs and isinstance(vargs[0], SerializedBlob):
-            payload, flags, annotations, serializer_id = _blob_call(
+            payload, flags, annotations, serializer_id = blob_call(
                 vargs, kwargs, annotations, flags, objectId, methodname, serializer
             )
         else:
             payload = serializer.dumpsCall(objectId, methodname, vargs, kwargs)
         if methodname in d["_pyroOneway"]:
             flags |= FLAGS_ONEWAY
-        seq = (d["_pyroSeq"] + 1) & 0xFFFF
-        msg = SendingMessage(MSG_INVOKE, flags, seq, serializer_id, payload, annotations, corr_id=ctx.correlation_id)
-        d["_pyroSeq"] = seq
-        if config.LOGWIRE:
-            _log_wire("proxy: request out", msg)
+        session = channel.session
+        session.seq = d["_pyroSeq"]  # the proxy's counter is the one users see (and may set)
+        msg = session.invoke(serializer_id, payload, flags, annotations, ctx.correlation_id)
+        d["_pyroSeq"] = session.seq
         try:
-            send_message(conn, msg)
+            reply = channel.exchange(msg)
             del msg
-            if flags & FLAGS_ONEWAY:
+            if reply is None:
                 return None
-            reply = recv_message(conn, _RESULT_TYPES)
-            if config.LOGWIRE:
-                _log_wire("proxy: reply in", reply)
-            if reply.seq != seq:
-                raise ProtocolError(f"invoke: reply sequence out of sync, got {reply.seq} expected {seq}")
-            if reply.serializer_id != serializer_id:
-                raise SerializeError(f"invalid serializer in response: {reply.serializer_id}")
             if reply.annotations:
                 ctx.response_annotations = reply.annotations
                 self._pyroResponseAnnotations(reply.annotations, reply.type)
             if d["_pyroRawWireResponse"]:
                 return reply
-            try:
-                data = serializer.loads(reply.data)
-            except PyroError:
-                raise
-            except Exception as exc:
-                raise ProtocolError(f"malformed response payload: {exc!r}") from None
+            data = decode_result(serializer, reply, raise_remote=False)
             rflags = reply.flags
             if rflags & FLAGS_ITEMSTREAMRESULT:
                 stream_id = reply.annotations.get("STRM", b"")
@@ -581,14 +485,9 @@ class Proxy:
                     raise ProtocolError(
                         "the call returned an iterator, but the server has item streaming switched off (ITER_STREAMING)"
                     )
-                return _StreamResultIterator(stream_id, self)
+                return StreamResultIterator(stream_id, self)
             if rflags & FLAGS_EXCEPTION:
-                if not isinstance(data, BaseException):
-                    raise ProtocolError(f"exception response does not hold an exception: {type(data).__name__}")
-                try:
-                    raise data  # the remote exception; its remote traceback is in _pyroTraceback
-                finally:
-                    del data
+                raise_exception_reply(data)  # the remote exception, with its remote traceback
             return data
         except (CommunicationError, KeyboardInterrupt):
             # The stream may be out of step now (a half-read reply would answer the next
@@ -596,257 +495,7 @@ class Proxy:
             self._pyroRelease()
             raise
 
-    def _pyroInvokeBatch(self, calls: list[tuple[str, tuple, dict]], oneway: bool = False) -> Any:
+    def _pyroInvokeBatch(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], oneway: bool = False) -> Any:
         """Send collected ``(method, args, kwargs)`` calls as one batch; return the list of results."""
         flags = FLAGS_BATCH | FLAGS_ONEWAY if oneway else FLAGS_BATCH
         return self._pyroInvoke("<batch>", calls, None, flags)
-
-
-def _blob_call(
-    vargs: Any, kwargs: Any, annotations: dict[str, bytes], flags: int, objectId: str, methodname: str, serializer: Any
-) -> tuple[Any, int, dict[str, bytes], int]:
-    """The payload, flags, annotations and serializer id of a call whose argument is a SerializedBlob.
-
-    The object id and method travel in the BLBI annotation, since a daemon passes
-    the payload on without reading it.  A blob that holds a received message is
-    forwarded byte for byte, with that message's serializer id."""
-    if len(vargs) > 1 or kwargs:
-        raise SerializeError(
-            f"a SerializedBlob must be the call's sole argument (got {len(vargs)} positional, "
-            f"{len(kwargs or ())} keyword)"
-        )
-    blob = vargs[0]
-    annotations = dict(annotations)
-    annotations["BLBI"] = marshal.dumps((blob.info, objectId, methodname))
-    flags |= FLAGS_KEEPSERIALIZED
-    if blob._contains_blob:
-        message = blob._data
-        if isinstance(message, ReceivingMessage):
-            return message.data, flags, annotations, message.serializer_id
-        if isinstance(message, SendingMessage):
-            return message.payload, flags, annotations, message.serializer_id
-        raise TypeError("blob data should be a protocol message")
-    return serializer.dumpsCall(objectId, methodname, blob._data, kwargs), flags, annotations, serializer.serializer_id
-
-
-class _RemoteMethod:
-    """A remote method, bound to a proxy; calling it makes the remote call (with retries)."""
-
-    __slots__ = ("_send", "_name", "_max_retries")
-
-    def __init__(self, send: Any, name: str, max_retries: int) -> None:
-        self._send = send
-        self._name = name
-        self._max_retries = max_retries
-
-    def __getattr__(self, name: str) -> _RemoteMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _RemoteMethod(self._send, f"{self._name}.{name}", self._max_retries)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        retries = self._max_retries
-        if not retries:
-            return self._send(self._name, args, kwargs)
-        for attempt in range(retries + 1):
-            try:
-                return self._send(self._name, args, kwargs)
-            except (ConnectionClosedError, TimeoutError):
-                # only network failures are worth another try; the proxy reconnects by itself
-                if attempt >= retries:
-                    raise
-        return None  # pragma: no cover (the loop always returns or raises)
-
-    def __repr__(self) -> str:
-        return f"<remote method {self._name!r}>"
-
-
-class _StreamResultIterator:
-    """The result of a remote call that returned an iterator or generator.
-
-    It fetches the items one by one from the daemon as you iterate.  ``close()``
-    (or garbage collection) tells the daemon to drop the remote iterator early.
-    """
-
-    def __init__(self, streamId: str, proxy: Proxy) -> None:
-        self.streamId = streamId
-        self.proxy: Proxy | None = proxy
-        self.pyroseq = proxy._pyroSeq
-
-    def __iter__(self) -> _StreamResultIterator:
-        return self
-
-    def __next__(self) -> Any:
-        proxy = self.proxy
-        if proxy is None:
-            raise StopIteration
-        if proxy._pyroConnection is None:
-            raise ConnectionClosedError(
-                f"cannot fetch the next streamed item: the proxy for {proxy._pyroUri} is closed"
-            )
-        self.pyroseq = (self.pyroseq + 1) & 0xFFFF
-        try:
-            return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
-        except (StopIteration, GeneratorExit):
-            # the daemon closed the stream by itself; nothing left to close here
-            self.proxy = None
-            raise
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-    def close(self) -> None:
-        """Tell the daemon to discard the remote iterator (a oneway call)."""
-        proxy = self.proxy
-        self.proxy = None
-        if proxy is None or proxy._pyroConnection is None:
-            return
-        if self.pyroseq == proxy._pyroSeq:
-            proxy._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY, objectId=DAEMON_NAME)
-        else:
-            # Other calls went over the proxy since (the garbage collector may even run
-            # this in the middle of one), so a separate connection does the closing.
-            with contextlib.suppress(CommunicationError):
-                with proxy.__copy__() as closer:
-                    closer._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY, objectId=DAEMON_NAME)
-
-
-class _BatchedRemoteMethod:
-    """A method of a BatchProxy: calling it records the call."""
-
-    __slots__ = ("_calls", "_name")
-
-    def __init__(self, calls: list, name: str) -> None:
-        self._calls = calls
-        self._name = name
-
-    def __getattr__(self, name: str) -> _BatchedRemoteMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _BatchedRemoteMethod(self._calls, f"{self._name}.{name}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self._calls.append((self._name, args, kwargs))
-
-
-class BatchProxy:
-    """Collects calls for one proxy and sends them as a single batch.
-
-    Call methods on it as on the proxy, then call the batch proxy itself::
-
-        batch = BatchProxy(proxy)
-        batch.add(1, 2)
-        batch.multiply(3, 4)
-        for result in batch():      # one round trip; results in call order
-            print(result)
-
-    A call that failed on the server raises its exception when iteration
-    reaches it.  ``batch(oneway=True)`` sends the batch without waiting and
-    returns None.
-    """
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.__proxy = proxy
-        self.__calls: list[tuple[str, tuple, dict]] = []
-
-    def __getattr__(self, name: str) -> _BatchedRemoteMethod:
-        if name.startswith("_BatchProxy__") or name in _LOCAL_NAMES:
-            raise AttributeError(name)
-        return _BatchedRemoteMethod(self.__calls, name)
-
-    def __enter__(self) -> BatchProxy:
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    def __copy__(self) -> BatchProxy:
-        other = type(self)(self.__proxy)
-        other.__calls = list(self.__calls)
-        return other
-
-    @staticmethod
-    def __results(results: Any) -> Iterator[Any]:
-        for result in results:
-            if isinstance(result, ExceptionWrapper):
-                result.raiseIt()
-            else:
-                yield result
-
-    def __call__(self, oneway: bool = False) -> Iterator[Any] | None:
-        self.__proxy._pyroClaimOwnership()
-        results = self.__proxy._pyroInvokeBatch(self.__calls, oneway)
-        self.__calls = []  # sent: start afresh (after a failure they stay, to try again)
-        if oneway:
-            return None
-        if not isinstance(results, (list, tuple)):
-            raise ProtocolError(f"batch response is not a list of results: {type(results).__name__}")
-        return self.__results(results)
-
-    def _pyroInvoke(self, name: str, args: Any, kwargs: Any) -> Iterator[Any]:
-        # Pyro5 compatibility: run the batch regardless of the arguments
-        results = self.__proxy._pyroInvokeBatch(self.__calls)
-        self.__calls = []
-        return self.__results(results)
-
-
-class _SocketConnection:
-    """Just enough of a pyrite Connection around a connected ``socket.socket`` (``connected_socket``).
-
-    The socket belongs to the caller: ``close()`` leaves it open, so another proxy
-    can use it after this one is released (as Pyro5 does)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    @property
-    def timeout(self) -> float | None:
-        return self.sock.gettimeout()
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        self.sock.settimeout(value or None)
-
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        try:
-            self.sock.sendall(data)
-        except socket.timeout:
-            raise TimeoutError(f"send timed out after {self.sock.gettimeout()} s") from None
-        except OSError as exc:
-            raise ConnectionClosedError(f"connection dropped while sending: {exc}") from None
-
-    def recv(self, size: int) -> bytes:
-        chunks = []
-        remaining = size
-        try:
-            while remaining:
-                chunk = self.sock.recv(min(remaining, 1 << 20))
-                if not chunk:
-                    raise ConnectionClosedError(
-                        f"peer closed the connection with {remaining} of {size} bytes still to come"
-                    )
-                chunks.append(chunk)
-                remaining -= len(chunk)
-        except socket.timeout:
-            raise TimeoutError(f"receive timed out after {self.sock.gettimeout()} s") from None
-        except OSError as exc:
-            raise ConnectionClosedError(f"connection dropped while receiving: {exc}") from None
-        return b"".join(chunks)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        pass
-
-    @property
-    def local_address(self) -> Any:
-        return self.sock.getsockname()
-
-    @property
-    def peer_address(self) -> Any:
-        return self.sock.getpeername()
-
-    def getpeercert(self) -> None:
-        return None

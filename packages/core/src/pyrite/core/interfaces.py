@@ -13,6 +13,7 @@ methods of ``Daemon`` that the dispatcher calls.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -145,6 +146,18 @@ class Transport(Protocol):
 
     def listen(self, location: str, *, reuse: bool | None = None) -> Listener:
         """Bind and listen at ``location`` (port 0 picks a free port)."""
+
+    def adopt(self, sock: socket.socket, *, owned: bool = False) -> Connection:
+        """Wrap an already connected socket (``Proxy(uri, connected_socket=...)``,
+        ``Daemon(connected_socket=...)``).  With ``owned=False`` the connection's
+        ``close()`` leaves the socket open for its owner; ``owned=True`` closes it.
+
+        A transport that adopts sockets lists their families in a class attribute
+        ``socket_families`` (e.g. ``(socket.AF_UNIX,)``); ``plugins.adopt_socket``
+        picks the transport by it::
+
+            conn = plugins.adopt_socket(one_end_of_a_socketpair)
+        """
 
 
 class DaemonHooks(Protocol):

@@ -8,7 +8,9 @@ Both read an entry-point group once, on first use, and cache the result:
   and shared; serializers must be thread safe.
 * ``pyrite.transports``: name -> transport class.  ``serves(location)`` says
   whether it handles a URI location (``host:port``, ``[ipv6]:port``,
-  ``./u:path``); the highest ``priority`` wins.
+  ``./u:path``); the highest ``priority`` wins.  ``adopt_socket(sock)`` wraps
+  an already connected socket with the transport whose ``socket_families``
+  holds the socket's family.
 
 A name nobody provides raises ``UnknownPluginError`` with the pip command to
 run.  Two distributions claiming one name, one serializer id, or one location
@@ -19,13 +21,17 @@ installed after the first lookup are not seen by a running process; tests call
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import PyroError
+
+if TYPE_CHECKING:
+    from .interfaces import Connection, Serializer, Transport
 
 T = TypeVar("T")
 
@@ -50,6 +56,16 @@ class PluginError(PyroError):
 
 class UnknownPluginError(PluginError, LookupError):
     """No installed plugin provides the requested name, id or location."""
+
+
+class UnknownSerializerError(UnknownPluginError, KeyError):
+    """No installed serializer has the requested name or id.
+
+    Also a ``KeyError``, which is what Pyro5 raises for an unknown serializer
+    name; the message stays readable (a plain KeyError would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class PluginConflictError(PluginError):
@@ -77,8 +93,8 @@ def _group(group: str) -> dict[str, EntryPoint]:
 
 @dataclass
 class _Serializers:
-    by_name: dict[str, Any] = field(default_factory=dict)
-    by_id: dict[int, Any] = field(default_factory=dict)
+    by_name: dict[str, Serializer] = field(default_factory=dict)
+    by_id: dict[int, Serializer] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # name -> why it failed to load
     dist: dict[str, str] = field(default_factory=dict)  # name -> distribution
 
@@ -86,12 +102,12 @@ class _Serializers:
 @dataclass
 class _Transports:
     classes: list[tuple[Any, str]] = field(default_factory=list)  # (class, distribution)
-    instances: dict[type, Any] = field(default_factory=dict)
+    instances: dict[type, Transport] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
 
 
 _lock = threading.RLock()
-_location_cache: dict[str, Any] = {}
+_location_cache: dict[str, Transport] = {}
 
 
 class _Once(Generic[T]):
@@ -159,7 +175,7 @@ def _load_serializers() -> _Serializers:
 _serializer_registry = _Once(_load_serializers)
 
 
-def get_serializer(name: str) -> Any:
+def get_serializer(name: str) -> Serializer:
     """The serializer instance registered under ``name`` (e.g. ``"serpent"``)."""
     reg = _serializer_registry()
     try:
@@ -167,15 +183,17 @@ def get_serializer(name: str) -> Any:
     except KeyError:
         pass
     if name in reg.broken:
-        raise UnknownPluginError(f"serializer {name!r} is installed but unusable: {reg.broken[name]}")
+        raise UnknownSerializerError(f"serializer {name!r} is installed but unusable: {reg.broken[name]}")
     hint = SERIALIZER_HINTS.get(name)
     if hint:
-        raise UnknownPluginError(f"no serializer {name!r}: {hint}")
+        raise UnknownSerializerError(f"no serializer {name!r}: {hint}")
     known = ", ".join(sorted(reg.by_name)) or "none"
-    raise UnknownPluginError(f"no serializer {name!r}: it is either misspelled or not installed (installed: {known})")
+    raise UnknownSerializerError(
+        f"no serializer {name!r}: it is either misspelled or not installed (installed: {known})"
+    )
 
 
-def get_serializer_by_id(serializer_id: int) -> Any:
+def get_serializer_by_id(serializer_id: int) -> Serializer:
     """The serializer instance with this wire id."""
     reg = _serializer_registry()
     try:
@@ -185,10 +203,10 @@ def get_serializer_by_id(serializer_id: int) -> Any:
     name = BUILTIN_SERIALIZER_IDS.get(serializer_id)
     if name:
         get_serializer(name)  # raises with the install hint
-    raise UnknownPluginError(f"no serializer with id {serializer_id} is installed")
+    raise UnknownSerializerError(f"no serializer with id {serializer_id} is installed")
 
 
-def all_serializers() -> dict[str, Any]:
+def all_serializers() -> dict[str, Serializer]:
     """Every usable serializer, by name."""
     return dict(_serializer_registry().by_name)
 
@@ -212,7 +230,7 @@ def _load_transports() -> _Transports:
 _transport_registry = _Once(_load_transports)
 
 
-def get_transport(location: str) -> Any:
+def get_transport(location: str) -> Transport:
     """The transport instance that serves a URI location (``host:port``, ``[::1]:port``, ``./u:path``)."""
     cached = _location_cache.get(location)
     if cached is not None:
@@ -236,6 +254,29 @@ def get_transport(location: str) -> Any:
         if len(_location_cache) < 1024:
             _location_cache[location] = instance
     return instance
+
+
+def adopt_socket(sock: socket.socket, *, owned: bool = False) -> Connection:
+    """Wrap an already connected socket in a ``Connection`` of the transport for its family.
+
+    A transport says which families it takes in its ``socket_families`` class
+    attribute (TCP: AF_INET, AF_INET6; Unix: AF_UNIX).  With ``owned=False``
+    (``Proxy(uri, connected_socket=...)``) closing the connection leaves the
+    socket open for its owner; ``owned=True`` (a daemon serving the socket)
+    closes it too.  Raises UnknownPluginError if no transport takes the family.
+    """
+    family = sock.family
+    reg = _transport_registry()
+    for cls, _ in reg.classes:
+        if family in getattr(cls, "socket_families", ()):
+            with _lock:
+                instance = reg.instances.get(cls)
+                if instance is None:
+                    instance = reg.instances[cls] = cls()
+            conn: Connection = instance.adopt(sock, owned=owned)
+            return conn
+    broken = f" (unusable transports: {reg.broken})" if reg.broken else ""
+    raise UnknownPluginError(f"no transport takes sockets of family {family!r}: {TRANSPORT_HINT}{broken}")
 
 
 def reset() -> None:

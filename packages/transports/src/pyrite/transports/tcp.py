@@ -34,6 +34,7 @@ from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError, TimeoutError
 
 from . import tls
+from .adopted import adopt_connected
 from .sockets import SocketConnection, SocketListener, normalize_timeout, set_stream_options
 
 __all__ = ["TcpTransport", "parse_location", "format_location"]
@@ -96,6 +97,7 @@ class TcpTransport:
 
     name: ClassVar[str] = "tcp"
     priority: ClassVar[int] = 0
+    socket_families: ClassVar[tuple[int, ...]] = (socket.AF_INET, socket.AF_INET6)
 
     @classmethod
     def serves(cls, location: str) -> bool:
@@ -105,6 +107,11 @@ class TcpTransport:
         except ValueError:
             return False
         return True
+
+    def adopt(self, sock: socket.socket, *, owned: bool = False) -> SocketConnection:
+        """Wrap an already connected TCP (IPv4 or IPv6) socket, plain or TLS; with ``owned=False``
+        closing the connection leaves the socket open (see ``adopted``)."""
+        return adopt_connected(sock, self.socket_families, owned)
 
     def connect(self, location: str, timeout: float | None = None) -> SocketConnection:
         """Connect to ``location``.  ``timeout`` (None or 0: block) bounds the connect, the TLS

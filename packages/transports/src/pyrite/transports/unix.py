@@ -32,6 +32,7 @@ from typing import ClassVar
 
 from pyrite.core.errors import CommunicationError, TimeoutError
 
+from .adopted import adopt_connected
 from .sockets import SocketConnection, SocketListener, normalize_timeout
 
 __all__ = ["UnixTransport", "PREFIX"]
@@ -85,11 +86,17 @@ class UnixTransport:
 
     name: ClassVar[str] = "unix"
     priority: ClassVar[int] = 0
+    socket_families: ClassVar[tuple[int, ...]] = (socket.AF_UNIX,)
 
     @classmethod
     def serves(cls, location: str) -> bool:
         """True for ``./u:path``."""
         return isinstance(location, str) and location.startswith(PREFIX) and len(location) > len(PREFIX)
+
+    def adopt(self, sock: socket.socket, *, owned: bool = False) -> SocketConnection:
+        """Wrap an already connected Unix-domain stream socket; with ``owned=False``
+        closing the connection leaves the socket open (see ``adopted``)."""
+        return adopt_connected(sock, self.socket_families, owned)
 
     def connect(self, location: str, timeout: float | None = None) -> SocketConnection:
         """Connect to the socket at ``location``; ``timeout`` as for TCP (None or 0: block)."""

@@ -8,9 +8,9 @@ socket with a ``selectors`` selector.  Reads there are non-blocking: the
 bytes go into the client's session, which turns them into complete, parsed
 messages (and applies the size limits), so a slow or half-sent message never
 holds up anyone.  Engines parse and build no header themselves; they send
-the ``SendingMessage`` objects the daemon returns.  What happens to a complete message is the engine's business: the
-multiplex engine handles it in place, the thread pool engine hands it to a
-worker.
+the ``SendingMessage`` objects the daemon returns.  What happens to a
+complete message is the engine's business: the multiplex engine handles it
+in place, the thread pool engine hands it to a worker.
 
 Engines talk to the daemon only through ``interfaces.DaemonHost`` (the
 ``host`` they are built with): ``serve_handshake`` / ``serve_request`` for each

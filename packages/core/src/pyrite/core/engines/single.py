@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import plugins
 from ..config import config
 from ..connection import ClientConnection
 from ..errors import CommunicationError, ConnectionClosedError, PyroError, SecurityError
@@ -38,11 +39,9 @@ def wrap_socket(sock: Any) -> Any:
 
         if not isinstance(sock, ssl.SSLSocket):
             raise CommunicationError("SSL configured but the existing socket is not an SSL socket")
-    try:
-        from pyrite.transports.sockets import SocketConnection
-    except ImportError:
-        raise PyroError("serving a connected socket needs pyrite-transports: pip install pyrite-transports") from None
-    return SocketConnection(sock, config.COMMTIMEOUT or None)
+    conn = plugins.adopt_socket(sock, owned=True)  # UnknownPluginError says what to install
+    conn.timeout = config.COMMTIMEOUT or None
+    return conn
 
 
 def _location_of(connected: Any) -> str:
