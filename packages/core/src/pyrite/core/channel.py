@@ -169,15 +169,17 @@ class Channel:
 
     def exchange(self, msg: SendingMessage) -> ReceivingMessage | None:
         """Send a request built by ``session.invoke`` and read its reply (None when it is oneway)."""
-        if config.LOGWIRE:
+        conn = self.conn
+        logwire = config.LOGWIRE
+        if logwire:
             log_wire("proxy: request out", msg)
-        send_message(self.conn, msg)
+        send_message(conn, msg)
         if msg.flags & FLAGS_ONEWAY:
             return None
         del msg  # a large payload need not stay alive while the reply comes
         session = self.session
-        reply = session.receive_from(self.conn.recv)
-        if config.LOGWIRE:
+        reply = session.receive_from(conn.recv)
+        if logwire:
             log_wire("proxy: reply in", reply)
         session.accept_reply(reply)
         return reply

@@ -473,7 +473,7 @@ class Proxy:
                 self._pyroResponseAnnotations(reply.annotations, reply.type)
             if d["_pyroRawWireResponse"]:
                 return reply
-            data = decode_result(serializer, reply, raise_remote=False)
+            data = decode_result(serializer, reply, False)
             rflags = reply.flags
             if rflags & FLAGS_ITEMSTREAMRESULT:
                 stream_id = reply.annotations.get("STRM", b"")

@@ -62,6 +62,9 @@ Frame = tuple[ReceivingMessage, bytes]
 """A message whose header is parsed and checked, with its body (annotations + payload) not yet parsed."""
 
 _START = 6  # tag + version: enough to refuse a stranger's bytes
+_VALID_START = b"PYRO" + protocol.PROTOCOL_VERSION.to_bytes(2, "big")
+_RESULT_REPLY = (MSG_RESULT,)
+_PING_REPLY = (MSG_PING,)
 Bytes = bytes | bytearray | memoryview
 Annotations = Mapping[str, Bytes] | None
 CorrId = uuid.UUID | bytes | None
@@ -354,20 +357,21 @@ class Session:
         version, rest of the header, body), so a stranger's bytes are refused
         after 6.  A ConnectionClosedError from ``recv`` gets Pyro5's
         ``partialData`` attribute: what had arrived of the message."""
-        if self._frames or self._reader.partial:
+        reader = self._reader
+        if self._frames or reader._head or reader._msg is not None:
             raise ProtocolError("receive_from() on a session that holds buffered bytes; use next_event()")
-        head = b""
+        head: Bytes = b""
         try:
-            head = bytes(recv(_START))
-            if head[:4] != b"PYRO" or len(head) < _START:
-                protocol.validate_header_start(head)
-            head += bytes(recv(HEADER_SIZE - _START))
-            msg = ReceivingMessage(head, max_size=self._reader.max_size)
+            head = recv(_START)
+            if head != _VALID_START:
+                protocol.validate_header_start(bytes(head))
+            head = bytes(head) + recv(HEADER_SIZE - _START)
+            msg = ReceivingMessage(head, None, reader.max_size)
             size = msg.data_size + msg.annotations_size
             msg.add_payload(recv(size) if size else b"")
         except ConnectionClosedError as exc:
             if not hasattr(exc, "partialData"):
-                exc.partialData = head  # type: ignore[attr-defined]
+                exc.partialData = bytes(head)  # type: ignore[attr-defined]
             raise
         return msg
 
@@ -403,12 +407,10 @@ class Session:
         """A request (MSG_INVOKE, or ``msgtype=MSG_PING``) with the next sequence number;
         unless ``flags`` has FLAGS_ONEWAY its reply is expected, in request order."""
         seq = (self.seq + 1) & 0xFFFF
-        msg = SendingMessage(
-            msgtype, flags, seq, serializer_id, payload, annotations, corr_id=corr_id, max_size=self._limits[0]
-        )
+        msg = SendingMessage(msgtype, flags, seq, serializer_id, payload, annotations, None, corr_id, self._limits[0])
         self.seq = seq
         if not flags & FLAGS_ONEWAY:
-            self._expect.append((seq, (MSG_PING,) if msgtype == MSG_PING else (MSG_RESULT,), serializer_id))
+            self._expect.append((seq, _PING_REPLY if msgtype == MSG_PING else _RESULT_REPLY, serializer_id))
         return msg
 
     def accept_reply(self, msg: ReceivingMessage) -> int:
@@ -417,22 +419,28 @@ class Session:
         Raises ProtocolError when nothing is expected, the message type is not a
         reply to that request, or the seq is out of step; SerializeError when a
         call's reply uses another serializer than its request."""
+        expect = self._expect
+        if expect:
+            seq, types, serializer_id = expect[0]
+            if msg.seq == seq and msg.type in types and (serializer_id < 0 or msg.serializer_id == serializer_id):
+                expect.popleft()
+                if msg.type == MSG_CONNECTOK:
+                    self.handshake_done = True
+                return seq
+        raise self._reply_error(msg)
+
+    def _reply_error(self, msg: ReceivingMessage) -> ProtocolError:
         if not self._expect:
-            raise ProtocolError(f"unexpected message type {msg.type} (seq {msg.seq}): no request is waiting")
+            return ProtocolError(f"unexpected message type {msg.type} (seq {msg.seq}): no request is waiting")
         seq, types, serializer_id = self._expect[0]
         if msg.type not in types:
             exc = ProtocolError(f"invalid msg type {msg.type} received (expected: {','.join(str(t) for t in types)})")
             exc.pyroMsg = msg  # type: ignore[attr-defined]
-            raise exc
+            return exc
         if msg.seq != seq:
             what = "connect" if MSG_CONNECTOK in types else "invoke"
-            raise ProtocolError(f"{what}: reply sequence out of sync, got {msg.seq} expected {seq}")
-        if serializer_id >= 0 and msg.serializer_id != serializer_id:
-            raise SerializeError(f"invalid serializer in response: {msg.serializer_id}")
-        self._expect.popleft()
-        if msg.type == MSG_CONNECTOK:
-            self.handshake_done = True
-        return seq
+            return ProtocolError(f"{what}: reply sequence out of sync, got {msg.seq} expected {seq}")
+        return SerializeError(f"invalid serializer in response: {msg.serializer_id}")
 
     def accept_connect_reply(self, msg: ReceivingMessage) -> bool:
         """``accept_reply`` for the handshake reply; True for MSG_CONNECTOK, False for MSG_CONNECTFAIL."""
