@@ -2,9 +2,9 @@
 
 Server: six bombs (zlib zeros, ~1000:1) — before the handshake, declared large (300 MB
 inflated) and declared small (60 MB inflated from under MAX_PREHANDSHAKE_SIZE), and after
-it (300 MB inflated in a call) — leave the server's RSS within 100 MB of where it started,
+it (100 MB inflated in a call) — leave the server's RSS within 100 MB of where it started,
 while a legit client is served throughout.  Client: a fake server answers six connects
-with bombs (in the handshake reply and in a call's result); the client process ends within
+with 100 MB bombs (in the handshake reply and in a call's result); the client process ends within
 100 MB of its start.
 """
 
@@ -40,7 +40,8 @@ from .conftest import (
     read_message,
 )
 
-BIG = 300 * MB
+BIG = 300 * MB  # declared ~300 KB: what the issue measured
+MEDIUM = 100 * MB  # inflated in full by an unguarded peer; cheaper to refuse-check than BIG
 SMALL = 60 * MB  # compresses to under 64 KiB
 
 
@@ -67,7 +68,7 @@ def test_server_survives_compression_bombs(server):
                 sock.sendall(message(MSG_CONNECT, bomb(SMALL), JSON, flags=FLAGS_COMPRESSED))
                 _answered_or_closed(sock)
             with handshaked_socket(proc.address) as sock:  # after the handshake, in a call
-                sock.sendall(message(MSG_INVOKE, bomb(BIG), JSON, flags=FLAGS_COMPRESSED, seq=1))
+                sock.sendall(message(MSG_INVOKE, bomb(MEDIUM), JSON, flags=FLAGS_COMPRESSED, seq=1))
                 _answered_or_closed(sock)
         time.sleep(0.5)  # and served after them
     end = proc.rss_mb()
@@ -105,14 +106,14 @@ class _BombServer:
         ser = self.serializer_id
         _, _, seq, _ = read_message(conn)
         if index % 2 == 0:  # the handshake reply is the bomb
-            conn.sendall(message(MSG_CONNECTOK, bomb(BIG), ser, flags=FLAGS_COMPRESSED, seq=seq))
+            conn.sendall(message(MSG_CONNECTOK, bomb(MEDIUM), ser, flags=FLAGS_COMPRESSED, seq=seq))
             return
         reply = {"handshake": None, "meta": {"methods": ["echo"], "oneway": [], "attrs": []}}
         payload = json.dumps(reply).encode() if ser == JSON else serpent.dumps(reply)
         conn.sendall(message(MSG_CONNECTOK, payload, ser, seq=seq))
         msgtype, _, seq, _ = read_message(conn)
         assert msgtype == MSG_INVOKE
-        conn.sendall(message(MSG_RESULT, bomb(BIG), ser, flags=FLAGS_COMPRESSED, seq=seq))
+        conn.sendall(message(MSG_RESULT, bomb(MEDIUM), ser, flags=FLAGS_COMPRESSED, seq=seq))
         with contextlib.suppress(OSError):
             conn.recv(1)  # let the client close first
 
