@@ -118,3 +118,44 @@ def test_output_buffer_takes_one_large_reply_whole(connected):
     assert out.queued > 0
     with pytest.raises(OutputOverflow):
         out.send(b"more")
+
+
+def test_multiplex_large_reply_under_an_external_event_loop():
+    """An external loop waits for reading only: a reply larger than the socket buffer must
+    still go out (written while waiting for room, bounded by SEND_TIMEOUT)."""
+    import select
+    import threading
+
+    from pyrite.core.client import Proxy
+    from pyrite.core.daemon import Daemon
+    from pyrite.core.exposure import expose
+
+    @expose
+    class Big:
+        def big(self, size):
+            return "x" * size
+
+    config.SERVERTYPE = "multiplex"
+    config.COMMTIMEOUT = 5.0
+    daemon = Daemon(host="127.0.0.1", port=0)
+    uri = daemon.register(Big(), "big")
+    stop = threading.Event()
+
+    def external_loop():
+        while not stop.is_set():
+            ready, _, _ = select.select(daemon.sockets, [], [], 0.1)
+            if ready:
+                daemon.events(ready)
+
+    thread = threading.Thread(target=external_loop, daemon=True)
+    thread.start()
+    try:
+        with Proxy(uri) as proxy:
+            proxy._pyroTimeout = 10.0
+            assert len(proxy.big(8 * 1024 * 1024)) == 8 * 1024 * 1024
+            assert proxy.big(3) == "xxx"
+    finally:
+        stop.set()
+        thread.join(10.0)
+        daemon.close()
+    assert not thread.is_alive()

@@ -20,10 +20,13 @@ that sent it is parked until the worker pool has room (``base.SelectorEngine._pa
 
 from __future__ import annotations
 
+import select
 import selectors
+import time
 from typing import Any
 
 from ..config import config
+from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
 from .base import Client, Incoming, SelectorEngine
 from .output import BufferedOutput
@@ -77,8 +80,34 @@ class MultiplexEngine(SelectorEngine):
         if self._closed:
             self._drop(client)
         elif client.out is not None and client.out.queued:
-            self._want_write(client)
+            if self._own_loop():
+                self._want_write(client)
+            else:
+                self._flush_waiting(client, registered)
         elif not registered:
+            self._register(client)
+
+    def _own_loop(self) -> bool:
+        """True when this engine's (or its parent's) ``loop()`` runs, so write readiness is watched.
+        An external event loop driving ``events()`` waits for reading only."""
+        owner = self._parent or self
+        return owner._loop_thread is not None
+
+    def _flush_waiting(self, client: Client, registered: bool) -> None:
+        """For an external event loop: write what waits, waiting up to SEND_TIMEOUT for room."""
+        deadline = time.monotonic() + float(config.SEND_TIMEOUT or 60.0)
+        try:
+            while client.out.queued:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionClosedError("sending: the peer did not read its replies (SEND_TIMEOUT)")
+                select.select([], [client.fd], [], min(remaining, 0.5))
+                client.out.flush()
+        except Exception as exc:
+            self._log_failure(client, exc)
+            self._drop(client)
+            return
+        if not registered:
             self._register(client)
 
     def _want_write(self, client: Client) -> None:
