@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyrite.core.engines import SERVERTYPES as ENGINE_TABLE
 
-SERVERTYPES = ["thread", "multiplex"]  # add "asyncio" once that engine exists
+# every engine in the table, so the asyncio engine joins the suite when it is added there
+SERVERTYPES = sorted(ENGINE_TABLE)
 HERE = Path(__file__).resolve().parent
 SERVER_SCRIPT = HERE / "_server.py"
 CERTS = HERE.parent / "transports" / "certs"
