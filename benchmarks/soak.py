@@ -260,7 +260,7 @@ def slope(samples: list[tuple[float, float]]) -> float:
     return 60.0 * sum((t - mean_t) * (v - mean_v) for t, v in samples) / var
 
 
-def drive(seconds: float, servertype: str, legit_clients: int, hostile_actors: int) -> int:
+def drive(seconds: float, servertype: str, legit_clients: int, hostile_actors: int, trace: bool = False) -> int:
     env = dict(os.environ, PYRITE_SERVERTYPE=servertype, **SETTINGS)
     server = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--serve"],
@@ -290,6 +290,9 @@ def drive(seconds: float, servertype: str, legit_clients: int, hostile_actors: i
             time.sleep(1.0)
             with contextlib.suppress(OSError):
                 samples.append((time.monotonic() - start, *proc_figures(server.pid)))
+                if trace:
+                    t, rss, fds, nthreads = samples[-1]
+                    print(f"  t={t:5.1f} s  rss={rss:6.1f} MB  fds={fds}  threads={nthreads}", file=sys.stderr)
         run.stop.set()
         for thread in threads:
             thread.join(15.0)
@@ -329,11 +332,12 @@ def main() -> int:
     parser.add_argument("--servertype", default="thread", choices=["thread", "multiplex"])
     parser.add_argument("--legit", type=int, default=4, help="legit client threads")
     parser.add_argument("--hostile", type=int, default=6, help="hostile actor threads")
+    parser.add_argument("--trace", action="store_true", help="print each per-second sample to stderr")
     options = parser.parse_args()
     if options.serve:
         serve()
         return 0
-    return drive(options.seconds, options.servertype, options.legit, options.hostile)
+    return drive(options.seconds, options.servertype, options.legit, options.hostile, options.trace)
 
 
 if __name__ == "__main__":
