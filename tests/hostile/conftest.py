@@ -92,9 +92,10 @@ class ServerProcess:
         self.address = (host, int(port))
 
     def _read_uri(self) -> str:
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         box: list[bytes] = []
-        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(START_TIMEOUT)
         line = box[0].decode() if box else ""
