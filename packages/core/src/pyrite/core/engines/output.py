@@ -139,7 +139,8 @@ class BufferedOutput:
     @property
     def timeout(self) -> float | None:
         """The wrapped connection's timeout."""
-        return self.raw.timeout  # type: ignore[no-any-return]
+        value: float | None = self.raw.timeout
+        return value
 
     @timeout.setter
     def timeout(self, value: float | None) -> None:
