@@ -52,7 +52,7 @@ class Hostile:
         return seconds
 
     @oneway
-    def slow_oneway(self, seconds: float) -> None:
+    def slow_oneway(self, seconds: float, padding: str = "") -> None:
         time.sleep(min(float(seconds), 5.0))
         with self._lock:
             self._count += 1

@@ -14,13 +14,14 @@ import time
 
 from .conftest import FLAGS_ONEWAY, LegitClient, handshaked_socket, invoke, wait_until
 
-FLOOD = 1500  # the oneway queue holds 2 threads x 64 here
+FLOOD = 8000  # the pool's oneway backlog holds 2 x 64 calls here
+PADDING = "p" * 4000  # 8,000 calls are ~32 MB: far more than socket buffers and a read turn (4 MB) hold
 
 
 def _flood(sock: socket.socket, stop: threading.Event, sent: list[int]) -> None:
     sock.settimeout(0.5)
     for seq in range(1, FLOOD + 1):
-        data = invoke("slow_oneway", [0.02], flags=FLAGS_ONEWAY, seq=seq)
+        data = invoke("slow_oneway", [0.02, PADDING], flags=FLAGS_ONEWAY, seq=seq)
         while not stop.is_set():
             try:
                 sock.sendall(data)
@@ -35,18 +36,22 @@ def _flood(sock: socket.socket, stop: threading.Event, sent: list[int]) -> None:
 
 
 def test_oneway_flood_leaves_other_clients_served(server):
-    proc = server(ONEWAY_THREADS=2)
+    # a small pool, so that its backlog fills: the thread engine shares it with the oneway calls
+    proc = server(ONEWAY_THREADS=2, THREADPOOL_SIZE=16, THREADPOOL_SIZE_MIN=2)
     flood_sock = handshaked_socket(proc.address)
     stop = threading.Event()
     sent = [0]
     flooder = threading.Thread(target=_flood, args=(flood_sock, stop, sent), daemon=True)
     flooder.start()
     try:
-        assert wait_until(lambda: sent[0] >= 200, 5.0), "flood did not start"
+        assert wait_until(lambda: sent[0] >= 500, 5.0), "flood did not start"
         with LegitClient(proc, interval=0.02) as legit:
-            time.sleep(2.0)
-        legit.check(p99_bound=1.0, min_calls=20)
+            time.sleep(2.5)
+        in_flight = sent[0]
+        legit.check(p99_bound=1.0, min_calls=5)
         assert max(legit.latencies) < 1.0, f"a legit call waited {max(legit.latencies):.2f} s"
+        # the server stopped reading the flooder (back-pressure), it did not take all in at once
+        assert in_flight < FLOOD, "the whole flood was read while the queue was full"
         with proc.proxy() as proxy:
             # more than the queue holds have run: the parked connection was resumed, nothing lost
             assert wait_until(lambda: proxy.count() > 150, 5.0), proxy.count()
