@@ -376,3 +376,53 @@ def test_logwire_logs_the_server_side(served, caplog):
     assert "daemon wiredata received: msgtype=4" in text
     assert "daemon wiredata sending: msgtype=5" in text
     assert "corr_id=" in text and "data=" in text
+
+
+# -- oneway back-pressure: a full pool holds one connection, never the others --------------
+
+
+@expose
+class Flooded:
+    def __init__(self):
+        self.gate = threading.Event()
+        self.ran = []
+
+    @oneway
+    def block(self):
+        self.gate.wait(10)
+
+    @oneway
+    def note(self, i):
+        self.ran.append((i, threading.current_thread().name))
+
+    def add(self, a, b):
+        return a + b
+
+
+def test_a_oneway_flood_holds_back_only_its_own_connection(servertype, start_daemon):
+    config.ONEWAY_THREADS = 1  # one oneway at a time, 64 waiting: then the pool is "full"
+    daemon = Daemon(host=HOST)
+    flooded = Flooded()
+    uri = daemon.register(flooded, "flooded")
+    loop = start_daemon(daemon, name="the-loop-thread")
+    flooder = pyrite_proxy(uri)
+    try:
+        flooder.block()
+        for i in range(150):
+            flooder.note(i)
+        assert wait_for(lambda: daemon.workers.full())
+        with pyrite_proxy(uri) as legit:  # another connection is served at once
+            for _ in range(5):
+                started = time.monotonic()
+                assert legit.add(1, 2) == 3
+                assert time.monotonic() - started < 1.0
+        assert flooded.ran == []  # nothing ran inline: the flood waits for the one oneway thread
+        flooded.gate.set()
+        assert wait_for(lambda: len(flooded.ran) == 150, timeout=10)
+        assert [i for i, _ in flooded.ran] == list(range(150))  # held calls keep their order
+        assert not any(name == "the-loop-thread" for _, name in flooded.ran)
+        assert flooder.add(2, 2) == 4  # the flooding connection is read again
+    finally:
+        flooded.gate.set()
+        flooder._pyroRelease()
+    assert loop.alive

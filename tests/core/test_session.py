@@ -380,6 +380,20 @@ def test_receive_from_keeps_what_arrived_before_the_close():
         Session(CLIENT).receive_from(recv)
     assert info.value.partialData == data[:40]
 
+    # a connection that says what it got of its last read (as SocketConnection does) adds that
+    pieces = [data[:6], data[6:40]]
+
+    def recv_part(n):
+        if pieces:
+            return pieces.pop(0)
+        err = ConnectionClosedError("gone")
+        err.partialData = data[40:70]
+        raise err
+
+    with pytest.raises(ConnectionClosedError) as info:
+        Session(CLIENT).receive_from(recv_part)
+    assert info.value.partialData == data[:70]
+
 
 def test_outgoing_size_limit_and_roles():
     with pytest.raises(MessageTooLargeError):

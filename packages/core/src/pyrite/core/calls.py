@@ -86,6 +86,7 @@ _accepted_cache: dict[tuple[str, ...], frozenset[int]] = {}
 
 
 def accepted_names() -> str:
+    """The names of the serializers this daemon accepts, comma-separated (for error messages)."""
     ids = accepted_serializer_ids()
     return ", ".join(sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids))
 

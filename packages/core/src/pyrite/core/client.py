@@ -43,8 +43,7 @@ __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
 
 log = logging.getLogger("pyrite.core.client")
 
-_StreamResultIterator = StreamResultIterator  # the older private names
-_RemoteMethod = RemoteMethod
+_StreamResultIterator = StreamResultIterator  # the older private name
 
 
 class Proxy:
@@ -80,25 +79,7 @@ class Proxy:
             uri = URI(uri)
         elif not isinstance(uri, URI):
             raise TypeError(f"a Proxy needs a URI or a URI string, not {type(uri).__name__}")
-        ownership.refresh()
-        d = self.__dict__
-        d["_pyroUri"] = uri
-        d["_pyroConnection"] = None
-        d["_Proxy__channel"] = None
-        d["_pyroSerializer"] = None
-        d["_pyroMethods"] = set()
-        d["_pyroAttrs"] = set()
-        d["_pyroOneway"] = set()
-        d["_pyroSeq"] = 0
-        d["_pyroRawWireResponse"] = False
-        d["_pyroHandshake"] = "hello"
-        d["_pyroMaxRetries"] = config.MAX_RETRIES
-        d["_pyroLocalSocket"] = None
-        d["_Proxy__pyroTimeout"] = config.COMMTIMEOUT
-        d["_Proxy__pyroOwnerThread"] = ownership.get_ident()
-        d["_Proxy__objectId"] = uri.object
-        d["_Proxy__serializer"] = None
-        d["_Proxy__serializerName"] = None
+        self.__fresh(uri, (), (), (), "hello", None)
         # an unknown serializer is a configuration error: say so now (as Pyro5, a ValueError)
         try:
             plugins.get_serializer(config.SERIALIZER)
@@ -120,7 +101,7 @@ class Proxy:
         # the common case first: a known remote method (this runs for every call)
         methods = self.__dict__.get("_pyroMethods")
         if methods is not None and name in methods:
-            return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+            return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
         if methods is None or name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
             # proxy-local names (and anything on a half-built proxy) never go remote
             raise AttributeError(name)
@@ -130,7 +111,7 @@ class Proxy:
             return self._pyroInvoke("__getattr__", (name,), None)
         if name not in self._pyroMethods:
             raise AttributeError(f"remote object '{self._pyroUri}' has no exposed attribute or method '{name}'")
-        return _RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
+        return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES):
@@ -168,14 +149,18 @@ class Proxy:
         )
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        uri = URI(state[0])
+        self.__fresh(URI(state[0]), *state[1:6])
+
+    def __fresh(self, uri: URI, oneway: Any, methods: Any, attrs: Any, handshake: Any, serializer: Any) -> None:
+        # the state of an unconnected proxy, owned by the calling thread, with config's defaults
+        ownership.refresh()
         d = self.__dict__
         d["_pyroUri"] = uri
-        d["_pyroOneway"] = set(state[1])
-        d["_pyroMethods"] = set(state[2])
-        d["_pyroAttrs"] = set(state[3])
-        d["_pyroHandshake"] = state[4]
-        d["_pyroSerializer"] = state[5]
+        d["_pyroOneway"] = set(oneway)
+        d["_pyroMethods"] = set(methods)
+        d["_pyroAttrs"] = set(attrs)
+        d["_pyroHandshake"] = handshake
+        d["_pyroSerializer"] = serializer
         d["_pyroMaxRetries"] = config.MAX_RETRIES
         d["_pyroConnection"] = None
         d["_Proxy__channel"] = None
@@ -183,7 +168,6 @@ class Proxy:
         d["_pyroSeq"] = 0
         d["_pyroRawWireResponse"] = False
         d["_Proxy__pyroTimeout"] = config.COMMTIMEOUT
-        ownership.refresh()
         d["_Proxy__pyroOwnerThread"] = ownership.get_ident()
         d["_Proxy__objectId"] = uri.object
         d["_Proxy__serializer"] = None

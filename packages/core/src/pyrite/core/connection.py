@@ -36,9 +36,11 @@ class ClientConnection:
         self.callback_error: BaseException | None = None
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Send all of ``data`` on the transport connection."""
         self.conn.send(data)
 
     def send_parts(self, parts: Any) -> None:
+        """Send several buffers in order (one gathering write where the transport can)."""
         send_parts = getattr(self.conn, "send_parts", None)
         if send_parts is None:
             self.conn.send(b"".join(parts))
@@ -46,16 +48,20 @@ class ClientConnection:
             send_parts(parts)
 
     def recv(self, size: int) -> bytes | memoryview:
+        """Receive exactly ``size`` bytes."""
         return self.conn.recv(size)
 
     def fileno(self) -> int:
+        """The OS file descriptor, for selectors."""
         return self.conn.fileno()
 
     def close(self) -> None:
+        """Close the transport connection."""
         self.conn.close()
 
     @property
     def timeout(self) -> float | None:
+        """The transport connection's timeout in seconds (None: blocking)."""
         return self.conn.timeout
 
     @timeout.setter
@@ -69,10 +75,12 @@ class ClientConnection:
         return getattr(self.conn, "socket", self.conn)
 
     def getpeercert(self) -> dict[str, Any] | None:
+        """The peer's TLS certificate, or None."""
         return self.conn.getpeercert()
 
     @property
     def peer_address(self) -> Any:
+        """The client's address."""
         return self.conn.peer_address
 
     def __repr__(self) -> str:

@@ -162,6 +162,7 @@ class Daemon:
         #: what the engine talks to (``interfaces.DaemonHost``)
         self.host = Dispatcher(self, self.objects, self.streams, self.workers)
         self.housekeeper_lock = self.host.housekeeper_lock
+        self._disconnect_lock = self.host.disconnect_lock  # Pyro5's name
         #: callables run each housekeeping round, and once at close (for add-ons)
         self.housekeeping_hooks: list[Callable[[], None]] = self.host.housekeeping_hooks
         self.shutdown_hooks: list[Callable[[], None]] = self.host.shutdown_hooks

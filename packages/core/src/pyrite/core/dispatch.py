@@ -108,7 +108,7 @@ class Dispatcher:
         self.shutdown_hooks: list[Callable[[], None]] = []
         self._shutting_down = threading.Event()
         self.housekeeper_lock = threading.Lock()
-        self._disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
+        self.disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
         # a reply asks hooks.annotations() only when it is not the do-nothing default
         self._custom_annotations = not getattr(hooks.annotations, "_pyrite_default", False)
 
@@ -260,7 +260,7 @@ class Dispatcher:
                 return self._reply(session, msg, MSG_PING, b"pong", 0, self._response_annotations())
             raise ProtocolError(f"invalid msg type {msg_type} received (expected: {MSG_INVOKE},{MSG_PING})")
         serializer_id = msg.serializer_id
-        if serializer_id not in accepted_serializer_ids():
+        if config.SERIALIZERS_ACCEPTED and serializer_id not in accepted_serializer_ids():
             raise ProtocolError(f"request in serializer {serializer_name(serializer_id)}, not accepted by this daemon")
         try:
             serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
@@ -414,7 +414,7 @@ class Dispatcher:
 
     def client_disconnected(self, conn: Any) -> None:
         """Forget what belonged to a client that went away, then call ``clientDisconnect``."""
-        with self._disconnect_lock:
+        with self.disconnect_lock:
             self.streams.client_disconnected(conn)
             for resource in list(getattr(conn, "tracked_resources", ())):
                 try:

@@ -356,22 +356,22 @@ class Session:
         The framing is the same as ``feed``'s, in three exact reads (tag and
         version, rest of the header, body), so a stranger's bytes are refused
         after 6.  A ConnectionClosedError from ``recv`` gets Pyro5's
-        ``partialData`` attribute: what had arrived of the message."""
+        ``partialData`` attribute: every byte of the message that had arrived (the
+        header so far, plus what the connection's own ``partialData`` says it got)."""
         reader = self._reader
         if self._frames or reader._head or reader._msg is not None:
             raise ProtocolError("receive_from() on a session that holds buffered bytes; use next_event()")
-        head: Bytes = b""
+        got: Bytes = b""  # the complete pieces of this message so far
         try:
-            head = recv(_START)
+            head = got = recv(_START)
             if head != _VALID_START:
                 protocol.validate_header_start(bytes(head))
-            head = bytes(head) + recv(HEADER_SIZE - _START)
+            head = got = bytes(head) + recv(HEADER_SIZE - _START)
             msg = ReceivingMessage(head, None, reader.max_size)
             size = msg.data_size + msg.annotations_size
             msg.add_payload(recv(size) if size else b"")
         except ConnectionClosedError as exc:
-            if not hasattr(exc, "partialData"):
-                exc.partialData = bytes(head)  # type: ignore[attr-defined]
+            exc.partialData = bytes(got) + bytes(getattr(exc, "partialData", b""))  # type: ignore[attr-defined]
             raise
         return msg
 

@@ -6,22 +6,24 @@ daemon, so one thread limit covers both.
 
 Two ways in:
 
-* ``submit(func, args, refusable=False)`` always queues, unless the pool is
-  closed, or ``refusable`` is set and every worker is busy while
-  ``queue_limit`` refusable jobs already wait (the thread engine refuses a new
-  client that way).
-* ``try_submit(func, args)`` never blocks and never runs the job in the
-  calling thread: it returns False ("full") when every worker is busy and
-  ``backlog_limit`` jobs already wait.  The caller then holds the job back
-  (and stops reading the connection it came from) until ``wait_for_room`` or
-  a later ``try_submit`` succeeds.
+* ``submit(func, args, refusable=False)``: a foreground job (serving a
+  connection).  Always queued, unless the pool is closed, or ``refusable`` is
+  set and every worker is busy while ``queue_limit`` refusable jobs already
+  wait (the thread engine refuses a new client that way).
+* ``try_submit(func, args)``: a background job (a oneway call).  At most
+  ``background_limit`` of them run at once, so a oneway flood never takes the
+  workers that serve connections; foreground jobs go first.  It never blocks
+  and never runs the job in the calling thread: it returns False ("full")
+  when ``backlog_limit`` background jobs already wait.  The caller then holds
+  the job back (and stops reading the connection it came from) until
+  ``wait_for_room`` or a later ``try_submit`` succeeds.
 
 A job that raises anything, even ``SystemExit`` or ``KeyboardInterrupt``,
 costs the job only: the worker logs it and takes the next one.
 
 Example::
 
-    pool = WorkerPool(size=8, min_size=2)
+    pool = WorkerPool(size=8, min_size=2, background_limit=2)
     pool.submit(print, ("hello",))
     if not pool.try_submit(print, ("maybe",)):
         ...  # full: apply back-pressure
@@ -47,13 +49,14 @@ Job = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class WorkerPool:
-    """Worker threads taking ``(function, args)`` jobs from one queue.
+    """Worker threads taking ``(function, args)`` jobs from a foreground and a background queue.
 
     Grows from ``min_size`` to ``size`` threads as work arrives (``prestart``
     False: no thread before the first job); threads above ``min_size`` leave
     after ``IDLE_WORKER_TIMEOUT`` idle seconds.  ``queue_limit`` bounds the
-    refusable jobs waiting (default ``size``), ``backlog_limit`` the jobs
-    ``try_submit`` lets wait (default ``queue_limit``).
+    refusable jobs waiting (default ``size``); ``background_limit`` (default
+    ``size``) the background jobs running at once, ``backlog_limit`` (default
+    ``queue_limit``) those waiting.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class WorkerPool:
         name: str = "pyrite-worker",
         *,
         backlog_limit: int | None = None,
+        background_limit: int | None = None,
         prestart: bool = True,
     ) -> None:
         if size < 1 or min_size < 1:
@@ -74,14 +78,17 @@ class WorkerPool:
         self.min_size = min_size
         self.queue_limit = size if queue_limit is None else queue_limit
         self.backlog_limit = self.queue_limit if backlog_limit is None else backlog_limit
+        self.background_limit = size if background_limit is None else max(1, min(background_limit, size))
         self._name = name
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # workers wait here for jobs
-        self._room = threading.Condition(lock)  # wait_for_room waits here for a job to be taken
+        self._room = threading.Condition(lock)  # wait_for_room waits here for a background job to be taken
         self._queue: deque[tuple[Callable[..., Any], tuple[Any, ...], bool]] = deque()
+        self._background: deque[Job] = deque()
+        self._background_running = 0
         self._refusable_queued = 0  # queued jobs that count against queue_limit
         self._waiting = 0  # workers blocked waiting for work (including ones notified, not yet running)
-        self._starting = 0  # workers started that have not looked at the queue yet
+        self._starting = 0  # workers started that have not looked at the queues yet
         self._workers: set[threading.Thread] = set()
         self._closed = False
         self._counter = 0
@@ -97,54 +104,61 @@ class WorkerPool:
 
     @property
     def queued(self) -> int:
-        """How many jobs wait for a worker."""
-        return len(self._queue)
+        """How many jobs (foreground and background) wait for a worker."""
+        return len(self._queue) + len(self._background)
 
     @property
     def closed(self) -> bool:
         """True once ``close()`` was called."""
         return self._closed
 
+    def _runnable(self) -> int:
+        # caller holds the lock (or accepts an approximation): jobs a worker could start now
+        free = self.background_limit - self._background_running
+        return len(self._queue) + (min(len(self._background), free) if free > 0 else 0)
+
     def backlog(self) -> bool:
         """True if a job waits that no idle worker is about to take (cheap, approximate)."""
-        return len(self._queue) > self._waiting + self._starting
+        return self._runnable() > self._waiting + self._starting
 
     def full(self) -> bool:
         """True if ``try_submit`` would refuse a job now."""
-        with self._cond:
-            return self._is_full()
+        return len(self._background) >= self.backlog_limit
 
-    def _is_full(self) -> bool:
-        # caller holds the lock
-        unclaimed = len(self._queue) - self._waiting - self._starting
-        return unclaimed >= 0 and len(self._workers) >= self.size and unclaimed >= self.backlog_limit
+    def _grow(self) -> None:
+        # caller holds the lock: one more worker if a runnable job has nobody to take it
+        if self._runnable() > self._waiting + self._starting and len(self._workers) < self.size:
+            self._spawn()
 
     def submit(self, func: Callable[..., Any], args: tuple[Any, ...] = (), refusable: bool = False) -> bool:
-        """Queue a job.  Returns False (and queues nothing) if the pool is closed, or if
-        ``refusable`` and every worker is busy while ``queue_limit`` refusable jobs already wait."""
+        """Queue a foreground job.  Returns False (and queues nothing) if the pool is closed, or
+        if ``refusable`` and every worker is busy while ``queue_limit`` refusable jobs already wait."""
         with self._cond:
             if self._closed:
                 return False
-            unclaimed = len(self._queue) - self._waiting - self._starting  # jobs no worker is about to take
-            if unclaimed >= 0:
-                if len(self._workers) < self.size:
-                    self._spawn()
-                elif refusable and min(unclaimed, self._refusable_queued) >= self.queue_limit:
-                    return False
+            unclaimed = self._runnable() - self._waiting - self._starting  # jobs no worker is about to take
+            if (
+                refusable
+                and unclaimed >= 0
+                and len(self._workers) >= self.size
+                and min(unclaimed, self._refusable_queued) >= self.queue_limit
+            ):
+                return False
             if refusable:
                 self._refusable_queued += 1
             self._queue.append((func, args, refusable))
+            self._grow()
             self._cond.notify()
             return True
 
     def try_submit(self, func: Callable[..., Any], args: tuple[Any, ...] = ()) -> bool:
-        """Queue a job unless the pool is closed or full; never blocks, never runs ``func`` here."""
+        """Queue a background job unless the pool is closed or full; never blocks, never runs
+        ``func`` in the calling thread."""
         with self._cond:
-            if self._closed or self._is_full():
+            if self._closed or len(self._background) >= self.backlog_limit:
                 return False
-            if len(self._queue) - self._waiting - self._starting >= 0 and len(self._workers) < self.size:
-                self._spawn()
-            self._queue.append((func, args, False))
+            self._background.append((func, args))
+            self._grow()
             self._cond.notify()
             return True
 
@@ -153,7 +167,7 @@ class WorkerPool:
         full (or closed) by then."""
         deadline = time.monotonic() + timeout
         with self._room:
-            while not self._closed and self._is_full():
+            while not self._closed and len(self._background) >= self.backlog_limit:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -163,13 +177,14 @@ class WorkerPool:
     def close(self, timeout: float = 1.0) -> list[Job]:
         """Stop the workers (waiting at most ``timeout`` in all for idle ones to leave).
 
-        Returns the jobs that never started.  Workers busy in a job finish it first.
-        Idempotent (a second call returns ``[]``).
+        Returns the jobs that never started, foreground first.  Workers busy in a
+        job finish it first.  Idempotent (a second call returns ``[]``).
         """
         with self._cond:
             self._closed = True
-            leftover = [(func, args) for func, args, _ in self._queue]
+            leftover = [(func, args) for func, args, _ in self._queue] + list(self._background)
             self._queue.clear()
+            self._background.clear()
             self._refusable_queued = 0
             workers = list(self._workers)
             self._cond.notify_all()
@@ -189,15 +204,31 @@ class WorkerPool:
         self._workers.add(worker)
         worker.start()
 
+    def _take(self) -> tuple[Callable[..., Any], tuple[Any, ...], bool] | None:
+        # caller holds the lock: the next job (foreground first), its "background" flag; None: none now
+        if self._queue:
+            func, args, refusable = self._queue.popleft()
+            if refusable:
+                self._refusable_queued -= 1
+            return func, args, False
+        if self._background and self._background_running < self.background_limit:
+            func, args = self._background.popleft()
+            self._background_running += 1
+            self._room.notify_all()
+            return func, args, True
+        return None
+
     def _work(self) -> None:
         me = threading.current_thread()
         cond = self._cond
-        queue = self._queue
         with cond:
             self._starting -= 1
         while True:
             with cond:
-                while not queue:
+                while True:
+                    job = self._take()
+                    if job is not None:
+                        break
                     if self._closed:
                         self._workers.discard(me)
                         return
@@ -206,18 +237,23 @@ class WorkerPool:
                         notified = cond.wait(IDLE_WORKER_TIMEOUT)
                     finally:
                         self._waiting -= 1
-                    if not notified and not queue and len(self._workers) > self.min_size:
+                    if not notified and not self.queued and len(self._workers) > self.min_size:
                         self._workers.discard(me)
                         return
-                func, args, refusable = queue.popleft()
-                if refusable:
-                    self._refusable_queued -= 1
-                self._room.notify_all()
+            func, args, background = job
             try:
                 func(*args)
             except BaseException:  # noqa: BLE001 - even SystemExit from a job must not end a worker
                 log.exception("unhandled error in worker thread %s", me.name)
-            del func, args
+            del func, args, job
+            if background:
+                with cond:
+                    self._background_running -= 1
+                    if self._background:
+                        cond.notify()  # a held-back background job may start now
 
     def __repr__(self) -> str:
-        return f"<WorkerPool {len(self._workers)} workers, {self._waiting} idle, {len(self._queue)} queued>"
+        return (
+            f"<WorkerPool {len(self._workers)} workers, {self._waiting} idle, {len(self._queue)} queued, "
+            f"{self._background_running} background running, {len(self._background)} background queued>"
+        )

@@ -30,9 +30,16 @@ class BorrowedSocketConnection(SocketConnection):
 
 
 def adopt_connected(sock: socket.socket, families: tuple[int, ...], owned: bool) -> SocketConnection:
-    """Wrap a connected stream socket of one of ``families``, keeping its current timeout."""
+    """Wrap a connected stream socket of one of ``families``, keeping its current timeout.
+
+    Raises CommunicationError for another family, a non-stream socket, or one
+    that is not connected."""
     if sock.family not in families:
         raise CommunicationError(f"cannot adopt a socket of family {sock.family!r} (expected one of {families})")
+    if sock.type != socket.SOCK_STREAM:
+        raise CommunicationError(
+            f"cannot adopt a socket of type {sock.type!r}: only stream sockets carry Pyro messages"
+        )
     try:
         sock.getpeername()  # it must be connected
     except OSError as exc:

@@ -366,9 +366,11 @@ class SocketConnection:
                 if not chunk:
                     if self._closed:
                         raise ConnectionClosedError("receiving: connection is closed")
-                    raise ConnectionClosedError(
+                    closed = ConnectionClosedError(
                         f"receiving: connection closed by the peer after {have} of {size} bytes"
                     )
+                    closed.partialData = b"".join(parts)  # type: ignore[attr-defined]  # as Pyro5's receive_data
+                    raise closed
                 parts.append(chunk)
                 have += len(chunk)
         except (OSError, ValueError) as exc:
@@ -401,9 +403,11 @@ class SocketConnection:
                 if not count:
                     if self._closed:
                         raise ConnectionClosedError("receiving: connection is closed")
-                    raise ConnectionClosedError(
+                    closed = ConnectionClosedError(
                         f"receiving: connection closed by the peer after {have} of {size} bytes"
                     )
+                    closed.partialData = bytes(view[:have])  # type: ignore[attr-defined]  # as Pyro5's receive_data
+                    raise closed
                 have += count
         except (OSError, ValueError) as exc:
             # keep what was read so a retry after a timeout resumes the stream intact

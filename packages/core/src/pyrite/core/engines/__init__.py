@@ -46,15 +46,24 @@ def worker_pool(servertype: str) -> WorkerPool:
     """The worker pool a daemon with this engine needs.
 
     The thread engine serves connections on it (``THREADPOOL_SIZE`` threads,
-    ``THREADPOOL_SIZE_MIN`` kept) and oneway calls share it; any other engine
-    uses it for oneway calls only (``ONEWAY_THREADS``, started on first need).
+    ``THREADPOOL_SIZE_MIN`` kept) and oneway calls share it, at most
+    ``ONEWAY_THREADS`` of them at once so a oneway flood leaves workers for the
+    connections; any other engine uses it for oneway calls only
+    (``ONEWAY_THREADS`` threads, started on first need).
     """
     oneway_threads = max(1, int(config.ONEWAY_THREADS))
     backlog = oneway_threads * ONEWAY_QUEUE_PER_THREAD
     if servertype == "thread":
         size = int(config.THREADPOOL_SIZE)
-        return WorkerPool(size, int(config.THREADPOOL_SIZE_MIN), backlog_limit=max(backlog, size))
-    return WorkerPool(oneway_threads, 1, name="pyrite-oneway", backlog_limit=backlog, prestart=False)
+        return WorkerPool(size, int(config.THREADPOOL_SIZE_MIN), backlog_limit=backlog, background_limit=oneway_threads)
+    return WorkerPool(
+        oneway_threads,
+        1,
+        name="pyrite-oneway",
+        backlog_limit=backlog,
+        background_limit=oneway_threads,
+        prestart=False,
+    )
 
 
 __all__ = ["SERVERTYPES", "engine_class", "worker_pool"]

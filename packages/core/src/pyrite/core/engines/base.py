@@ -300,10 +300,12 @@ class SelectorEngine(ConnectionServing, GuardMixin):
                 log.warning("%s: request loop did not stop within %.1f s", self, SHUTDOWN_WAIT)
 
     def _select_timeout(self) -> float:
-        engines = (self, *self._children)
-        due = min(min(engine._next_housekeeping, engine._guard_due()) for engine in engines)
+        children = self._children
+        due = min(self._next_housekeeping, self._guard_due())
+        if children:
+            due = min(due, *(min(engine._next_housekeeping, engine._guard_due()) for engine in children))
         timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
-        if any(engine._parked for engine in engines):
+        if self._parked or (children and any(engine._parked for engine in children)):
             timeout = min(timeout, PARKED_POLL)
         return timeout
 

@@ -32,6 +32,7 @@ class ConnectionServing:
     _loop_thread: int | None
 
     def wakeup(self) -> None:
+        """Provided by the engine: make its loop look up now."""
         raise NotImplementedError
 
     def _unregister(self, client: Client) -> None:
