@@ -195,10 +195,12 @@ class AcceptThrottle:
             self._last_log = now
 
     def succeeded(self) -> None:
-        """An accept worked: the next failure starts the back-off from the bottom again."""
-        if self.backoff:
-            self.flush_log(time.monotonic(), force=True)
-            self.backoff = 0.0
+        """An accept worked: the next failure starts the back-off from the bottom again.
+
+        Failures still uncounted are logged by the next due ``flush_log``, not now: a
+        listener at the descriptor limit flips between success and failure quickly.
+        """
+        self.backoff = 0.0
 
 
 class GuardMixin:
