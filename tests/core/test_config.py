@@ -23,6 +23,13 @@ def test_same_items_as_pyro5():
         "MAX_DECOMPRESSION_RATIO",
         # issue 8 item 7, the name server's write policy
         "NS_WRITE_TOKEN",
+        # issue 8, engine deadlines and caps
+        "HANDSHAKE_TIMEOUT",
+        "FRAME_TIMEOUT",
+        "IDLE_TIMEOUT",
+        "SEND_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "MAX_OUTPUT_BUFFER",
     }
     assert set(ours) - set(theirs) == pyrite_own
 

@@ -114,6 +114,20 @@ class Configuration:
     # from clients whose handshake data carries it ("" = no write policy, as in Pyro5).
     NS_WRITE_TOKEN: str = ""
 
+    # pyrite's own, issue 8 (engine deadlines and caps; seconds, 0 switches one off):
+    # accept -> handshake done (covers the TLS handshake)
+    HANDSHAKE_TIMEOUT: float = 10.0
+    # first byte of a message -> its last byte
+    FRAME_TIMEOUT: float = 60.0
+    # a connection with nothing to do is closed after this long
+    IDLE_TIMEOUT: float = 0.0
+    # a reply the peer does not read (thread engine: each send)
+    SEND_TIMEOUT: float = 30.0
+    # 0: derived from the descriptor limit (RLIMIT_NOFILE) with headroom
+    MAX_CONNECTIONS: int = 0
+    # multiplex: replies queued for a peer that does not read
+    MAX_OUTPUT_BUFFER: int = 16 * 1024 * 1024
+
     # bookkeeping, not an item: item -> where its value came from
     _origins: dict[str, str] = field(default_factory=dict)
 

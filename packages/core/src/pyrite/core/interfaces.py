@@ -65,7 +65,9 @@ class Connection(Protocol):
 
     Optional: ``send_parts(parts)`` sends several buffers in order as one stream
     without joining them first; ``protocol.send_message`` uses it for large
-    payloads when a connection has it.
+    payloads when a connection has it.  Optional too: ``send_some(data) -> int``, a
+    non-blocking write returning the bytes taken (0 if it would block); the
+    multiplex engine uses it so a peer that does not read never blocks its loop.
     """
 
     timeout: float | None

@@ -112,6 +112,33 @@ class SocketConnection:
         except (OSError, ValueError) as exc:
             raise self._error("sending", exc) from exc
 
+    def send_some(self, data: bytes | bytearray | memoryview) -> int:
+        """Non-blocking write for the multiplex engine: send what the socket takes now and
+        return how many bytes that was (0 if it would block).  Raises ConnectionClosedError
+        if the connection broke.  On TLS, a write that returned 0 must be retried with the
+        same bytes (the engine's output buffer does so)."""
+        if self._closed:
+            raise ConnectionClosedError("sending: connection is closed")
+        sock = self._sock
+        try:
+            if not self._tls:
+                if self._timeout is None:
+                    if _DONTWAIT:
+                        return sock.send(data, _DONTWAIT)
+                elif _POSIX:
+                    # with a timeout, socket.send() first waits up to that long for room; the
+                    # descriptor is non-blocking then (see recv_some), so write(2) never waits
+                    return os.write(sock.fileno(), data)
+            sock.settimeout(0.0)
+            try:
+                return sock.send(data)
+            finally:
+                sock.settimeout(self._timeout)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return 0
+        except (OSError, ValueError) as exc:
+            raise self._error("sending", exc) from exc
+
     def send_parts(self, parts: Any) -> None:
         """Send several buffers in order as one stream (a gathering ``sendmsg`` on plain
         sockets, so a large payload is not copied behind its header first)."""

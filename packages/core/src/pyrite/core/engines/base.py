@@ -37,6 +37,7 @@ from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
 from ..session import BIG_READ_SIZE, READ_SIZE, Frame, FrameReader
 from .common import Client, Incoming, describe_peer, log, take_messages, wait_readable
+from .guard import GuardMixin
 from .serving import MAX_READ_PER_TURN, ConnectionServing
 
 __all__ = [
@@ -82,7 +83,7 @@ def _poll_interval() -> float:
     return max(float(value), 0.01) if value else DEFAULT_POLL
 
 
-class SelectorEngine(ConnectionServing):
+class SelectorEngine(ConnectionServing, GuardMixin):
     """The common part of the server engines: accept, read, hand over, drop, loop.
 
     Subclasses implement ``_on_readable(client)`` (what to do when an idle
@@ -108,6 +109,7 @@ class SelectorEngine(ConnectionServing):
         self._children: list[SelectorEngine] = []
         self._parent: SelectorEngine | None = None
         self._next_housekeeping = time.monotonic() + _poll_interval()
+        self._init_guard()
         # accept() is only called when the selector says a client waits, but that client may be gone
         # by then: a non-blocking listener returns None instead of stalling the loop
         setblocking = getattr(listener, "setblocking", None)
@@ -299,9 +301,9 @@ class SelectorEngine(ConnectionServing):
 
     def _select_timeout(self) -> float:
         children = self._children
-        due = self._next_housekeeping
+        due = min(self._next_housekeeping, self._guard_due())
         if children:
-            due = min(due, *(engine._next_housekeeping for engine in children))
+            due = min(due, *(min(engine._next_housekeeping, engine._guard_due()) for engine in children))
         timeout = min(max(due - time.monotonic(), 0.0), _poll_interval())
         if self._parked or (children and any(engine._parked for engine in children)):
             timeout = min(timeout, PARKED_POLL)
@@ -312,6 +314,8 @@ class SelectorEngine(ConnectionServing):
         for engine in (self, *self._children):
             if engine._parked:
                 engine._resume_parked()
+            if not engine._shutting_down:
+                engine._guard_tick(now)
             if now >= engine._next_housekeeping and not engine._shutting_down:
                 engine._next_housekeeping = now + _poll_interval()
                 engine._housekeep()
@@ -337,17 +341,22 @@ class SelectorEngine(ConnectionServing):
             self._unregister_fileobj(self._listener)  # closed under us: stop watching it
             return
         except Exception as exc:
-            log.warning("%s: accept failed: %s", self, exc)
-            time.sleep(0.01)  # e.g. out of file descriptors: don't spin on a listener that stays readable
+            # e.g. out of file descriptors: the listener stays readable, so stop watching it a while
+            self._accept_failed(exc)
             return
         if raw is None:
             return
+        self._accept_throttle.succeeded()
+        refusing = self._admission(raw)
+        if refusing is False:
+            return  # over every cap: already answered and closed
         try:
-            client = Client(ClientConnection(raw))
+            client = Client(ClientConnection(self._wrap_accepted(raw)))
         except Exception as exc:
             log.warning("%s: cannot set up accepted connection: %s", self, exc)
             raw.close()
             return
+        client.refusing = refusing if isinstance(refusing, str) and refusing else None
         self._prepare(client)
         with self._lock:
             if self._closed:
@@ -360,6 +369,16 @@ class SelectorEngine(ConnectionServing):
 
     def _prepare(self, client: Client) -> None:
         """Hook: adjust a freshly accepted client."""
+
+    def _wrap_accepted(self, raw: Any) -> Any:
+        """Hook: the connection object the daemon will write replies to (default: ``raw`` itself)."""
+        return raw
+
+    def _watch_listener(self) -> None:
+        try:
+            self._selector.register(self._listener, selectors.EVENT_READ, (self, _LISTENER))
+        except (KeyError, ValueError, OSError, RuntimeError):
+            pass  # already watched, or closed meanwhile
 
     def _register(self, client: Client) -> None:
         try:

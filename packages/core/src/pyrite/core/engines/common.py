@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import select
 import socket
+import time
 from typing import Any
 
 from ..connection import ClientConnection
@@ -29,9 +30,28 @@ class Client:
 
     ``busy`` is set while the client is out of the selector being served (by
     a worker, or inline by the multiplex loop); ``gone`` once it was dropped.
+    For the deadlines (``guard.expired``): ``since`` (accept time),
+    ``frame_start`` (first byte of an incomplete message, or None) and
+    ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
+    reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``out`` the
+    multiplex engine's output buffer.
     """
 
-    __slots__ = ("conn", "raw", "session", "fd", "registered", "busy", "gone", "pending")
+    __slots__ = (
+        "conn",
+        "raw",
+        "session",
+        "fd",
+        "registered",
+        "busy",
+        "gone",
+        "pending",
+        "since",
+        "frame_start",
+        "last_active",
+        "refusing",
+        "out",
+    )
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn
@@ -42,6 +62,18 @@ class Client:
         self.busy = False
         self.gone = False
         self.pending: list[Incoming] = []  # messages read but not served while the client is parked
+        self.since = self.last_active = time.monotonic()
+        self.frame_start: float | None = None
+        self.refusing: str | None = None
+        self.out: Any = None
+
+    def note_read(self) -> None:
+        """Record that data arrived (for the frame and idle deadlines)."""
+        self.last_active = now = time.monotonic()
+        if not self.session.partial:
+            self.frame_start = None
+        elif self.frame_start is None:
+            self.frame_start = now
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"

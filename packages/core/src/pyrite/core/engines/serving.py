@@ -8,6 +8,7 @@ uses of the engine.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from .. import protocol
@@ -56,6 +57,7 @@ class ConnectionServing:
             session.receive_data(data)
             if not data:
                 break
+            client.note_read()
             budget -= len(data)
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
             # a big message streams in, read on (up to a fair share) rather than select per piece.
@@ -101,6 +103,9 @@ class ConnectionServing:
         """Dispatch ``messages`` in order.  False if the client was dropped or parked (the rest
         kept in ``client.pending``): the caller must leave it alone then."""
         for index, msg in enumerate(messages):
+            if client.refusing is not None and not isinstance(msg, Exception):
+                self._send_refusal(client, msg, client.refusing)  # over MAX_CONNECTIONS
+                return False
             if isinstance(msg, Exception):  # bad bytes after the messages before it
                 self._log_failure(client, msg)
                 self._drop(client)
@@ -186,7 +191,9 @@ class ConnectionServing:
 
     def _send_refusal(self, client: Client, msg: ReceivingMessage, reason: str) -> None:
         """Answer a new client's first message with MSG_CONNECTFAIL carrying ``reason``, as Pyro5 does."""
-        log.warning("%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
+        # over MAX_CONNECTIONS this happens per connection of a flood: not worth a warning each
+        level = logging.DEBUG if client.refusing is not None else logging.WARNING
+        log.log(level, "%s: client connection from %s was denied: %s", self, describe_peer(client.conn), reason)
         try:
             protocol.send_message(client.conn, self.host.refuse(client.conn, client.session, msg, reason))
         except Exception as exc:

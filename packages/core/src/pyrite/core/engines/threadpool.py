@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import Any
 
+from ..config import config
 from ..interfaces import DaemonHost
 from ..workers import WorkerPool
 from .base import Client, Incoming, SelectorEngine, take_messages, wait_readable
@@ -63,6 +64,15 @@ class ThreadPoolEngine(SelectorEngine):
         )
 
     # ----- selector thread
+
+    def _prepare(self, client: Client) -> None:
+        try:
+            if client.raw.timeout is None and config.SEND_TIMEOUT:
+                # reads here never block (recv_some), so this bounds the sends of a reply:
+                # a peer that does not read costs a worker SEND_TIMEOUT at most
+                client.raw.timeout = float(config.SEND_TIMEOUT)
+        except Exception:
+            pass
 
     def _on_readable(self, client: Client) -> None:
         try:
@@ -167,6 +177,8 @@ class ThreadPoolEngine(SelectorEngine):
                 flowing = False
                 continue
             session.receive_data(data)
+            if data:
+                client.note_read()
             messages = take_messages(session)  # raises ConnectionClosedError at the end of the stream
             if messages:
                 return messages
