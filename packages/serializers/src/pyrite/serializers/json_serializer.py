@@ -23,6 +23,11 @@ from typing import Any
 from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase
+from .json_bulk import BULK_FROM, plain_string, reduce, restore
+
+_SEQUENCES = (tuple, list)
+_CONTAINERS = (dict, list)
+_SPLICE_ITEMS = 16  # only short argument lists are looked through for large strings
 
 
 def _array(obj: array.array[Any]) -> Any:
@@ -65,21 +70,66 @@ class JsonSerializer(SerializerBase):
         return None
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        if type(vargs) in _SEQUENCES and 0 < len(vargs) <= _SPLICE_ITEMS:
+            for item in vargs:
+                if type(item) is str and len(item) >= BULK_FROM:
+                    spliced = self._spliced_call(obj, method, vargs, kwargs)
+                    if spliced is not None:
+                        return spliced
+                    break
         try:
             return self._encode({"object": obj, "method": method, "params": vargs, "kwargs": kwargs}).encode("utf-8")
         except RecursionError:
             raise ValueError("circular reference detected (or data nested too deeply)") from None
 
+    def _spliced_call(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes | None:
+        # json writes an object as '{"key": value, ...}' and an array as '[item, ...]' (the
+        # default separators), so the call can be written piece by piece, with each large
+        # string as its own bytes; None if one of them needs escapes after all.
+        encode = self._encode
+        parts = [b'{"object": ', encode(obj).encode("utf-8"), b', "method": ', encode(method).encode("utf-8")]
+        parts.append(b', "params": [')
+        for index, item in enumerate(vargs):
+            if index:
+                parts.append(b", ")
+            if type(item) is str and len(item) >= BULK_FROM:
+                plain = plain_string(item)
+                if plain is None:
+                    return None
+                parts.append(plain)
+            else:
+                parts.append(encode(item).encode("utf-8"))
+        parts.append(b'], "kwargs": ')
+        parts.append(encode(kwargs).encode("utf-8"))
+        parts.append(b"}")
+        return b"".join(parts)
+
     def dumps(self, data: Any) -> bytes:
+        if type(data) is str and len(data) >= BULK_FROM:
+            plain = plain_string(data)
+            if plain is not None:
+                return plain
         try:
             return self._encode(data).encode("utf-8")
         except RecursionError:
             raise ValueError("circular reference detected (or data nested too deeply)") from None
 
+    def _decode_text(self, data: bytes | bytearray | memoryview) -> tuple[Any, str]:
+        """The decoded value and the text that tells whether it may hold class dicts."""
+        if len(data) >= BULK_FROM:
+            try:
+                reduced = reduce(data)
+            except UnicodeDecodeError:
+                reduced = None  # let the plain path report it
+            if reduced is not None:
+                rest, strings = reduced
+                return restore(self._decode(rest), strings), rest
+        text = str(data, "utf-8")
+        return self._decode(text), text
+
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            text = str(data, "utf-8")
-            call = self._decode(text)
+            call, text = self._decode_text(data)
             if type(call) is not dict:
                 raise SerializeError("invalid call request: not a JSON object")
             vargs = call["params"]
@@ -88,6 +138,7 @@ class JsonSerializer(SerializerBase):
                 kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches
             elif type(kwargs) is not dict:
                 raise SerializeError("invalid call request: kwargs is not an object")
+            # A class dict needs the literal key (never cut out: keys stay in ``text``).
             if "__class__" in text:
                 vargs = self._recreate(vargs)
                 if kwargs:
@@ -100,10 +151,9 @@ class JsonSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            text = str(data, "utf-8")
-            value = self._decode(text)
+            value, text = self._decode_text(data)
             # A class dict needs the literal key; an escaped spelling only yields a plain dict.
-            if "__class__" in text:
+            if type(value) in _CONTAINERS and "__class__" in text:
                 value = self._recreate(value)
             return value
         except PyroError:

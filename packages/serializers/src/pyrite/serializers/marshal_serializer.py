@@ -28,11 +28,13 @@ from typing import Any
 
 from pyrite.core.errors import PyroError, SerializeError
 
-from . import marshal_guard
+from . import marshal_guard, marshal_splice
 from .base import SerializerBase
 
 _SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None), complex, bytes})
 _BASICS = (str, int, float, complex, bytes)  # their subclasses become the base type
+_SPLICE_FROM = marshal_splice.SPLICE_FROM  # bytes this large are joined into the output as they are
+_SPLICE_ITEMS = 16  # only short argument lists and results are looked through for them
 
 
 def _array(obj: array.array[Any]) -> Any:
@@ -103,15 +105,27 @@ class MarshalSerializer(SerializerBase):
         return vargs
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        call = (obj, method, self._vargs_list(vargs), kwargs)
-        try:
-            return marshal.dumps(call)
-        except ValueError:
-            return marshal.dumps(self._marshallable(call))
+        args = self._vargs_list(vargs)
+        if type(args) is list and 0 < len(args) <= _SPLICE_ITEMS:
+            for item in args:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                    # marshal grows its buffer to fit exactly: a large value followed by
+                    # anything (here kwargs) costs a reallocation to twice the size and a
+                    # shrink at the end, three copies in all
+                    return marshal_splice.marshal_dumps((obj, method, args, kwargs), self._dumps)
+        return self._dumps((obj, method, args, kwargs))
 
     def dumps(self, data: Any) -> bytes:
-        if type(data) is array.array:
+        t = type(data)
+        if t is array.array:
             data = _array(data)  # as Pyro5: a top-level array travels as a list
+        elif (t is tuple or t is list) and 1 < len(data) <= _SPLICE_ITEMS:
+            for item in data[:-1]:  # the last item may be large: nothing follows it
+                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                    return marshal_splice.marshal_dumps(data, self._dumps)
+        return self._dumps(data)
+
+    def _dumps(self, data: Any) -> bytes:
         try:
             return marshal.dumps(data)
         except ValueError:

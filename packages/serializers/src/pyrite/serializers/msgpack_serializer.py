@@ -35,6 +35,7 @@ import msgpack  # a missing library is an ImportError: the plugin registry turns
 from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
+from .msgpack_skim import skim
 
 _unpackb: Callable[..., Any] = msgpack.unpackb
 _packb: Callable[..., bytes] = msgpack.packb
@@ -47,6 +48,17 @@ EXT_DATE = 0x33
 _complex = struct.Struct("dd")
 _double = struct.Struct("d")
 _long = struct.Struct("l")
+
+
+# From this size a bytes value is joined into the output as it is (see _spliced_call).
+_SPLICE_FROM = 64 * 1024
+_MAX_BIN = 0xFFFFFFFF  # msgpack's largest bin; packb itself refuses anything larger
+_SEQUENCES = (tuple, list)
+
+
+def _bin_header(size: int) -> bytes:
+    """The bin 32 header msgpack writes before ``size`` (>= 64 KiB) bytes."""
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 def _array(obj: array.array[Any]) -> Any:
@@ -128,17 +140,63 @@ class MsgpackSerializer(SerializerBase):
         return obj
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        if type(vargs) in _SEQUENCES and 0 < len(vargs) < 16:
+            for item in vargs:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                    return self._spliced_call(obj, method, vargs, kwargs)
         return _packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
 
     def dumps(self, data: Any) -> bytes:
+        t = type(data)
+        if t is bytes and _SPLICE_FROM <= len(data) <= _MAX_BIN:
+            return b"".join((_bin_header(len(data)), data))  # what packb writes, with one copy instead of two
+        if t in _SEQUENCES and 0 < len(data) < 16:
+            for item in data:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                    parts = [bytes((0x90 | len(data),))]
+                    self._pack_items(data, parts)
+                    return b"".join(parts)
         return _packb(data, use_bin_type=True, default=self._pack_default)
+
+    def _pack_items(self, items: Any, parts: list[bytes]) -> None:
+        """Append the msgpack form of each item; large bytes go in as they are, behind their header."""
+        default = self._pack_default
+        for item in items:
+            if type(item) is bytes and _SPLICE_FROM <= len(item) <= _MAX_BIN:
+                parts.append(_bin_header(len(item)))
+                parts.append(item)
+            else:
+                parts.append(_packb(item, use_bin_type=True, default=default))
+
+    def _spliced_call(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        # msgpack has no back-references: an array is its header and then its items'
+        # encodings, one after the other.  So the call can be written piece by piece and
+        # the large bytes joined in once, where packb copies them into its buffer (growing
+        # it) and then again into the bytes it returns.
+        default = self._pack_default
+        parts = [
+            b"\x94",  # fixarray of 4
+            _packb(obj, use_bin_type=True, default=default),
+            _packb(method, use_bin_type=True, default=default),
+            bytes((0x90 | len(vargs),)),
+        ]
+        self._pack_items(vargs, parts)
+        parts.append(_packb(kwargs, use_bin_type=True, default=default))
+        return b"".join(parts)
 
     # Below this size the object hook costs less than looking for "__class__" first.
     _SCAN_FROM = 4096
 
+    def _needs_hook(self, data: bytes | bytearray | memoryview) -> bool:
+        """Whether loading ``data`` needs the object hook: could it hold a class dict?"""
+        if self._hook_always or len(data) < self._SCAN_FROM:
+            return True
+        found = skim(data)
+        return has_classkey(data) if found is None else found
+
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+            if self._needs_hook(data):
                 call = _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             else:
                 call = _unpackb(data, raw=False, ext_hook=self._ext_hook)
@@ -153,7 +211,7 @@ class MsgpackSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+            if self._needs_hook(data):
                 return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             return _unpackb(data, raw=False, ext_hook=self._ext_hook)
         except PyroError:
