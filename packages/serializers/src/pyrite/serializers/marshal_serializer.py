@@ -23,7 +23,7 @@ import datetime
 import decimal
 import marshal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pyrite.core.errors import PyroError, SerializeError
@@ -39,6 +39,16 @@ _SPLICE_ITEMS = 16  # only short argument lists and results are looked through f
 
 def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+
+
+def _has_large(items: Collection[Any]) -> bool:
+    """True if one of a few ``items`` is a bytes value worth splicing (see ``marshal_splice``)."""
+    if len(items) > _SPLICE_ITEMS:
+        return False
+    for item in items:
+        if type(item) is bytes and len(item) >= _SPLICE_FROM:
+            return True
+    return False
 
 
 def _isoformat(obj: datetime.date) -> str:
@@ -106,23 +116,21 @@ class MarshalSerializer(SerializerBase):
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
         args = self._vargs_list(vargs)
-        if type(args) is list and 0 < len(args) <= _SPLICE_ITEMS:
-            for item in args:
-                if type(item) is bytes and len(item) >= _SPLICE_FROM:
-                    # marshal grows its buffer to fit exactly: a large value followed by
-                    # anything (here kwargs) costs a reallocation to twice the size and a
-                    # shrink at the end, three copies in all
-                    return marshal_splice.marshal_dumps((obj, method, args, kwargs), self._dumps)
+        if (type(args) is list and _has_large(args)) or (type(kwargs) is dict and _has_large(kwargs.values())):
+            # marshal grows its buffer to fit exactly: a large value followed by anything
+            # (here at least kwargs) costs a reallocation to twice the size and a shrink
+            # at the end, three copies in all
+            return marshal_splice.marshal_dumps((obj, method, args, kwargs), self._dumps)
         return self._dumps((obj, method, args, kwargs))
 
     def dumps(self, data: Any) -> bytes:
         t = type(data)
         if t is array.array:
             data = _array(data)  # as Pyro5: a top-level array travels as a list
-        elif (t is tuple or t is list) and 1 < len(data) <= _SPLICE_ITEMS:
-            for item in data[:-1]:  # the last item may be large: nothing follows it
-                if type(item) is bytes and len(item) >= _SPLICE_FROM:
-                    return marshal_splice.marshal_dumps(data, self._dumps)
+        elif (t is tuple or t is list) and 1 < len(data) and _has_large(data[:-1]):
+            return marshal_splice.marshal_dumps(data, self._dumps)  # (nothing follows the last item)
+        elif t is dict and _has_large(data.values()):
+            return marshal_splice.marshal_dumps(data, self._dumps)
         return self._dumps(data)
 
     def _dumps(self, data: Any) -> bytes:

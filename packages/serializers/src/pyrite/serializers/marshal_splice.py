@@ -27,14 +27,16 @@ SPLICE_FROM = 64 * 1024  # smaller values are cheaper to let marshal copy
 _MAX_STRING = 0x7FFFFFFF  # marshal's largest bytes value; larger ones are marshal's to refuse
 _TOKEN = b"\x00pyrite-splice\x00" + os.urandom(16)  # unique per process: cannot be in the caller's data by chance
 _STRING_CODES = (ord("s"), ord("s") | 0x80)  # bytes, without and with the reference flag
-_MAX_DEPTH = 2  # the call tuple, then its argument list
+_MAX_DEPTH = 2  # the call tuple, then its argument list and kwargs
 
 
 def _substitute(value: Any, found: dict[int, tuple[bytes, bytes]], depth: int) -> Any:
-    """``value`` (a tuple or list) with its large bytes replaced by placeholders, or ``value``
-    itself when it holds none; ``found`` maps id(large) -> (large, placeholder)."""
-    items: list[Any] | None = None
-    for index, item in enumerate(value):
+    """``value`` (a tuple, list or dict) with its large bytes items (dict values, never keys)
+    replaced by placeholders, or ``value`` itself when it holds none; ``found`` maps
+    id(large) -> (large, placeholder), so one object keeps one placeholder and marshal
+    writes its later occurrences as references, as it would for the object itself."""
+    changed: dict[Any, Any] = {}
+    for key, item in value.items() if type(value) is dict else enumerate(value):
         t = type(item)
         new = item
         if t is bytes:
@@ -43,20 +45,24 @@ def _substitute(value: Any, found: dict[int, tuple[bytes, bytes]], depth: int) -
                 if entry is None:
                     entry = found[id(item)] = (item, _TOKEN + len(found).to_bytes(4, "little"))
                 new = entry[1]
-        elif (t is list or t is tuple) and depth < _MAX_DEPTH:
+        elif (t is list or t is tuple or t is dict) and depth < _MAX_DEPTH:
             new = _substitute(item, found, depth + 1)
         if new is not item:
-            if items is None:
-                items = list(value)
-            items[index] = new
-    if items is None:
+            changed[key] = new
+    if not changed:
         return value
-    return items if type(value) is list else tuple(items)
+    t = type(value)
+    if t is dict:
+        return {**value, **changed}
+    items = list(value)
+    for index, new in changed.items():
+        items[index] = new
+    return items if t is list else tuple(items)
 
 
 def marshal_dumps(data: Any, dumps: Callable[[Any], bytes]) -> bytes:
     """``dumps(data)``, with the large ``bytes`` values in ``data`` (a tuple or list, and the
-    tuples and lists directly in it) copied into the output once."""
+    tuples, lists and dicts directly in it) copied into the output once."""
     found: dict[int, tuple[bytes, bytes]] = {}
     substituted = _substitute(data, found, 1)
     if not found:
