@@ -34,10 +34,14 @@ from pyrite.core.errors import PyroError, SerializeError
 from . import converters
 from .base import SerializerBase
 from .serpent_bulk import BULK_FROM, join_parts, plain_repr, reduce, restore_tree
+from .serpent_small import Unsupported
+from .serpent_small import parse as parse_small
 
 HEADER = "# serpent utf-8 python3.2\n"
 
 _REPR_TYPES = frozenset({str, int, bool, type(None)})
+_SMALL_UPTO = 16 * 1024  # text up to this long is read without compile() when it can be (serpent_small)
+_BLANKS = (" ", "\t")
 _BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
 _CONTAINERS = {t: serpent.Serializer.dispatch[t] for t in (float, complex, tuple, list, dict, set, frozenset)}
 _translate_bytes = serpent._translate_byte_type
@@ -186,7 +190,17 @@ class SerpentSerializer(SerializerBase):
         text = str(data, "utf-8")
         if "\x00" in text:
             raise SerializeError("serpent data contains 0-bytes")
-        tree = self._compile(text.lstrip(" \t"))
+        text = text.lstrip(" \t")
+        if len(text) <= _SMALL_UPTO:
+            start = len(HEADER) if text.startswith(HEADER) else 0
+            if text[start : start + 1] not in _BLANKS:  # compile() refuses an indented value
+                try:
+                    value, has_class = parse_small(text, start)
+                except Unsupported:
+                    pass  # not in the plain subset: compile() decides
+                else:
+                    return self._recreate(value) if has_class else value
+        tree = self._compile(text)
         return _Reader(self.dict_to_class).value(tree.body, True)
 
     @staticmethod
