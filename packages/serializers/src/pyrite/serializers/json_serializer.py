@@ -25,7 +25,6 @@ from pyrite.core.errors import PyroError, SerializeError
 from .base import SerializerBase
 from .json_bulk import BULK_FROM, plain_string, reduce, restore
 
-_SEQUENCES = (tuple, list)
 _CONTAINERS = (dict, list)
 _SPLICE_ITEMS = 16  # only short argument lists are looked through for large strings
 
@@ -70,9 +69,9 @@ class JsonSerializer(SerializerBase):
         return None
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        if type(vargs) in _SEQUENCES and 0 < len(vargs) <= _SPLICE_ITEMS:
+        if type(vargs) is tuple or type(vargs) is list:
             for item in vargs:
-                if type(item) is str and len(item) >= BULK_FROM:
+                if type(item) is str and len(item) >= BULK_FROM and len(vargs) <= _SPLICE_ITEMS:
                     spliced = self._spliced_call(obj, method, vargs, kwargs)
                     if spliced is not None:
                         return spliced

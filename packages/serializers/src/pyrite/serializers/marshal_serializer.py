@@ -104,24 +104,21 @@ class MarshalSerializer(SerializerBase):
             raise SerializeError(f"the marshal serializer cannot write {t.__name__} values")
         return convert(converted)
 
-    @staticmethod
-    def _vargs_list(vargs: Any) -> Any:
-        # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
-        t = type(vargs)
-        if t is list:
-            return vargs
-        if t is tuple:
-            return list(vargs)
-        return vargs
-
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        args = self._vargs_list(vargs)
-        if (type(args) is list and _has_large(args)) or (type(kwargs) is dict and _has_large(kwargs.values())):
+        # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
+        args = list(vargs) if type(vargs) is tuple else vargs
+        call = (obj, method, args, kwargs)
+        if (type(args) is list and _has_large(args)) or (
+            kwargs and type(kwargs) is dict and _has_large(kwargs.values())
+        ):
             # marshal grows its buffer to fit exactly: a large value followed by anything
             # (here at least kwargs) costs a reallocation to twice the size and a shrink
             # at the end, three copies in all
-            return marshal_splice.marshal_dumps((obj, method, args, kwargs), self._dumps)
-        return self._dumps((obj, method, args, kwargs))
+            return marshal_splice.marshal_dumps(call, self._dumps)
+        try:
+            return marshal.dumps(call)
+        except ValueError:
+            return marshal.dumps(self._marshallable(call))
 
     def dumps(self, data: Any) -> bytes:
         t = type(data)
@@ -129,9 +126,12 @@ class MarshalSerializer(SerializerBase):
             data = _array(data)  # as Pyro5: a top-level array travels as a list
         elif (t is tuple or t is list) and 1 < len(data) and _has_large(data[:-1]):
             return marshal_splice.marshal_dumps(data, self._dumps)  # (nothing follows the last item)
-        elif t is dict and _has_large(data.values()):
+        elif t is dict and data and _has_large(data.values()):
             return marshal_splice.marshal_dumps(data, self._dumps)
-        return self._dumps(data)
+        try:
+            return marshal.dumps(data)
+        except ValueError:
+            return marshal.dumps(self._marshallable(data))
 
     def _dumps(self, data: Any) -> bytes:
         try:
@@ -203,7 +203,12 @@ class MarshalSerializer(SerializerBase):
             if type(obj) is not str or type(method) is not str:
                 self._check(obj)
                 self._check(method)
-            if type(vargs) not in _SCALARS:
+            if type(vargs) is list:
+                for item in vargs:  # mostly plain values: then there is nothing to walk
+                    if type(item) not in _SCALARS:
+                        vargs = self._walk(vargs)
+                        break
+            elif type(vargs) not in _SCALARS:
                 vargs = self._walk(vargs)
             if kwargs is None:
                 kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches

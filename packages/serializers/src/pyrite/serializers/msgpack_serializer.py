@@ -53,7 +53,8 @@ _long = struct.Struct("l")
 # From this size a bytes value is joined into the output as it is (see _spliced_call).
 _SPLICE_FROM = 64 * 1024
 _MAX_BIN = 0xFFFFFFFF  # msgpack's largest bin; packb itself refuses anything larger
-_SEQUENCES = (tuple, list)
+# Below this size the object hook costs less than finding out whether it is needed.
+_SCAN_FROM = 4096
 
 
 def _bin_header(size: int) -> bytes:
@@ -140,9 +141,9 @@ class MsgpackSerializer(SerializerBase):
         return obj
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        if type(vargs) in _SEQUENCES and 0 < len(vargs) < 16:
+        if type(vargs) is tuple or type(vargs) is list:
             for item in vargs:
-                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM and len(vargs) < 16:
                     return self._spliced_call(obj, method, vargs, kwargs)
         return _packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
 
@@ -150,7 +151,7 @@ class MsgpackSerializer(SerializerBase):
         t = type(data)
         if t is bytes and _SPLICE_FROM <= len(data) <= _MAX_BIN:
             return b"".join((_bin_header(len(data)), data))  # what packb writes, with one copy instead of two
-        if t in _SEQUENCES and 0 < len(data) < 16:
+        if (t is tuple or t is list) and len(data) < 16:
             for item in data:
                 if type(item) is bytes and len(item) >= _SPLICE_FROM:
                     parts = [bytes((0x90 | len(data),))]
@@ -184,19 +185,14 @@ class MsgpackSerializer(SerializerBase):
         parts.append(_packb(kwargs, use_bin_type=True, default=default))
         return b"".join(parts)
 
-    # Below this size the object hook costs less than looking for "__class__" first.
-    _SCAN_FROM = 4096
-
-    def _needs_hook(self, data: bytes | bytearray | memoryview) -> bool:
-        """Whether loading ``data`` needs the object hook: could it hold a class dict?"""
-        if self._hook_always or len(data) < self._SCAN_FROM:
-            return True
+    def _large_needs_hook(self, data: bytes | bytearray | memoryview) -> bool:
+        """Whether loading ``data`` (large) needs the object hook: could it hold a class dict?"""
         found = skim(data)
         return has_classkey(data) if found is None else found
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            if self._needs_hook(data):
+            if self._hook_always or len(data) < _SCAN_FROM or self._large_needs_hook(data):
                 call = _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             else:
                 call = _unpackb(data, raw=False, ext_hook=self._ext_hook)
@@ -211,7 +207,7 @@ class MsgpackSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            if self._needs_hook(data):
+            if self._hook_always or len(data) < _SCAN_FROM or self._large_needs_hook(data):
                 return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             return _unpackb(data, raw=False, ext_hook=self._ext_hook)
         except PyroError:
