@@ -10,6 +10,7 @@ the shortcut must leave alone (escapes, comments, prefixes, bad UTF-8).
 from __future__ import annotations
 
 import ast
+import datetime
 import json
 import marshal
 import os
@@ -299,3 +300,58 @@ def test_serpent_class_dicts_get_their_large_strings():
     data = pyro5("serpent").dumps([{"__class__": "Pyro5.core.URI", "state": ("PYRO", "x" * BIG, None, "h", 1)}])
     (uri,) = ours("serpent").loads(data)
     assert type(uri) is URI and uri.object == "x" * BIG
+
+
+# ------------------------------------------------------------------ msgpack's per-thread Packer
+
+
+class Wrapped:
+    def __init__(self, inner):
+        self.inner = inner
+
+
+def test_msgpack_packer_survives_reentry_errors_and_threads():
+    import threading
+
+    from pyrite.serializers import SerializerBase
+
+    ser = ours("msgpack")
+
+    # a converter that writes msgpack itself while the outer value is being written
+    def to_dict(obj):
+        return {"__class__": "test.Wrapped", "packed": ser.dumps(obj.inner)}
+
+    SerializerBase.register_class_to_dict(Wrapped, to_dict)
+    try:
+        value = [1, Wrapped([2, Wrapped("x")]), {"k": b"y"}]
+        expected = msgpack.packb(
+            [
+                1,
+                {
+                    "__class__": "test.Wrapped",
+                    "packed": msgpack.packb([2, {"__class__": "test.Wrapped", "packed": msgpack.packb("x")}]),
+                },
+                {"k": b"y"},
+            ],
+            use_bin_type=True,
+        )
+        assert ser.dumps(value) == expected
+        with pytest.raises(errors.SerializeError):
+            ser.dumps([1, "x" * 100, datetime.datetime.now(datetime.timezone.utc)])  # msgpack takes naive ones only
+        assert ser.dumps([3, "after an error"]) == msgpack.packb([3, "after an error"], use_bin_type=True)
+        assert ser.dumps(list(range(300_000))) == msgpack.packb(list(range(300_000)))  # a grown buffer
+        assert ser.dumps(7) == msgpack.packb(7)
+
+        results: dict[int, bool] = {}
+
+        def work(n: int) -> None:
+            results[n] = all(ser.dumps([n, i, "t" * n]) == msgpack.packb([n, i, "t" * n]) for i in range(300))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == {n: True for n in range(8)}
+    finally:
+        SerializerBase.unregister_class_to_dict(Wrapped)

@@ -113,22 +113,25 @@ class JsonSerializer(SerializerBase):
         except RecursionError:
             raise ValueError("circular reference detected (or data nested too deeply)") from None
 
-    def _decode_text(self, data: bytes | bytearray | memoryview) -> tuple[Any, str]:
+    def _decode_large(self, data: bytes | bytearray | memoryview) -> tuple[Any, str]:
         """The decoded value and the text that tells whether it may hold class dicts."""
-        if len(data) >= BULK_FROM:
-            try:
-                reduced = reduce(data)
-            except UnicodeDecodeError:
-                reduced = None  # let the plain path report it
-            if reduced is not None:
-                rest, strings = reduced
-                return restore(self._decode(rest), strings), rest
+        try:
+            reduced = reduce(data)
+        except UnicodeDecodeError:
+            reduced = None  # let the plain path report it
+        if reduced is not None:
+            rest, strings = reduced
+            return restore(self._decode(rest), strings), rest
         text = str(data, "utf-8")
         return self._decode(text), text
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            call, text = self._decode_text(data)
+            if len(data) >= BULK_FROM:
+                call, text = self._decode_large(data)
+            else:
+                text = str(data, "utf-8")
+                call = self._decode(text)
             if type(call) is not dict:
                 raise SerializeError("invalid call request: not a JSON object")
             vargs = call["params"]
@@ -150,9 +153,13 @@ class JsonSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            value, text = self._decode_text(data)
+            if len(data) >= BULK_FROM:
+                value, text = self._decode_large(data)
+            else:
+                text = str(data, "utf-8")
+                value = self._decode(text)
             # A class dict needs the literal key; an escaped spelling only yields a plain dict.
-            if type(value) in _CONTAINERS and "__class__" in text:
+            if "__class__" in text and type(value) in _CONTAINERS:
                 value = self._recreate(value)
             return value
         except PyroError:

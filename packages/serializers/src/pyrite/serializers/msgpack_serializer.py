@@ -27,6 +27,7 @@ import array
 import datetime
 import decimal
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,6 @@ from .base import SerializerBase, has_classkey
 from .msgpack_skim import skim
 
 _unpackb: Callable[..., Any] = msgpack.unpackb
-_packb: Callable[..., bytes] = msgpack.packb
 
 EXT_COMPLEX = 0x30
 EXT_BIGINT = 0x31
@@ -55,6 +55,7 @@ _SPLICE_FROM = 64 * 1024
 _MAX_BIN = 0xFFFFFFFF  # msgpack's largest bin; packb itself refuses anything larger
 # Below this size the object hook costs less than finding out whether it is needed.
 _SCAN_FROM = 4096
+_KEEP_PACKER_UPTO = 1 << 20  # a Packer's own buffer size: one that grew beyond it is not kept
 
 
 def _bin_header(size: int) -> bytes:
@@ -99,6 +100,22 @@ class MsgpackSerializer(SerializerBase):
         self._object_hook = self.object_hook
         # without a literal "__class__" in the data there is nothing for our object_hook to do
         self._hook_always = type(self).object_hook is not MsgpackSerializer.object_hook
+        # packb() makes a Packer per call, and a Packer reserves 1 MiB up front: that is
+        # most of what writing a small value costs.  Each thread keeps one Packer instead.
+        self._packers = threading.local()
+
+    def _pack(self, value: Any) -> bytes:
+        """``packb(value)`` with this thread's Packer (the same bytes, without making one)."""
+        local = self._packers
+        packer = getattr(local, "packer", None)
+        if packer is None:
+            # none yet, or in use further up this thread's stack (a converter writing a value)
+            packer = msgpack.Packer(use_bin_type=True, default=self._pack_default)
+        local.packer = None
+        out: bytes = packer.pack(value)  # on an error msgpack empties the Packer's buffer
+        if len(out) <= _KEEP_PACKER_UPTO:
+            local.packer = packer  # one that wrote a large value keeps its large buffer: drop it
+        return out
 
     def default(self, obj: Any) -> Any:
         """Called by msgpack for a value it cannot pack: returns something it can."""
@@ -145,7 +162,7 @@ class MsgpackSerializer(SerializerBase):
             for item in vargs:
                 if type(item) is bytes and len(item) >= _SPLICE_FROM and len(vargs) < 16:
                     return self._spliced_call(obj, method, vargs, kwargs)
-        return _packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
+        return self._pack((obj, method, vargs, kwargs))
 
     def dumps(self, data: Any) -> bytes:
         t = type(data)
@@ -157,32 +174,32 @@ class MsgpackSerializer(SerializerBase):
                     parts = [bytes((0x90 | len(data),))]
                     self._pack_items(data, parts)
                     return b"".join(parts)
-        return _packb(data, use_bin_type=True, default=self._pack_default)
+        return self._pack(data)
 
     def _pack_items(self, items: Any, parts: list[bytes]) -> None:
         """Append the msgpack form of each item; large bytes go in as they are, behind their header."""
-        default = self._pack_default
+        pack = self._pack
         for item in items:
             if type(item) is bytes and _SPLICE_FROM <= len(item) <= _MAX_BIN:
                 parts.append(_bin_header(len(item)))
                 parts.append(item)
             else:
-                parts.append(_packb(item, use_bin_type=True, default=default))
+                parts.append(pack(item))
 
     def _spliced_call(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
         # msgpack has no back-references: an array is its header and then its items'
         # encodings, one after the other.  So the call can be written piece by piece and
         # the large bytes joined in once, where packb copies them into its buffer (growing
         # it) and then again into the bytes it returns.
-        default = self._pack_default
+        pack = self._pack
         parts = [
             b"\x94",  # fixarray of 4
-            _packb(obj, use_bin_type=True, default=default),
-            _packb(method, use_bin_type=True, default=default),
+            pack(obj),
+            pack(method),
             bytes((0x90 | len(vargs),)),
         ]
         self._pack_items(vargs, parts)
-        parts.append(_packb(kwargs, use_bin_type=True, default=default))
+        parts.append(pack(kwargs))
         return b"".join(parts)
 
     def _large_needs_hook(self, data: bytes | bytearray | memoryview) -> bool:
