@@ -16,6 +16,7 @@ import array
 import datetime
 import decimal
 import json
+import json.encoder
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -49,8 +50,45 @@ class JsonSerializer(SerializerBase):
         # one encoder/decoder pair, reused: both keep no state between calls.
         # no circular-reference bookkeeping (it costs ~15%): a cycle ends in RecursionError,
         # which dumps reports as the ValueError json itself would raise.
-        self._encode = json.JSONEncoder(ensure_ascii=False, default=self._default, check_circular=False).encode
-        self._decode = json.JSONDecoder().decode
+        encoder = json.JSONEncoder(ensure_ascii=False, default=self._default, check_circular=False)
+        decoder = json.JSONDecoder()
+        self._encode: Callable[[Any], str] = encoder.encode
+        self._decode: Callable[[str], Any] = decoder.decode
+        self._scan: Callable[[str, int], tuple[Any, int]] | None = None
+        make_encoder = getattr(json.encoder, "c_make_encoder", None)
+        scan = getattr(decoder, "scan_once", None)  # set in __init__, but not in the type stubs
+        if make_encoder is not None and scan is not None:
+            # JSONEncoder.encode builds a new C encoder on every call and JSONDecoder.decode
+            # wraps the C scanner in two regex matches: that is most of a small value's cost.
+            # Keep one C encoder (no markers: it holds no state between calls) and call the
+            # scanner directly; what they write and read is what encode()/decode() do.
+            chunks = make_encoder(
+                None,  # markers: no circular-reference bookkeeping, as above
+                encoder.default,
+                json.encoder.encode_basestring,
+                None,  # indent
+                encoder.key_separator,
+                encoder.item_separator,
+                False,  # sort_keys
+                False,  # skipkeys
+                True,  # allow_nan
+            )
+            self._encode = lambda value: "".join(chunks(value, 0))
+            self._scan = scan
+
+    def _decode_small(self, text: str) -> Any:
+        """``json.loads(text)``: the C scanner alone when the text is one value with no
+        whitespace around it, else the decoder (which also gives json's own errors)."""
+        scan = self._scan
+        if scan is not None:
+            try:
+                value, end = scan(text, 0)
+            except StopIteration:
+                pass  # no value where one must start (leading whitespace, or broken): decode() says
+            else:
+                if end == len(text):
+                    return value
+        return self._decode(text)
 
     def _default(self, obj: Any) -> Any:
         return self._converter_for(type(obj))(obj)
@@ -131,7 +169,7 @@ class JsonSerializer(SerializerBase):
                 call, text = self._decode_large(data)
             else:
                 text = str(data, "utf-8")
-                call = self._decode(text)
+                call = self._decode_small(text)
             if type(call) is not dict:
                 raise SerializeError("invalid call request: not a JSON object")
             vargs = call["params"]
@@ -157,7 +195,7 @@ class JsonSerializer(SerializerBase):
                 value, text = self._decode_large(data)
             else:
                 text = str(data, "utf-8")
-                value = self._decode(text)
+                value = self._decode_small(text)
             # A class dict needs the literal key; an escaped spelling only yields a plain dict.
             if "__class__" in text and type(value) in _CONTAINERS:
                 value = self._recreate(value)

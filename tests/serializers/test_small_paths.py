@@ -1,10 +1,16 @@
-"""serpent_small reads the plain subset of literal syntax exactly as ``ast.literal_eval`` does,
-and refuses (``Unsupported``) everything else, which then takes the ``compile()`` way."""
+"""The small-value shortcuts read and write exactly what the slow way does.
+
+serpent_small reads the plain subset of literal syntax exactly as ``ast.literal_eval``
+does, and refuses (``Unsupported``) everything else, which then takes the ``compile()``
+way; the json serializer's kept C encoder and bare C scanner write and read what
+``json.dumps``/``json.loads`` do, errors included."""
 
 from __future__ import annotations
 
 import ast
+import json
 import math
+import warnings
 
 import pytest
 import serpent
@@ -55,7 +61,9 @@ def same(a, b) -> bool:
 
 def check(text: str) -> None:
     try:
-        expected = ast.literal_eval(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # e.g. an invalid escape in the soup
+            expected = ast.literal_eval(text)
     except Exception:
         expected = Unsupported
     try:
@@ -192,3 +200,68 @@ def test_serializer_reads_small_calls_and_class_dicts_both_ways():
     assert ser.loads(b"# serpent utf-8 python3.2\n(1,2)") == (1, 2)
     with pytest.raises(Exception, match="indent"):
         ser.loads(b"# serpent utf-8 python3.2\n  42")  # compile() refuses it: so does pyrite
+
+
+# ------------------------------------------------------------------ json
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_json_writes_what_pyro5_writes(value):
+    import Pyro5.serializers
+
+    ser, ref = plugins.get_serializer("json"), Pyro5.serializers.serializers["json"]
+    assert ser.dumps(value) == ref.dumps(value)
+    assert ser.dumpsCall("obj", "m", [value], {"k": value}) == ref.dumpsCall("obj", "m", [value], {"k": value})
+
+
+json_soup = st.lists(
+    st.sampled_from(
+        [
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\n",
+            '"a"',
+            '"',
+            "1",
+            "-",
+            "1.5e3",
+            "true",
+            "nul",
+            "NaN",
+            '"\\u00e9"',
+            '"\\x"',
+            "\x01",
+            "Infinity",
+            "0",
+            "01",
+        ]
+    ),
+    max_size=10,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_soup)
+def test_json_reads_what_json_loads_reads_and_refuses_what_it_refuses(parts):
+    text = "".join(parts)
+    ser = plugins.get_serializer("json")
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(Exception, match="invalid json data"):
+            ser.loads(text.encode())
+    else:
+        got = ser.loads(text.encode())
+        assert got == expected or (got != got and expected != expected)  # NaN is not equal to itself
