@@ -88,6 +88,7 @@ def test_msgpack_skim_decides_the_echo_shapes_without_searching():
     assert msgpack_skim.skim(ser.dumps([BLOB, {"__class__": "y"}])) is True
     assert msgpack_skim.skim(msgpack.packb(list(range(1000)))) is None  # too many steps
     assert msgpack_skim.skim(ser.dumps(BLOB)[:-1]) is None  # truncated: unpackb decides
+    assert msgpack_skim.skim(memoryview(ser.dumps(BLOB)).cast("c")) is None  # not plain bytes items
 
 
 def test_msgpack_large_data_still_rebuilds_class_dicts():
@@ -292,8 +293,14 @@ def test_serpent_documents_load_as_literal_eval_loads_them(text):
 def test_serpent_broken_large_documents_are_serialize_errors(text):
     data = b"# serpent utf-8 python3.2\n" + text.encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff")
     data = data.replace(b"@1", b"x" * BIG).replace(b"@2", b"y" * BIG)
-    with pytest.raises(errors.SerializeError):
+    with pytest.raises(errors.SerializeError) as refused:
         ours("serpent").loads(data)
+    try:  # a syntax error is reported as compile() reports it for the whole text, positions included
+        compile(data.decode("utf-8"), "<serpent>", "eval", ast.PyCF_ONLY_AST)
+    except SyntaxError as exc:
+        assert str(exc) in str(refused.value)
+    except (UnicodeDecodeError, ValueError):
+        pass
 
 
 def test_serpent_class_dicts_get_their_large_strings():

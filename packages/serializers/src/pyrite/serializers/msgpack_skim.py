@@ -59,8 +59,8 @@ _MAP = {0xDE: 2, 0xDF: 4}
 def skim(data: bytes | bytearray | memoryview, steps: int = _STEPS) -> bool | None:
     """True if the msgpack value in ``data`` has a string ``"__class__"``, False if it has
     none, None if that could not be decided in ``steps`` values (or the data is malformed)."""
-    if isinstance(data, memoryview) and (data.ndim != 1 or data.itemsize != 1):
-        return None
+    if isinstance(data, memoryview) and (data.ndim != 1 or data.format != "B"):
+        return None  # items that are not plain unsigned bytes: leave it to the search
     size = len(data)
     pos = 0
     pending = 1  # values still to read

@@ -184,8 +184,11 @@ class SerpentSerializer(SerializerBase):
                     reduced = None  # let the plain path report it
                 if reduced is not None:
                     rest, strings = reduced
-                    tree = self._compile(rest)
-                    if restore_tree(tree, strings):
+                    try:
+                        tree = self._compile(rest)
+                    except SyntaxError:
+                        tree = None  # broken data: the plain path reports it (with its positions)
+                    if tree is not None and restore_tree(tree, strings):
                         return _Reader(self.dict_to_class).value(tree.body, True)
         text = str(data, "utf-8")
         if "\x00" in text:
