@@ -3,7 +3,7 @@
 ``compile()`` has a fixed cost of about 15 µs (tokenizer, parser, syntax tree)
 that dominates small calls such as ``('obj','ping',(42,),{})``.  ``parse``
 reads the plain subset of literal syntax that serpent writes for everyday
-data, one regular-expression match per token: strings without backslashes,
+data, from the tokens one ``findall()`` splits it into: strings without backslashes,
 ints, floats, ``True``/``False``/``None``, tuples, lists, dicts and sets, with
 spaces or tabs between tokens.  For anything else (escapes, bytes, complex
 numbers, comments, line breaks, adjacent literals, unhashable set members or
@@ -21,16 +21,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# group 1/2: a string in single/double quotes; 3: a number; 4: a name; 5: punctuation.
-# Numbers as repr() writes them: no leading zeros, no underscores, at most 18 digits
-# before the point (larger ints, and any digit-like tail, are left to compile()).
-_TOKEN = re.compile(
-    r"""[ \t]*(?:'([^'\\\n\r]*)'|"([^"\\\n\r]*)"|"""
+# One findall() splits the text into tokens (C speed); each token is a tuple of the groups:
+# 1/2: a string with its quotes (so that '' is told from no match), 3: a number, 4: a name,
+# 5: punctuation, 6: any other character (which makes the text Unsupported).  Numbers as
+# repr() writes them: no leading zeros, no underscores, at most 18 digits before the point
+# (larger ints, and any digit-like tail, are left to compile()).
+_TOKENS = re.compile(
+    r"""[ \t]*(?:('[^'\\\n\r]*')|("[^"\\\n\r]*")|"""
     r"""(-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,5})?)(?![\w.])|"""
-    r"""(True|False|None)(?!\w)|([()\[\]{},:]))"""
+    r"""(True|False|None)(?!\w)|([()\[\]{},:])|(.))""",
+    re.S,
 )
 _NAMES = {"True": True, "False": False, "None": None}
 _MAX_DEPTH = 40  # compile() refuses deep nesting with its own error: let it
+_END = ("", "", "", "", "", "")  # what the token list ends with: no token at all
 
 
 class Unsupported(Exception):
@@ -40,101 +44,90 @@ class Unsupported(Exception):
 def parse(text: str, pos: int) -> tuple[Any, bool]:
     """The value of the literal in ``text[pos:]`` and whether a dict in it has a
     ``"__class__"`` key; raises ``Unsupported`` (see the module docstring)."""
-    match = _TOKEN.match
-    has_class = False
-
-    def value(m: re.Match[str] | None, depth: int) -> tuple[Any, int]:
-        if m is None:
-            raise Unsupported
-        kind = m.lastindex
-        end = m.end()
-        if kind == 1 or kind == 2:
-            return m.group(kind), end
-        if kind == 3:
-            number = m.group(3)
-            if "." in number or "e" in number or "E" in number:
-                return float(number), end
-            return int(number), end
-        if kind == 4:
-            return _NAMES[m.group(4)], end
-        punct = m.group(5)
-        if depth > _MAX_DEPTH:
-            raise Unsupported
-        if punct == "(":
-            items, end, comma = sequence(end, ")", depth)
-            if len(items) == 1 and not comma:
-                return items[0], end  # "(x)" is x itself
-            return tuple(items), end
-        if punct == "[":
-            return sequence(end, "]", depth)[:2]
-        if punct == "{":
-            return braces(end, depth)
-        raise Unsupported
-
-    def sequence(pos: int, closer: str, depth: int) -> tuple[list[Any], int, bool]:
-        items: list[Any] = []
-        comma = False
-        while True:
-            m = match(text, pos)
-            if m is not None and m.group(5) == closer:
-                return items, m.end(), comma
-            item, pos = value(m, depth + 1)
-            items.append(item)
-            m = match(text, pos)
-            if m is None:
-                raise Unsupported
-            punct = m.group(5)
-            if punct == closer:
-                return items, m.end(), comma
-            if punct != ",":
-                raise Unsupported
-            comma = True
-            pos = m.end()
-
-    def braces(pos: int, depth: int) -> tuple[Any, int]:
-        nonlocal has_class
-        m = match(text, pos)
-        if m is not None and m.group(5) == "}":
-            return {}, m.end()
-        first, pos = value(m, depth + 1)
-        m = match(text, pos)
-        if m is None:
-            raise Unsupported
-        punct = m.group(5)
-        if punct == "}":
-            return {first}, m.end()
-        if punct == ",":
-            members, pos, _ = sequence(m.end(), "}", depth)
-            return {first, *members}, pos
-        if punct != ":":
-            raise Unsupported
-        result: dict[Any, Any] = {}
-        key = first
-        while True:
-            if key == "__class__" and type(key) is str:
-                has_class = True
-            item, pos = value(match(text, m.end()), depth + 1)
-            result[key] = item
-            m = match(text, pos)
-            if m is None:
-                raise Unsupported
-            punct = m.group(5)
-            if punct == "}":
-                return result, m.end()
-            if punct != ",":
-                raise Unsupported
-            m = match(text, m.end())
-            if m is not None and m.group(5) == "}":
-                return result, m.end()
-            key, pos = value(m, depth + 1)
-            m = match(text, pos)
-            if m is None or m.group(5) != ":":
-                raise Unsupported
-
+    tokens = _TOKENS.findall(text, pos)
+    tokens.append(_END)
+    found: list[bool] = []  # gets an item when a class dict is seen
     try:
-        result, end = value(match(text, pos), 0)
-    except (TypeError, RecursionError):
-        raise Unsupported from None  # an unhashable key or set member: compile()'s way says so
-    if end != len(text):
-        raise Unsupported  # trailing text, e.g. "1, 2" (a tuple without parentheses) or junk
-    return result, has_class
+        value, at = _value(tokens, 0, 0, found)
+    except (TypeError, RecursionError, IndexError):
+        raise Unsupported from None  # e.g. an unhashable key or set member: compile()'s way says so
+    if at != len(tokens) - 1:
+        raise Unsupported  # more after the value, e.g. "1, 2" (a tuple without parentheses), or junk
+    return value, bool(found)
+
+
+def _value(tokens: list[tuple[str, ...]], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
+    """The value whose first token is ``tokens[at]``, and the index of the token after it."""
+    single, double, number, name, punct, other = tokens[at]
+    if single or double:
+        return (single or double)[1:-1], at + 1
+    if number:
+        if "." in number or "e" in number or "E" in number:
+            return float(number), at + 1
+        return int(number), at + 1
+    if name:
+        return _NAMES[name], at + 1
+    if other or depth > _MAX_DEPTH or not punct:
+        raise Unsupported
+    if punct == "(":
+        items, at, comma = _sequence(tokens, at + 1, ")", depth, found)
+        if len(items) == 1 and not comma:
+            return items[0], at  # "(x)" is x itself
+        return tuple(items), at
+    if punct == "[":
+        items, at, _ = _sequence(tokens, at + 1, "]", depth, found)
+        return items, at
+    if punct == "{":
+        return _braces(tokens, at + 1, depth, found)
+    raise Unsupported
+
+
+def _sequence(
+    tokens: list[tuple[str, ...]], at: int, closer: str, depth: int, found: list[bool]
+) -> tuple[list[Any], int, bool]:
+    """Items up to ``closer`` (a trailing comma allowed); also says whether a comma was seen."""
+    items: list[Any] = []
+    comma = False
+    while True:
+        if tokens[at][4] == closer:
+            return items, at + 1, comma
+        item, at = _value(tokens, at, depth + 1, found)
+        items.append(item)
+        punct = tokens[at][4]
+        if punct == closer:
+            return items, at + 1, comma
+        if punct != ",":
+            raise Unsupported
+        comma = True
+        at += 1
+
+
+def _braces(tokens: list[tuple[str, ...]], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
+    """A dict or a set, from the token after its ``{``."""
+    if tokens[at][4] == "}":
+        return {}, at + 1
+    first, at = _value(tokens, at, depth + 1, found)
+    punct = tokens[at][4]
+    if punct == "}":
+        return {first}, at + 1
+    if punct == ",":
+        members, at, _ = _sequence(tokens, at + 1, "}", depth, found)
+        return {first, *members}, at
+    if punct != ":":
+        raise Unsupported
+    result: dict[Any, Any] = {}
+    key = first
+    while True:
+        if key == "__class__" and type(key) is str:
+            found.append(True)
+        result[key], at = _value(tokens, at + 1, depth + 1, found)
+        punct = tokens[at][4]
+        if punct == "}":
+            return result, at + 1
+        if punct != ",":
+            raise Unsupported
+        if tokens[at + 1][4] == "}":
+            return result, at + 2
+        key, at = _value(tokens, at + 1, depth + 1, found)
+        if tokens[at][4] != ":":
+            raise Unsupported
