@@ -108,12 +108,14 @@ class MarshalSerializer(SerializerBase):
         # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
         args = list(vargs) if type(vargs) is tuple else vargs
         call = (obj, method, args, kwargs)
-        if (type(args) is list and _has_large(args)) or (
-            kwargs and type(kwargs) is dict and _has_large(kwargs.values())
-        ):
-            # marshal grows its buffer to fit exactly: a large value followed by anything
-            # (here at least kwargs) costs a reallocation to twice the size and a shrink
-            # at the end, three copies in all
+        # marshal grows its buffer to fit exactly: a large value followed by anything (here
+        # at least kwargs) costs a reallocation to twice the size and a shrink at the end,
+        # three copies in all.  The loop is inline: small calls pay no extra function call.
+        if type(args) is list:
+            for item in args:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM and len(args) <= _SPLICE_ITEMS:
+                    return marshal_splice.marshal_dumps(call, self._dumps)
+        if kwargs and type(kwargs) is dict and _has_large(kwargs.values()):
             return marshal_splice.marshal_dumps(call, self._dumps)
         try:
             return marshal.dumps(call)
