@@ -23,20 +23,32 @@ import datetime
 import decimal
 import marshal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pyrite.core.errors import PyroError, SerializeError
 
-from . import marshal_guard
+from . import marshal_guard, marshal_splice
 from .base import SerializerBase
 
 _SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None), complex, bytes})
 _BASICS = (str, int, float, complex, bytes)  # their subclasses become the base type
+_SPLICE_FROM = marshal_splice.SPLICE_FROM  # bytes this large are joined into the output as they are
+_SPLICE_ITEMS = 16  # only short argument lists and results are looked through for them
 
 
 def _array(obj: array.array[Any]) -> Any:
     return obj.tounicode() if obj.typecode == "u" else obj.tolist()
+
+
+def _has_large(items: Collection[Any]) -> bool:
+    """True if one of a few ``items`` is a bytes value worth splicing (see ``marshal_splice``)."""
+    if len(items) > _SPLICE_ITEMS:
+        return False
+    for item in items:
+        if type(item) is bytes and len(item) >= _SPLICE_FROM:
+            return True
+    return False
 
 
 def _isoformat(obj: datetime.date) -> str:
@@ -92,26 +104,38 @@ class MarshalSerializer(SerializerBase):
             raise SerializeError(f"the marshal serializer cannot write {t.__name__} values")
         return convert(converted)
 
-    @staticmethod
-    def _vargs_list(vargs: Any) -> Any:
-        # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
-        t = type(vargs)
-        if t is list:
-            return vargs
-        if t is tuple:
-            return list(vargs)
-        return vargs
-
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        call = (obj, method, self._vargs_list(vargs), kwargs)
+        # Pyro5 sends the positional arguments as a list; a SerializedBlob's data goes as it is
+        args = list(vargs) if type(vargs) is tuple else vargs
+        call = (obj, method, args, kwargs)
+        # marshal grows its buffer to fit exactly: a large value followed by anything (here
+        # at least kwargs) costs a reallocation to twice the size and a shrink at the end,
+        # three copies in all.  The loop is inline: small calls pay no extra function call.
+        if type(args) is list:
+            for item in args:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM and len(args) <= _SPLICE_ITEMS:
+                    return marshal_splice.marshal_dumps(call, self._dumps)
+        if kwargs and type(kwargs) is dict and _has_large(kwargs.values()):
+            return marshal_splice.marshal_dumps(call, self._dumps)
         try:
             return marshal.dumps(call)
         except ValueError:
             return marshal.dumps(self._marshallable(call))
 
     def dumps(self, data: Any) -> bytes:
-        if type(data) is array.array:
+        t = type(data)
+        if t is array.array:
             data = _array(data)  # as Pyro5: a top-level array travels as a list
+        elif (t is tuple or t is list) and 1 < len(data) and _has_large(data[:-1]):
+            return marshal_splice.marshal_dumps(data, self._dumps)  # (nothing follows the last item)
+        elif t is dict and data and _has_large(data.values()):
+            return marshal_splice.marshal_dumps(data, self._dumps)
+        try:
+            return marshal.dumps(data)
+        except ValueError:
+            return marshal.dumps(self._marshallable(data))
+
+    def _dumps(self, data: Any) -> bytes:
         try:
             return marshal.dumps(data)
         except ValueError:
@@ -181,7 +205,12 @@ class MarshalSerializer(SerializerBase):
             if type(obj) is not str or type(method) is not str:
                 self._check(obj)
                 self._check(method)
-            if type(vargs) not in _SCALARS:
+            if type(vargs) is list:
+                for item in vargs:  # mostly plain values: then there is nothing to walk
+                    if type(item) not in _SCALARS:
+                        vargs = self._walk(vargs)
+                        break
+            elif type(vargs) not in _SCALARS:
                 vargs = self._walk(vargs)
             if kwargs is None:
                 kwargs = {}  # Pyro5 proxies send None for __getattr__/__setattr__ calls and batches

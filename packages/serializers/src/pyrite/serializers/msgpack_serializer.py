@@ -27,6 +27,7 @@ import array
 import datetime
 import decimal
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -35,9 +36,9 @@ import msgpack  # a missing library is an ImportError: the plugin registry turns
 from pyrite.core.errors import PyroError, SerializeError
 
 from .base import SerializerBase, has_classkey
+from .msgpack_skim import skim
 
 _unpackb: Callable[..., Any] = msgpack.unpackb
-_packb: Callable[..., bytes] = msgpack.packb
 
 EXT_COMPLEX = 0x30
 EXT_BIGINT = 0x31
@@ -47,6 +48,19 @@ EXT_DATE = 0x33
 _complex = struct.Struct("dd")
 _double = struct.Struct("d")
 _long = struct.Struct("l")
+
+
+# From this size a bytes value is joined into the output as it is (see _spliced_call).
+_SPLICE_FROM = 64 * 1024
+_MAX_BIN = 0xFFFFFFFF  # msgpack's largest bin; packb itself refuses anything larger
+# Below this size the object hook costs less than finding out whether it is needed.
+_SCAN_FROM = 4096
+_KEEP_PACKER_UPTO = 1 << 20  # a Packer's own buffer size: one that grew beyond it is not kept
+
+
+def _bin_header(size: int) -> bytes:
+    """The bin 32 header msgpack writes before ``size`` (>= 64 KiB) bytes."""
+    return b"\xc6" + size.to_bytes(4, "big")
 
 
 def _array(obj: array.array[Any]) -> Any:
@@ -86,6 +100,22 @@ class MsgpackSerializer(SerializerBase):
         self._object_hook = self.object_hook
         # without a literal "__class__" in the data there is nothing for our object_hook to do
         self._hook_always = type(self).object_hook is not MsgpackSerializer.object_hook
+        # packb() makes a Packer per call, and a Packer reserves 1 MiB up front: that is
+        # most of what writing a small value costs.  Each thread keeps one Packer instead.
+        self._packers = threading.local()
+
+    def _pack(self, value: Any) -> bytes:
+        """``packb(value)`` with this thread's Packer (the same bytes, without making one)."""
+        local = self._packers
+        packer = getattr(local, "packer", None)
+        if packer is None:
+            # none yet, or in use further up this thread's stack (a converter writing a value)
+            packer = msgpack.Packer(use_bin_type=True, default=self._pack_default)
+        local.packer = None
+        out: bytes = packer.pack(value)  # on an error msgpack empties the Packer's buffer
+        if len(out) <= _KEEP_PACKER_UPTO:
+            local.packer = packer  # one that wrote a large value keeps its large buffer: drop it
+        return out
 
     def default(self, obj: Any) -> Any:
         """Called by msgpack for a value it cannot pack: returns something it can."""
@@ -128,17 +158,58 @@ class MsgpackSerializer(SerializerBase):
         return obj
 
     def dumpsCall(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
-        return _packb((obj, method, vargs, kwargs), use_bin_type=True, default=self._pack_default)
+        if type(vargs) is tuple or type(vargs) is list:
+            for item in vargs:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM and len(vargs) < 16:
+                    return self._spliced_call(obj, method, vargs, kwargs)
+        return self._pack((obj, method, vargs, kwargs))
 
     def dumps(self, data: Any) -> bytes:
-        return _packb(data, use_bin_type=True, default=self._pack_default)
+        t = type(data)
+        if t is bytes and _SPLICE_FROM <= len(data) <= _MAX_BIN:
+            return b"".join((_bin_header(len(data)), data))  # what packb writes, with one copy instead of two
+        if (t is tuple or t is list) and len(data) < 16:
+            for item in data:
+                if type(item) is bytes and len(item) >= _SPLICE_FROM:
+                    parts = [bytes((0x90 | len(data),))]
+                    self._pack_items(data, parts)
+                    return b"".join(parts)
+        return self._pack(data)
 
-    # Below this size the object hook costs less than looking for "__class__" first.
-    _SCAN_FROM = 4096
+    def _pack_items(self, items: Any, parts: list[bytes]) -> None:
+        """Append the msgpack form of each item; large bytes go in as they are, behind their header."""
+        pack = self._pack
+        for item in items:
+            if type(item) is bytes and _SPLICE_FROM <= len(item) <= _MAX_BIN:
+                parts.append(_bin_header(len(item)))
+                parts.append(item)
+            else:
+                parts.append(pack(item))
+
+    def _spliced_call(self, obj: str, method: str, vargs: Any, kwargs: dict[str, Any]) -> bytes:
+        # msgpack has no back-references: an array is its header and then its items'
+        # encodings, one after the other.  So the call can be written piece by piece and
+        # the large bytes joined in once, where packb copies them into its buffer (growing
+        # it) and then again into the bytes it returns.
+        pack = self._pack
+        parts = [
+            b"\x94",  # fixarray of 4
+            pack(obj),
+            pack(method),
+            bytes((0x90 | len(vargs),)),
+        ]
+        self._pack_items(vargs, parts)
+        parts.append(pack(kwargs))
+        return b"".join(parts)
+
+    def _large_needs_hook(self, data: bytes | bytearray | memoryview) -> bool:
+        """Whether loading ``data`` (large) needs the object hook: could it hold a class dict?"""
+        found = skim(data)
+        return has_classkey(data) if found is None else found
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
-            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+            if self._hook_always or len(data) < _SCAN_FROM or self._large_needs_hook(data):
                 call = _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             else:
                 call = _unpackb(data, raw=False, ext_hook=self._ext_hook)
@@ -153,7 +224,7 @@ class MsgpackSerializer(SerializerBase):
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         try:
-            if self._hook_always or len(data) < self._SCAN_FROM or has_classkey(data):
+            if self._hook_always or len(data) < _SCAN_FROM or self._large_needs_hook(data):
                 return _unpackb(data, raw=False, object_hook=self._object_hook, ext_hook=self._ext_hook)
             return _unpackb(data, raw=False, ext_hook=self._ext_hook)
         except PyroError:

@@ -22,6 +22,7 @@ list, enums as their value, float NaN as ``{"__class__": "float", "value":
 from __future__ import annotations
 
 import ast
+import binascii
 import gc
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +33,19 @@ from pyrite.core.errors import PyroError, SerializeError
 
 from . import converters
 from .base import SerializerBase
+from .serpent_bulk import BULK_FROM, join_parts, plain_repr, reduce, restore_tree
+from .serpent_small import Unsupported
+from .serpent_small import parse as parse_small
 
 HEADER = "# serpent utf-8 python3.2\n"
 
 _REPR_TYPES = frozenset({str, int, bool, type(None)})
+_SMALL_UPTO = 16 * 1024  # text up to this long is read without compile() when it can be (serpent_small)
+_BLANKS = (" ", "\t")
 _BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
 _CONTAINERS = {t: serpent.Serializer.dispatch[t] for t in (float, complex, tuple, list, dict, set, frozenset)}
 _translate_bytes = serpent._translate_byte_type
+_b2a_base64 = binascii.b2a_base64  # what base64.b64encode calls
 
 Hook = Callable[[serpent.Serializer, Any, list[str], int], None]
 
@@ -56,15 +63,26 @@ class _Writer(serpent.Serializer):
         self.special_classes_registry_copy = None
         self.maximum_level = _MAX_LEVEL
         self._hook_for = hook_for
+        self._bulk = False  # True once ``out`` holds a bytes part
 
     def serialize(self, obj: Any) -> bytes:
-        out = [HEADER]
+        out: list[Any] = [HEADER]  # str, and bytes for large values (see _bulk)
+        self._bulk = False
         self._serialize(obj, out, 0)
+        if self._bulk:
+            return join_parts(out)
         return "".join(out).encode("utf-8")
 
     def _serialize(self, obj: Any, out: list[str], level: int) -> None:
         t = type(obj)
         if t in _REPR_TYPES:
+            if t is str and len(obj) >= BULK_FROM:
+                raw = plain_repr(obj)
+                if raw is not None:
+                    parts: list[Any] = out  # str and bytes parts: see serialize
+                    parts += ("'", raw, "'")
+                    self._bulk = True
+                    return
             out.append(repr(obj))
             return
         container = _CONTAINERS.get(t)
@@ -74,7 +92,18 @@ class _Writer(serpent.Serializer):
             container(self, obj, out, level)
             return
         if t in _BYTES_TYPES:
-            out.append(_translate_bytes(t, obj, self.bytes_repr))
+            if self.bytes_repr:
+                out.append(_translate_bytes(t, obj, True))
+                return
+            # what serpent writes (the repr of {"data": base64, "encoding": "base64"}),
+            # without repr() going over the base64 text, which never needs escapes
+            encoded = _b2a_base64(obj, newline=False)
+            if len(encoded) >= BULK_FROM:
+                bulk: list[Any] = out  # str and bytes parts: see serialize
+                bulk += ("{'data': '", encoded, "', 'encoding': 'base64'}")
+                self._bulk = True
+            else:
+                out += ("{'data': '", encoded.decode("ascii"), "', 'encoding': 'base64'}")
             return
         hook = self._hook_for(t)
         if hook is not None:
@@ -146,20 +175,48 @@ class SerpentSerializer(SerializerBase):
         return _Writer(self._hook_for, config.SERPENT_BYTES_REPR).serialize(data)
 
     def _parse(self, data: bytes | bytearray | memoryview) -> Any:
+        if len(data) >= BULK_FROM:
+            raw = data if type(data) is bytes else bytes(data)
+            if b"\x00" not in raw:
+                try:
+                    reduced = reduce(raw)
+                except UnicodeDecodeError:
+                    reduced = None  # let the plain path report it
+                if reduced is not None:
+                    rest, strings = reduced
+                    try:
+                        tree = self._compile(rest)
+                    except SyntaxError:
+                        tree = None  # broken data: the plain path reports it (with its positions)
+                    if tree is not None and restore_tree(tree, strings):
+                        return _Reader(self.dict_to_class).value(tree.body, True)
         text = str(data, "utf-8")
         if "\x00" in text:
             raise SerializeError("serpent data contains 0-bytes")
+        text = text.lstrip(" \t")
+        if len(text) <= _SMALL_UPTO:
+            start = len(HEADER) if text.startswith(HEADER) else 0
+            if text[start : start + 1] not in _BLANKS:  # compile() refuses an indented value
+                try:
+                    value, has_class = parse_small(text, start)
+                except Unsupported:
+                    pass  # not in the plain subset: compile() decides
+                else:
+                    return self._recreate(value) if has_class else value
+        tree = self._compile(text)
+        return _Reader(self.dict_to_class).value(tree.body, True)
+
+    @staticmethod
+    def _compile(text: str) -> Any:
         # the parser makes many short-lived objects; pausing the collector (as serpent
         # does) makes loading much faster.  Leave it alone if the application turned it off.
         if gc.isenabled():
             gc.disable()
             try:
-                tree = _compile(text.lstrip(" \t"), "<serpent>", "eval", _ONLY_AST)
+                return _compile(text, "<serpent>", "eval", _ONLY_AST)
             finally:
                 gc.enable()
-        else:
-            tree = _compile(text.lstrip(" \t"), "<serpent>", "eval", _ONLY_AST)
-        return _Reader(self.dict_to_class).value(tree.body, True)
+        return _compile(text, "<serpent>", "eval", _ONLY_AST)
 
     def loadsCall(self, data: bytes | bytearray | memoryview) -> tuple[str, str, Any, dict[str, Any]]:
         try:
