@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import selectors
 import socket
 import threading
@@ -15,6 +16,7 @@ from pyrite.core.config import config
 from pyrite.core.errors import CommunicationError, ConnectionClosedError, TimeoutError
 from pyrite.core.interfaces import Connection, Listener, Transport
 from pyrite.transports import sockets
+from pyrite.transports.connection import LARGE_READ_SIZE
 from pyrite.transports.tcp import TcpTransport, format_location, parse_location
 from pyrite.transports.unix import UnixTransport
 
@@ -277,7 +279,9 @@ def test_recv_exact_sizes_across_many_sends(pair):
     got = [server.recv(n) for n in (1, 39, 0, 5000, 17, 97343)]
     sender.join(WAIT)
     assert [len(g) for g in got] == [1, 39, 0, 5000, 17, 97343]
-    assert all(type(g) is bytes for g in got)
+    # small reads are bytes; a large one is a view of the one buffer it was received into
+    assert all(type(g) is bytes for g in got[:5])
+    assert isinstance(got[5], memoryview) and isinstance(got[5].obj, mmap.mmap)
     assert b"".join(got) == data
 
 
@@ -520,3 +524,27 @@ def test_large_recv_keeps_partial_data_after_a_timeout(pair):
         server.recv(size)
     client.send(b"b" * (size - 1000))
     assert bytes(server.recv(size)) == b"a" * 1000 + b"b" * (size - 1000)
+
+
+def test_large_reads_reuse_their_buffer_only_once_it_is_free(pair):
+    # the buffer of a large read is used again for the next one (its pages are in place
+    # already), but never while any view of the previous data is still alive
+    client, server = pair
+    size = LARGE_READ_SIZE * 4
+    first, second, third = (bytes([n]) * size for n in (1, 2, 3))
+    sender = threading.Thread(target=lambda: [client.send(d) for d in (first, second, third)])
+    sender.start()
+    held = server.recv(size)
+    kept = held[10:20]  # a slice alone keeps the buffer in use too
+    block = held.obj
+    del held
+    got = server.recv(size)
+    assert got.obj is not block, "a buffer still in use was reused"
+    assert bytes(kept) == first[10:20] and bytes(got) == second
+    del kept
+    again = got.obj
+    del got
+    last = server.recv(size)
+    assert last.obj is again and bytes(last) == third
+    sender.join(WAIT)
+    assert not sender.is_alive()

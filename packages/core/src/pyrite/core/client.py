@@ -450,11 +450,13 @@ class Proxy:
             flags |= FLAGS_ONEWAY
         session = channel.session
         session.seq = d["_pyroSeq"]  # the proxy's counter is the one users see (and may set)
-        msg = session.invoke(serializer_id, payload, flags, annotations, ctx.correlation_id)
+        sending = [session.invoke(serializer_id, payload, flags, annotations, ctx.correlation_id)]
+        # only the message holds the request now, and exchange() lets go of it once it is
+        # sent: a large request is freed before its reply arrives, not after
+        del payload
         d["_pyroSeq"] = session.seq
         try:
-            reply = channel.exchange(msg)
-            del msg
+            reply = channel.exchange(sending.pop())
             if reply is None:
                 return None
             if reply.annotations:

@@ -253,11 +253,9 @@ class ReceivingMessage:
     def __init__(self, header: bytes, payload: bytes | None = None, max_size: int | None = None) -> None:
         if len(header) != HEADER_SIZE:
             raise ProtocolError(f"header must be {HEADER_SIZE} bytes, got {len(header)}")
-        if header[:6] != _VALID_START or header[38:40] != _MAGIC_BYTES:
-            validate_header_start(header)
         (
-            _,
-            _,
+            tag,
+            version,
             self.type,
             self.serializer_id,
             self.flags,
@@ -266,8 +264,11 @@ class ReceivingMessage:
             self.annotations_size,
             self.corr_id,
             _,
-            _,
+            magic,
         ) = _header.unpack(header)
+        # unpacked fields compare without slicing the header (this runs for every message)
+        if tag != b"PYRO" or version != PROTOCOL_VERSION or magic != MAGIC:
+            validate_header_start(header)
         self.max_size = config.MAX_MESSAGE_SIZE if max_size is None else max_size
         if self.data_size + self.annotations_size > self.max_size:
             raise MessageTooLargeError(
@@ -287,12 +288,13 @@ class ReceivingMessage:
 
     def add_payload(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse the annotation chunks and the payload that follow the header."""
-        if len(payload) != self.data_size + self.annotations_size:
-            raise ProtocolError(
-                f"message body is {len(payload)} bytes, header announced {self.data_size + self.annotations_size}"
-            )
-        view = memoryview(payload)
         size = self.annotations_size
+        if len(payload) != self.data_size + size:
+            raise ProtocolError(f"message body is {len(payload)} bytes, header announced {self.data_size + size}")
+        if not size and not self.flags & FLAGS_COMPRESSED:
+            self.data = payload  # the usual reply: no annotations, nothing to inflate
+            return
+        view = memoryview(payload)
         pos = 0
         while pos < size:
             if pos + 8 > size:
