@@ -156,6 +156,7 @@ class AioClient(DeadlineClock):
             failure = exc
         if failure is not None:
             log_failure(self, failure)
+            failure = None  # its traceback holds this frame: no cycle may keep the session's buffers
             if not frames:
                 self.drop()
                 return
