@@ -120,6 +120,33 @@ def test_output_buffer_takes_one_large_reply_whole(connected):
         out.send(b"more")
 
 
+def test_output_buffer_takes_one_large_reply_in_parts_whole(connected):
+    """A reply written as header + payload (what the engines send) counts as one reply: the cap
+    applies to output waiting before it, not between its own parts."""
+    _, server = connected
+    config.MAX_OUTPUT_BUFFER = 1024
+    out = BufferedOutput(server)
+    out.send_parts([b"h" * 40, b"x" * (8 * 1024 * 1024)])
+    assert out.queued > 0
+    waiting = out.queued
+    with pytest.raises(OutputOverflow):
+        out.send_parts([b"h" * 40, b"more"])
+    assert out.queued == waiting  # a refused reply queues none of its parts
+
+
+def test_output_buffer_with_a_sender_of_its_own(connected):
+    _, server = connected
+    written: list[bytes] = []
+
+    def sender(data):
+        written.append(bytes(data[:3]))  # takes three bytes at a time
+        return len(written[-1])
+
+    out = BufferedOutput(server, sender)
+    out.send_parts([b"abcdefg", b"hi"])
+    assert out.queued == 0 and b"".join(written) == b"abcdefghi"
+
+
 def test_multiplex_large_reply_under_an_external_event_loop():
     """An external loop waits for reading only: a reply larger than the socket buffer must
     still go out (written while waiting for room, bounded by SEND_TIMEOUT)."""

@@ -19,7 +19,7 @@ from pyrite.core.config import config
 from pyrite.core.daemon import Daemon
 from pyrite.core.errors import CommunicationError, PyroError
 from pyrite.core.exposure import callback, expose, oneway
-from pyrite.core.protocol import FLAGS_EXCEPTION, FLAGS_KEEPSERIALIZED, MSG_CONNECTOK, MSG_RESULT
+from pyrite.core.protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_KEEPSERIALIZED, MSG_CONNECTOK, MSG_RESULT
 from pyrite.core.session import CLIENT, Session
 
 from tests.daemons import LoopThread
@@ -201,6 +201,27 @@ def test_serializers_accepted(served):
         assert ok.add(1, 2) == 3
 
 
+@pytest.mark.parametrize("accepted", [["marshal", "json"], "json, marshal", "json,marshal"])
+def test_serializers_accepted_refusal_names_the_accepted_ones(served, accepted):
+    config.SERIALIZERS_ACCEPTED = accepted  # a string (as in the environment) means the same list
+    _, _, uri = served
+    refused = pyrite_proxy(uri)
+    refused._pyroSerializer = "serpent"
+    with pytest.raises(CommunicationError) as failure:
+        refused._pyroBind()
+    refused._pyroRelease()
+    message = str(failure.value)
+    assert "'serpent' (id 1) is not accepted" in message
+    assert message.endswith("(SERIALIZERS_ACCEPTED: json, marshal)"), message
+    with pyro5_proxy(uri) as pyro5:  # a Pyro5 client reads the same reason
+        pyro5._pyroSerializer = "serpent"
+        with pytest.raises(Pyro5.errors.CommunicationError, match=r"SERIALIZERS_ACCEPTED: json, marshal\)"):
+            pyro5._pyroBind()
+    with pyrite_proxy(uri) as ok:
+        ok._pyroSerializer = "json"
+        assert ok.add(1, 2) == 3
+
+
 def test_a_request_in_a_refused_serializer_costs_the_connection(served):
     _, _, uri = served
     sock, session = raw_client(uri, "json")
@@ -227,6 +248,44 @@ def test_max_batch_calls(served):
         for i in range(10):
             batch.add(i, 0)
         assert list(batch()) == list(range(10))
+
+
+def test_serpent_batch_over_the_cap_is_refused_before_it_is_parsed(served):
+    """The calls are counted without parsing: a batch over MAX_BATCH_CALLS whose text would not
+    even parse is refused for its size (a parse would have failed with a SerializeError)."""
+    config.MAX_BATCH_CALLS = 100
+    _, _, uri = served
+    serpent = plugins.get_serializer("serpent")
+    calls = [("add", (i, 'it\'s a "(" [x', ")]},"), {"b": [1, {2: (3,)}]}) for i in range(150)]
+    payload = serpent.dumpsCall("victim", "<batch>", calls, {})
+    broken = payload.replace(b"{'b':", b"@@ {'b':", 1)  # outside any string: no parse gets past this
+    assert broken != payload
+    sock, session = raw_client(uri, "serpent")
+    try:
+        sock.sendall(session.invoke(serpent.serializer_id, broken, FLAGS_BATCH).data)
+        [reply] = read_messages(sock, session)
+        session.accept_reply(reply)
+        assert reply.flags & FLAGS_EXCEPTION and b"MAX_BATCH_CALLS" in reply.data, reply.data[:300]
+        # under the cap the same garbage reaches the parser, which refuses it
+        small = serpent.dumpsCall("victim", "<batch>", calls[:50], {}).replace(b"{'b':", b"@@ {'b':", 1)
+        assert b"@@" in small
+        sock.sendall(session.invoke(serpent.serializer_id, small, FLAGS_BATCH).data)
+        [reply] = read_messages(sock, session)
+        session.accept_reply(reply)
+        assert reply.flags & FLAGS_EXCEPTION and b"MAX_BATCH_CALLS" not in reply.data
+    finally:
+        sock.close()
+
+
+def test_serpent_counts_batch_calls_without_parsing():
+    serpent = plugins.get_serializer("serpent")
+    tricky = ["it's", 'say "hi"', "(", "]", "}{", "\\", "\n", "a,b,c", "# not a comment"]
+    calls = [("add", (i, tricky[i % len(tricky)], b"(bytes)"), {"k": [1, (2, [3])]}) for i in range(500)]
+    payload = serpent.dumpsCall("obj", "<batch>", calls, {})
+    count = serpent.batch_calls_at_least(payload, 100)
+    assert 499 <= count <= 500  # a lower bound, off by one at most (the commas between calls)
+    assert serpent.batch_calls_at_least(serpent.dumpsCall("obj", "<batch>", calls[:3], {}), 100) == 0  # too short
+    assert serpent.batch_calls_at_least(b"(" * 20000, 100) == 0  # no batch shape: unknown
 
 
 # -- issue 8 item 8: the BLBI annotation is marshal data from a peer ---------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "accepted_serializer_ids",
     "as_exception",
     "blob_call",
+    "check_batch_size",
     "error_payload",
     "log_wiredata",
     "reachable_method",
@@ -77,8 +78,11 @@ def as_exception(exc: BaseException) -> Exception:
 
 def accepted_serializer_ids() -> frozenset[int]:
     """The ids of the serializers this daemon accepts: ``config.SERIALIZERS_ACCEPTED`` (names;
-    empty means every installed one), limited to those installed."""
-    names = config.SERIALIZERS_ACCEPTED
+    empty means every installed one), limited to those installed.  A string assigned in code
+    is read as the environment variable is, comma-separated (never letter by letter)."""
+    names: Any = config.SERIALIZERS_ACCEPTED
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
     key = tuple(names)
     cached = _accepted_cache.get(key)
     if cached is None:
@@ -94,7 +98,8 @@ _accepted_cache: dict[tuple[str, ...], frozenset[int]] = {}
 def accepted_names() -> str:
     """The names of the serializers this daemon accepts, comma-separated (for error messages)."""
     ids = accepted_serializer_ids()
-    return ", ".join(sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids))
+    names = sorted(name for name, ser in plugins.all_serializers().items() if ser.serializer_id in ids)
+    return ", ".join(names) or "none installed"
 
 
 def serializer_name(serializer_id: int) -> str:
@@ -163,6 +168,19 @@ def set_context(conn: Any, msg: ReceivingMessage) -> Any:
         ctx.client_sock_addr = None
     ctx.annotations = msg.annotations
     return corr
+
+
+def check_batch_size(serializer: Any, data: Any) -> None:
+    """Refuse a batch over MAX_BATCH_CALLS before it is deserialized (which is where a huge
+    one costs), if the serializer can count its calls cheaply: its optional method
+    ``batch_calls_at_least(data, limit)`` gives a lower bound (0: unknown).  ``run_batch``
+    checks the exact count after loading in any case."""
+    limit = int(config.MAX_BATCH_CALLS)
+    count_calls = getattr(serializer, "batch_calls_at_least", None)
+    if limit > 0 and count_calls is not None:
+        count = int(count_calls(data, limit))
+        if count > limit:
+            raise PyroError(f"batch of at least {count} calls exceeds MAX_BATCH_CALLS ({limit})")
 
 
 def run_batch(

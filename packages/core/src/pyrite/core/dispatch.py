@@ -43,6 +43,7 @@ from .calls import (
     accepted_serializer_ids,
     as_exception,
     blob_call,
+    check_batch_size,
     error_payload,
     log_wiredata,
     reachable_method,
@@ -298,6 +299,8 @@ class Dispatcher:
             if flags & FLAGS_KEEPSERIALIZED:
                 object_id, method_name, vargs, kwargs = blob_call(msg)
             else:
+                if flags & FLAGS_BATCH:
+                    check_batch_size(serializer, msg.data)  # before a costly parse of a huge one
                 object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
             call.target = self.objects.target(object_id, conn)
             call.name, call.vargs, call.kwargs = method_name, vargs, kwargs

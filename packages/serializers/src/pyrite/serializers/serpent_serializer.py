@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import binascii
 import gc
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,14 @@ from .serpent_small import Unsupported
 from .serpent_small import parse as parse_small
 
 HEADER = "# serpent utf-8 python3.2\n"
+
+# counting a batch's calls without parsing it (batch_calls_at_least): string literals and comments go,
+# then the innermost bracket groups, pass by pass, until the call list holds only commas
+_STRINGS_AND_COMMENTS = re.compile(rb"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|#[^\n]*""", re.S)
+_INNERMOST = re.compile(rb"[(\[{][^()\[\]{}]*[)\]}]")
+_BATCH_SHAPE = re.compile(rb"[^()\[\]{}]*\([^()\[\]{}]*\[([^()\[\]{}]*)\][^()\[\]{}]*\)\s*")
+_BATCH_PASSES = 8  # calls nested deeper than this are not counted (0: unknown; the parse decides)
+_MIN_CALL_BYTES = 8  # no serialized call is shorter, with its comma
 
 _REPR_TYPES = frozenset({str, int, bool, type(None)})
 _SMALL_UPTO = 16 * 1024  # text up to this long is read without compile() when it can be (serpent_small)
@@ -173,6 +182,19 @@ class SerpentSerializer(SerializerBase):
 
     def dumps(self, data: Any) -> bytes:
         return _Writer(self._hook_for, config.SERPENT_BYTES_REPR).serialize(data)
+
+    def batch_calls_at_least(self, data: bytes | bytearray | memoryview, limit: int) -> int:
+        """How many calls a serialized batch call holds at least, found with a few regex passes
+        instead of a parse (0 when unknown); for refusing one over MAX_BATCH_CALLS cheaply."""
+        if len(data) < _MIN_CALL_BYTES * limit:
+            return 0  # too short to hold more than ``limit`` calls
+        text = _STRINGS_AND_COMMENTS.sub(b"", data)
+        for _ in range(_BATCH_PASSES):
+            shape = _BATCH_SHAPE.fullmatch(text)
+            if shape is not None:
+                return shape.group(1).count(b",")  # one fewer than the calls (as many if one trails)
+            text = _INNERMOST.sub(b"", text)
+        return 0
 
     def _parse(self, data: bytes | bytearray | memoryview) -> Any:
         if len(data) >= BULK_FROM:

@@ -9,6 +9,13 @@ the handshake), and a worker hands it back to the loop for an ``async def``
 method, which runs as a task; the turn holder goes on with the next queued
 request (``advance``).  ``lock`` guards what several threads touch: the
 queue, the flags and the output buffer.
+
+What bounds a hostile peer is the selector engines' (``guard``, ``output``):
+the record keeps the deadline timestamps (``guard.DeadlineClock``) that the
+engine's sweep checks; replies go through an ``output.BufferedOutput``
+(``MAX_OUTPUT_BUFFER``: a peer that lets more wait loses its connection); a
+client over MAX_CONNECTIONS (``refusing``) gets CONNECTFAIL for its first
+message.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..calls import PendingCall
+from ..config import config
 from ..connection import ClientConnection
 from ..errors import PyroError
 from ..interfaces import StepwiseHost
@@ -28,14 +37,16 @@ from ..protocol import ReceivingMessage, SendingMessage
 from ..session import Closed
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
-from ._aio_io import log_failure, sender_for, try_send
+from ._aio_io import log_failure, sender_for
 from .common import describe_peer
+from .guard import DeadlineClock
+from .output import BufferedOutput
 
 log = logging.getLogger("pyrite.core.engines.aio")
 
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per loop pass (fairness)
 MAX_QUEUED = 32  # complete requests a client may have waiting before it is not read any more
-SEND_TIMEOUT = 5.0  # a worker's blocking send of a last reply (only once the loop is gone) gives up after this
+LAST_SEND_TIMEOUT = 5.0  # a worker's blocking send of a last reply, once the loop is gone (at most SEND_TIMEOUT)
 
 
 class PoolJobs:
@@ -55,22 +66,26 @@ class PoolJobs:
         return self._pool.submit(func, args)
 
 
-class AioClient:
+class AioClient(DeadlineClock):
     """The asyncio engine's record of one accepted connection (see the module docstring)."""
 
-    def __init__(self, engine: Any, raw: Any) -> None:
+    def __init__(self, engine: Any, raw: Any, refusing: str | None = None) -> None:
         self.engine = engine
         self.raw = raw
         self.conn = ClientConnection(raw)
         self.session = self.conn.session
         self.host = engine.host
         self.fd = raw.fileno()
-        self.sender, self.direct = sender_for(raw)
+        sender, self.direct = sender_for(raw)
         self.lock = threading.Lock()
         self.queue: deque[Any] = deque()
-        self.out: deque[memoryview] = deque()
+        self.out = BufferedOutput(raw, sender)
+        self.since = self.last_active = time.monotonic()
+        self.frame_start: float | None = None
+        self.refusing = refusing  # over MAX_CONNECTIONS: its first message gets CONNECTFAIL
         self.busy = False  # a worker holds the turn
         self.gone = False
+        self.failed = False  # output could not be written: what else comes for it is dropped
         self.eof = False
         self.orphaned = False  # the loop let go while a call ran: the worker closes it
         self.close_after_flush = False
@@ -91,7 +106,7 @@ class AioClient:
             return
         want = (
             not self.eof
-            and not self.out
+            and not self.out.queued
             and len(self.queue) < MAX_QUEUED
             and not self.close_after_flush
             and not self.conn.held_oneways
@@ -123,6 +138,7 @@ class AioClient:
                 if not data:
                     self.eof = True
                     break
+                self.note_read()
                 budget -= len(data)
                 if not raw.pending() and (not session.partial or budget <= 0):
                     break
@@ -140,10 +156,14 @@ class AioClient:
             failure = exc
         if failure is not None:
             log_failure(self, failure)
+            failure = None  # its traceback holds this frame: no cycle may keep the session's buffers
             if not frames:
                 self.drop()
                 return
             self.eof = True  # serve what came before it, then close
+        if self.refusing is not None and frames:
+            self._refuse(frames[0], self.refusing)
+            return
         start = False
         with self.lock:
             if frames:
@@ -165,9 +185,8 @@ class AioClient:
             return
         try:
             with self.lock:
-                left = try_send(self.sender, list(self.out))
-                self.out = deque(left)
-                done = not left
+                self.out.flush()
+                done = not self.out.queued
         except Exception as exc:
             log_failure(self, exc)
             self.drop()
@@ -184,11 +203,11 @@ class AioClient:
         loop = self._loop
         if loop is None or self.gone:
             return
-        if self.out and not self.writing:
+        if self.out.queued and not self.writing:
             loop.add_writer(self.fd, self.on_writable)
             self.writing = True
             self.start_reading()  # no reading while output waits
-        elif not self.out and self.close_after_flush:
+        elif not self.out.queued and self.close_after_flush:
             self.drop()
 
     def _stop_writing(self) -> None:
@@ -212,7 +231,7 @@ class AioClient:
         """The loop let go while a worker serves this client: the worker closes it when done."""
         with self.lock:
             self.orphaned = True
-            self.out.clear()  # output a client did not take before the close is given up
+            self.out.discard()  # output a client did not take before the close is given up
 
     def drop(self, at_close: bool = False) -> None:
         """Forget the client: unwatch, tell the daemon (once, if it got past the handshake), close.
@@ -381,18 +400,31 @@ class AioClient:
         self._fail_connection(list(reply.parts))
         return False
 
+    def _refuse(self, msg: ReceivingMessage, reason: str) -> None:
+        """Loop thread: a client admitted over MAX_CONNECTIONS sent its first message; answer
+        it with CONNECTFAIL carrying ``reason`` and close (no user code runs for it)."""
+        log.debug("client connection from %s was denied: %s", describe_peer(self.conn), reason)
+        try:
+            reply = self.host.refuse(self.conn, self.session, msg, reason)
+        except Exception as exc:
+            log.debug("could not build a refusal for %s: %s", describe_peer(self.conn), exc)
+            self.drop()
+            return
+        self._fail_connection(list(reply.parts))
+
     def _fail_connection(self, out: list[Any] | None = None) -> None:
         """Close the connection once ``out`` (e.g. a refusal) is sent; the turn ends here."""
         self.close_after_flush = True
-        if out:
-            self.write(out)
+        sending = bool(out) and not self.failed
+        if out and sending:
+            self.write(out)  # its write_pending closes the connection once that is out
         with self.lock:
             self.busy = False
             self.queue.clear()
             orphaned = self.orphaned
         if orphaned:
             self._close_orphan()
-        elif not out:
+        elif not sending:
             self._on_loop(self.drop)
 
     def write(self, parts: Sequence[Any]) -> None:
@@ -402,23 +434,20 @@ class AioClient:
             if self._on_loop(self.write, parts):
                 return
         with self.lock:
-            if self.gone:
+            if self.gone or self.failed:
                 return
             if self.orphaned:
                 blocking = True
             else:
                 blocking = False
-                if not self.out:
-                    try:
-                        parts = try_send(self.sender, parts)
-                    except Exception as exc:
-                        log_failure(self, exc)
-                        self.close_after_flush = True
-                        parts = []
-                        self.out.clear()
-                if parts:
-                    self.out.extend(memoryview(part).cast("B") for part in parts)
-                pending = bool(self.out)
+                try:
+                    self.out.send_parts(parts)  # what the socket does not take now waits
+                except Exception as exc:  # broken, or the peer lets too much wait (OutputOverflow)
+                    log_failure(self, exc)
+                    self.failed = self.close_after_flush = True
+                    self.out.discard()
+                    self.queue.clear()  # its other requests are not served: the connection goes
+                pending = bool(self.out.queued)
         if blocking:
             self._send_blocking(parts)
         elif pending or self.close_after_flush:
@@ -441,7 +470,8 @@ class AioClient:
         # only once no loop watches the connection any more
         try:
             if self.raw.timeout is None:
-                self.raw.timeout = SEND_TIMEOUT
+                limit = float(config.SEND_TIMEOUT or 0)
+                self.raw.timeout = min(limit, LAST_SEND_TIMEOUT) if limit > 0 else LAST_SEND_TIMEOUT
             for part in parts:
                 self.raw.send(part)
         except Exception as exc:

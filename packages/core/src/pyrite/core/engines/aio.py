@@ -22,9 +22,16 @@ Who runs a request:
   full, that connection is not read until there is room again.
 
 Writes never block the loop: a reply goes out with a non-blocking send and
-what the socket does not take waits in the client's output buffer (while it
-waits, that client is not read: back-pressure on a client that does not read
-its replies; others are unaffected).  A worker thread writes the reply of a
+what the socket does not take waits in the client's output buffer
+(``output.BufferedOutput``; while it waits, that client is not read:
+back-pressure on a client that does not read its replies; others are
+unaffected).
+
+A hostile peer costs its own connection only, by the selector engines' rules
+(``guard``): a sweep closes connections past HANDSHAKE_TIMEOUT (from the
+accept: covers TLS), FRAME_TIMEOUT, IDLE_TIMEOUT or SEND_TIMEOUT; beyond
+MAX_CONNECTIONS clients get CONNECTFAIL; a failing ``accept()`` pauses the
+listener (growing back-off) and is logged at most once a second, with a count.  A worker thread writes the reply of a
 plain call itself when the transport allows a send beside the loop's reads
 (plain sockets); TLS and unknown transports write from the loop only.
 
@@ -49,14 +56,16 @@ import asyncio
 import logging
 import selectors
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import PyroError
+from ..errors import ConnectionClosedError, PyroError
 from ..interfaces import StepwiseHost
 from ._aio_client import AioClient, PoolJobs
 from ._aio_io import poll_interval, try_send
 from .common import describe_peer
+from .guard import AcceptThrottle, Limits, admit, close_expired, sweep_interval
 
 log = logging.getLogger("pyrite.core.engines.aio")
 
@@ -88,11 +97,14 @@ class AsyncioEngine(PoolJobs):
         self._closed = False
         self._shutting_down = False
         self._detached = threading.Event()
+        self._detach_lock = threading.RLock()  # the loop thread leaving and close() may both detach
         self._detached.set()
         self._wake: asyncio.Event | None = None
         self._closed_future: asyncio.Future[None] | None = None
         self._housekeeping_handle: asyncio.TimerHandle | None = None
         self._housekeeping_running = False
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._accept_throttle = AcceptThrottle(f"{type(self).__name__} on {self._location}")
         self._children: list[AsyncioEngine] = []
         self._selector: selectors.DefaultSelector | None = None
         self._foreign: list[tuple[Any, Any]] = []  # (server, watched fileobj) served by this loop
@@ -154,6 +166,7 @@ class AsyncioEngine(PoolJobs):
         loop.add_reader(self._selector.fileno(), self._serve_ready)
         loop.add_reader(self._listener.fileno(), self._accept)
         self._schedule_housekeeping()
+        self._schedule_sweep()
         for child in self._children:
             child.attach(loop)
         for server, fileobj in self._foreign:
@@ -283,14 +296,19 @@ class AsyncioEngine(PoolJobs):
 
     def _detach(self) -> None:
         """Stop watching everything (on the loop thread, or with no loop running)."""
+        with self._detach_lock:
+            self._detach_now()
+
+    def _detach_now(self) -> None:
         loop = self._aloop
         if loop is None:
             return
         for child in self._children:
             child._detach()
-        handle, self._housekeeping_handle = self._housekeeping_handle, None
-        if handle is not None:
-            handle.cancel()
+        for handle in (self._housekeeping_handle, self._sweep_handle):
+            if handle is not None:
+                handle.cancel()
+        self._housekeeping_handle = self._sweep_handle = None
         for _, fileobj in self._foreign:
             _quiet(loop.remove_reader, fileobj)
         _quiet(loop.remove_reader, self._listener.fileno())
@@ -328,15 +346,21 @@ class AsyncioEngine(PoolJobs):
                 return
             try:
                 raw = self._listener.accept()
+            except ConnectionClosedError:
+                self._stop_accepting()  # the listener was closed under us
+                return
             except Exception as exc:
                 if not self._closed:
-                    log.warning("%s: accept failed: %s", self, exc)
-                    self._pause_accepting()
+                    self._pause_accepting(self._accept_throttle.failed(exc))
                 return
             if raw is None:
                 return
+            self._accept_throttle.succeeded()
+            refusing = admit(raw, len(self._clients), self._refusing_count, self)
+            if refusing is False:
+                continue  # over every cap: already answered and closed
             try:
-                client = AioClient(self, raw)
+                client = AioClient(self, raw, refusing if isinstance(refusing, str) and refusing else None)
             except Exception as exc:
                 log.warning("%s: cannot set up accepted connection: %s", self, exc)
                 _quiet(raw.close)
@@ -346,8 +370,16 @@ class AsyncioEngine(PoolJobs):
                 log.debug("%s: connected %s", self, describe_peer(raw))
             client.start_reading()
 
-    def _pause_accepting(self) -> None:
-        # e.g. out of file descriptors: the listener stays readable; look again a little later
+    def _refusing_count(self) -> int:
+        return sum(1 for client in self._clients if client.refusing is not None)
+
+    def _stop_accepting(self) -> None:
+        loop = self._aloop
+        if loop is not None:
+            _quiet(loop.remove_reader, self._listener.fileno())
+
+    def _pause_accepting(self, pause: float) -> None:
+        # e.g. out of file descriptors: the listener stays readable; look again after the back-off
         loop = self._aloop
         if loop is None:
             return
@@ -358,7 +390,27 @@ class AsyncioEngine(PoolJobs):
             if self._aloop is loop and not self._closed:
                 loop.add_reader(fd, self._accept)
 
-        loop.call_later(0.05, resume)
+        loop.call_later(pause, resume)
+
+    def _schedule_sweep(self) -> None:
+        loop = self._aloop
+        if loop is not None and not self._shutting_down:
+            self._sweep_handle = loop.call_later(sweep_interval(Limits.current()), self._sweep)
+
+    def _sweep(self) -> None:
+        """Loop thread: close the connections past a deadline (see ``guard.expired``); write
+        accept failures still uncounted in the log."""
+        self._schedule_sweep()
+        loop = self._aloop
+        if loop is None:
+            return
+        now = time.monotonic()  # the records' clock (uvloop's loop.time() is another)
+        throttle = self._accept_throttle
+        if throttle.failures:
+            throttle.flush_log(now)
+        # a client whose call runs is left alone, unless its replies wait for a peer that does not read
+        due = [client for client in self._clients if not client.gone and (not client.busy or client.out.queued)]
+        close_expired(self, due, now, Limits.current(), AioClient.drop)
 
     def watch(self, client: AioClient) -> None:
         """Read ``client`` when it is readable (loop thread)."""

@@ -16,6 +16,7 @@ from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError,
 from ..errors import TimeoutError as PyroTimeoutError
 from ..protocol import ReceivingMessage
 from ..session import Closed, Session
+from .guard import DeadlineClock
 
 __all__ = ["Client", "Incoming", "describe_peer", "log", "log_failure", "take_messages", "wait_readable"]
 
@@ -25,7 +26,7 @@ Incoming = ReceivingMessage | Exception
 """What a read yields: complete messages, in order, possibly ending with the error that followed them."""
 
 
-class Client:
+class Client(DeadlineClock):
     """An engine's record of one accepted connection.
 
     ``busy`` is set while the client is out of the selector being served (by
@@ -34,7 +35,8 @@ class Client:
     ``frame_start`` (first byte of an incomplete message, or None) and
     ``last_active`` (last read), all ``time.monotonic()``; ``refusing`` is the
     reason a client over MAX_CONNECTIONS gets in its CONNECTFAIL; ``out`` the
-    multiplex engine's output buffer.
+    multiplex engine's output buffer; ``note_read()`` (from ``guard.DeadlineClock``)
+    after each read that brought data.
     """
 
     __slots__ = (
@@ -46,9 +48,6 @@ class Client:
         "busy",
         "gone",
         "pending",
-        "since",
-        "frame_start",
-        "last_active",
         "refusing",
         "out",
     )
@@ -66,14 +65,6 @@ class Client:
         self.frame_start: float | None = None
         self.refusing: str | None = None
         self.out: Any = None
-
-    def note_read(self) -> None:
-        """Record that data arrived (for the frame and idle deadlines)."""
-        self.last_active = now = time.monotonic()
-        if not self.session.partial:
-            self.frame_start = None
-        elif self.frame_start is None:
-            self.frame_start = now
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"

@@ -19,6 +19,11 @@ The selector engines use these pieces on their loop thread:
 * ``unsolicited_refusal()``: the bytes of a MSG_CONNECTFAIL for a client
   that is turned away before it said anything (Pyro5 clients accept it as the
   answer to their connect request).
+
+The engine-neutral steps, used by the selector engines (``GuardMixin``) and
+the asyncio engine alike: ``DeadlineClock`` (the timestamps of a client
+record and ``note_read()``), ``admit()`` (the connection cap at accept) and
+``close_expired()`` (one deadline sweep).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import marshal
 import selectors
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from .. import protocol
@@ -37,9 +43,12 @@ log = logging.getLogger("pyrite.core.engines")
 
 __all__ = [
     "AcceptThrottle",
+    "DeadlineClock",
     "GuardMixin",
     "Limits",
     "REFUSE_WAIT",
+    "admit",
+    "close_expired",
     "expired",
     "max_connections",
     "refusal_headroom",
@@ -140,6 +149,76 @@ def expired(client: Any, now: float, limits: Limits) -> str | None:
     elif limits.idle is not None and now - client.last_active > limits.idle:
         return f"idle for {limits.idle:g} s (IDLE_TIMEOUT)"
     return None
+
+
+class DeadlineClock:
+    """The timestamps ``expired()`` reads, kept by an engine's client record (a mixin).
+
+    The record sets ``since``, ``last_active`` (both ``time.monotonic()`` at
+    accept), ``frame_start = None`` and has a ``session``; after every read
+    that brought data it calls ``note_read()``.
+    """
+
+    __slots__ = ("since", "last_active", "frame_start")
+
+    session: Any
+
+    def note_read(self) -> None:
+        """Record that data arrived (for the frame and idle deadlines)."""
+        self.last_active = now = time.monotonic()
+        if not self.session.partial:
+            self.frame_start = None
+        elif self.frame_start is None:
+            self.frame_start = now
+
+
+def admit(raw: Any, count: int, refusing: Callable[[], int], owner: object) -> str | bool:
+    """The connection cap, for a connection ``raw`` just accepted while ``count`` others are open.
+
+    Returns "" to admit it, a refusal reason to answer its connect request with
+    CONNECTFAIL (the engine keeps it, marked ``refusing``, until then or
+    ``REFUSE_WAIT``), or False when it was already refused and closed here
+    because ``refusing()`` (how many refused clients wait now; only asked when
+    over the cap) leaves no room for another.
+    """
+    limit = max_connections()
+    if count < limit:
+        return ""
+    reason = f"server has too many connections ({limit}, MAX_CONNECTIONS): try again later"
+    if refusing() < refusal_headroom(limit):
+        return reason
+    try:
+        send_some = getattr(raw, "send_some", None)
+        if send_some is not None:
+            send_some(unsolicited_refusal(reason))
+    except Exception:
+        pass  # it is being turned away anyway
+    try:
+        raw.close()
+    except Exception:
+        pass
+    log.debug("%s: refused a connection at once: %s", owner, reason)
+    return False
+
+
+def close_expired(
+    owner: object, clients: Iterable[Any], now: float, limits: Limits, drop: Callable[[Any], None]
+) -> None:
+    """One deadline sweep: ``drop`` every client of ``clients`` past a deadline (see ``expired``),
+    logging one line for the lot (refused clients that never spoke are not counted)."""
+    closed = 0
+    first = ""
+    for client in clients:
+        reason = expired(client, now, limits)
+        if reason is None:
+            continue
+        log.debug("%s: closing %r: %s", owner, client, reason)
+        if client.refusing is None:
+            closed += 1
+            first = first or reason
+        drop(client)
+    if closed:
+        log.info("%s: closed %d connection(s) past a deadline (e.g. %s)", owner, closed, first)
 
 
 def unsolicited_refusal(reason: str) -> bytes:
@@ -259,29 +338,14 @@ class GuardMixin:
         self._accept_resume = time.monotonic() + pause
 
     def _admission(self, raw: Any) -> str | bool:
-        """ "" to admit a new connection, a refusal reason to answer its connect request with
-        CONNECTFAIL, or False when it was refused and closed at once (too many refusals waiting)."""
-        limit = max_connections()
+        """See ``admit``."""
         with self._lock:
             count = len(self._clients)
-            if count < limit:
-                return ""
-            refusing = sum(1 for client in self._clients if client.refusing is not None)
-        reason = f"server has too many connections ({limit}, MAX_CONNECTIONS): try again later"
-        if refusing < refusal_headroom(limit):
-            return reason
-        try:
-            send_some = getattr(raw, "send_some", None)
-            if send_some is not None:
-                send_some(unsolicited_refusal(reason))
-        except Exception:
-            pass  # it is being turned away anyway
-        try:
-            raw.close()
-        except Exception:
-            pass
-        log.debug("%s: refused a connection at once: %s", self, reason)
-        return False
+        return admit(raw, count, self._refusing_count, self)
+
+    def _refusing_count(self) -> int:
+        with self._lock:
+            return sum(1 for client in self._clients if client.refusing is not None)
 
     # ----- deadlines
 
@@ -290,16 +354,4 @@ class GuardMixin:
         self._next_sweep = now + sweep_interval(limits)
         with self._lock:
             idle = [client for client in self._clients if not client.busy and not client.gone]
-        closed = 0
-        first = ""
-        for client in idle:
-            reason = expired(client, now, limits)
-            if reason is None:
-                continue
-            log.debug("%s: closing %r: %s", self, client, reason)
-            if client.refusing is None:
-                closed += 1
-                first = first or reason
-            self._drop(client)
-        if closed:
-            log.info("%s: closed %d connection(s) past a deadline (e.g. %s)", self, closed, first)
+        close_expired(self, idle, now, limits, self._drop)

@@ -1,4 +1,4 @@
-"""Non-blocking replies for the multiplex engine: a per-connection output buffer with a cap.
+"""Non-blocking replies for the multiplex and asyncio engines: a per-connection output buffer with a cap.
 
 ``BufferedOutput`` wraps a transport connection.  ``send``/``send_parts``
 write what the socket takes right now (the transport's non-blocking
@@ -8,7 +8,12 @@ engine watches the connection for writing only: it reads no further
 requests from that peer (its own back-pressure).  Queuing more than
 ``config.MAX_OUTPUT_BUFFER`` bytes behind output already waiting raises
 ``OutputOverflow``, and the engine closes that connection.  A single reply
-is always taken whole (its size is bounded by MAX_MESSAGE_SIZE already).
+(one ``send`` or ``send_parts``) is always taken whole when nothing waits
+before it (its size is bounded by MAX_MESSAGE_SIZE already).
+
+The non-blocking write is the transport's ``send_some`` unless the engine
+passes its own (``BufferedOutput(raw, sender)``: the asyncio engine has
+senders for connections without ``send_some``).
 
 Everything else (``recv_some``, ``fileno``, ``timeout``, ``socket``, ...) is
 the wrapped connection's.  A transport connection without ``send_some``
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..config import config
@@ -46,23 +52,34 @@ class BufferedOutput:
 
     __slots__ = ("raw", "_queue", "queued", "last_progress", "_send_some", "_chunk")
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, sender: Callable[[Any], int] | None = None) -> None:
         self.raw = raw
         self._queue: deque[memoryview] = deque()
         self.queued = 0  # bytes queued, not yet written
         self.last_progress = time.monotonic()
-        self._send_some = getattr(raw, "send_some", None)
+        self._send_some = sender if sender is not None else getattr(raw, "send_some", None)
         self._chunk = TLS_CHUNK if getattr(raw, "is_tls", False) else 0
 
     # ----- writing
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` behind what waits and write as much as the socket takes now."""
-        self._append(data)
-        self.flush()
+        self.send_parts((data,))
 
     def send_parts(self, parts: Any) -> None:
-        """Queue several buffers in order (no join) and write what the socket takes now."""
+        """Queue several buffers in order (no join) and write what the socket takes now.
+
+        Raises ``OutputOverflow`` (queuing nothing) if output already waits and these
+        parts would bring it over ``config.MAX_OUTPUT_BUFFER``."""
+        if not isinstance(parts, (list, tuple)):
+            parts = list(parts)
+        if self.queued:
+            size = self.queued + sum(len(part) for part in parts)
+            if size > int(config.MAX_OUTPUT_BUFFER):
+                raise OutputOverflow(
+                    f"peer is not reading: {size} bytes of replies would wait "
+                    f"(MAX_OUTPUT_BUFFER={config.MAX_OUTPUT_BUFFER})"
+                )
         for part in parts:
             self._append(part)
         self.flush()
@@ -71,11 +88,6 @@ class BufferedOutput:
         size = len(data)
         if not size:
             return
-        if self.queued and self.queued + size > int(config.MAX_OUTPUT_BUFFER):
-            raise OutputOverflow(
-                f"peer is not reading: {self.queued + size} bytes of replies would wait "
-                f"(MAX_OUTPUT_BUFFER={config.MAX_OUTPUT_BUFFER})"
-            )
         if isinstance(data, bytearray):
             data = bytes(data)  # the caller may reuse its buffer after we return
         self._queue.append(memoryview(data).cast("B"))
