@@ -18,7 +18,7 @@ from tests.interop import services
 
 from .conftest import Server, proxy, start_server
 
-CERTS = Path(__file__).parent.parent / "transports" / "certs"
+CERTS = Path(__file__).parents[2] / "transports" / "certs"
 
 
 def _lib(name: str) -> services.Lib:
