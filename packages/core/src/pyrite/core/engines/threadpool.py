@@ -31,7 +31,7 @@ from typing import Any
 from ..config import config
 from ..interfaces import DaemonHost
 from ..workers import WorkerPool
-from .base import Client, Incoming, SelectorEngine, take_messages, wait_readable
+from .base import Client, Incoming, SelectorEngine, take_messages
 
 LINGER = 0.1  # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
@@ -186,7 +186,7 @@ class ThreadPoolEngine(SelectorEngine):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutting_down or pool.backlog():
                     return None
-                if not wait_readable(client.fd, remaining if remaining < LINGER_SLICE else LINGER_SLICE):
+                if not client.wait_readable(remaining if remaining < LINGER_SLICE else LINGER_SLICE):
                     continue
             data = raw.recv_some(session.want())
             if data is None:
