@@ -300,15 +300,8 @@ class Session:
 
     @property
     def framed(self) -> int:
-        """How many complete messages wait, framed but with their bodies not yet parsed:
-        ``next_event`` parses each (annotations, decompression) where the caller chooses
-        to spend that time, e.g. on a worker thread rather than a selector thread."""
+        """Complete messages waiting, bodies not parsed yet (``next_event`` parses, where called)."""
         return len(self._frames)
-
-    @property
-    def failed(self) -> bool:
-        """True once bad framing was seen (``next_event`` raises it after the messages before it)."""
-        return self._error is not None
 
     def want(self) -> int:
         """A good size for the next non-blocking read."""

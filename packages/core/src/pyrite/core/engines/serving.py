@@ -71,8 +71,8 @@ class ConnectionServing:
             if not raw.pending() and (not session.partial or budget <= 0):
                 break
         framed = session.framed
-        if not framed and (session.closed or session.failed):
-            take_messages(session)  # raises the close or the error
+        if not framed:
+            take_messages(session)  # raises the close or the bad bytes; else nothing is complete yet
         return framed
 
     def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
