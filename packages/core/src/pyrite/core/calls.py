@@ -154,19 +154,21 @@ def blob_call(msg: ReceivingMessage) -> tuple[Any, Any, tuple[Any, ...], dict[st
     return object_id, method, (SerializedBlob(info, msg, is_blob=True),), {}
 
 
-def set_context(conn: Any, msg: ReceivingMessage) -> Any:
-    """Fill ``current_context`` for a request from ``conn``; the raw correlation id or None."""
-    ctx = current_context
+def set_context(conn: Any, msg: ReceivingMessage, request: bool = False) -> Any:
+    """Fill ``current_context`` for a message from ``conn`` (for a ``request`` also its seq,
+    flags and serializer id); the raw correlation id or None."""
     corr = msg.corr_id if msg.flags & FLAGS_CORR_ID else None
-    ctx.correlation_id = _UUID(bytes=bytes(corr)) if corr is not None else None
-    if ctx.response_annotations:
-        ctx.response_annotations = {}
-    ctx.client = conn
     try:
-        ctx.client_sock_addr = conn.peer_address
+        addr = conn.peer_address
     except Exception:
-        ctx.client_sock_addr = None
-    ctx.annotations = msg.annotations
+        addr = None
+    current_context.serve(
+        conn,
+        addr,
+        msg.annotations,
+        _UUID(bytes=bytes(corr)) if corr is not None else None,
+        (msg.seq, msg.flags, msg.serializer_id) if request else None,
+    )
     return corr
 
 
@@ -293,9 +295,8 @@ class PendingCall:
     def enter(self) -> None:
         """Prepare this thread to make the call: ``current_context`` of the request and, on
         another thread than the one that read it, ownership of the proxies among its arguments."""
-        ctx = current_context
-        if ctx.seq != self.msg.seq or ctx.client is not self.conn:
-            ctx.from_global(self.context)
+        if not current_context.serving(self.conn, self.msg.seq):
+            current_context.from_global(self.context)
         if self.thread != threading.get_ident():
             # deserialized proxies belong to the reading thread; the calling thread will use them
             _adopt_proxies((self.vargs, self.kwargs), 4)

@@ -34,6 +34,7 @@ class ClientConnection:
         self.held_oneways: deque[Any] = deque()
         #: the exception of a failed ``@callback`` method: the engine closes the connection
         self.callback_error: BaseException | None = None
+        self._peer: Any = None  # the peer address, once known: it never changes, and every call reads it
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data`` on the transport connection."""
@@ -81,7 +82,10 @@ class ClientConnection:
     @property
     def peer_address(self) -> Any:
         """The client's address."""
-        return self.conn.peer_address
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.conn.peer_address
+        return peer
 
     def __repr__(self) -> str:
         return f"<ClientConnection {self.conn!r}>"

@@ -273,7 +273,7 @@ class Dispatcher:
         method call goes to ``submit_oneway(call)`` instead.  Raises CommunicationError
         only if the connection must be dropped.
         """
-        corr = set_context(conn, msg)
+        corr = set_context(conn, msg, request=True)
         flags = msg.flags
         if config.LOGWIRE:
             log_wiredata(log, "daemon wiredata received", msg)
@@ -290,10 +290,6 @@ class Dispatcher:
             serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
         except PyroError as exc:
             raise ProtocolError(f"request with unusable serializer id {serializer_id}: {exc}") from None
-        ctx = current_context
-        ctx.seq = msg.seq
-        ctx.msg_flags = flags
-        ctx.serializer_id = serializer_id
         call = PendingCall(conn, session, msg, serializer, corr)
         try:
             if flags & FLAGS_KEEPSERIALIZED:

@@ -298,6 +298,11 @@ class Session:
         """True once ``receive_data(b"")`` said the peer closed."""
         return self._closed
 
+    @property
+    def framed(self) -> int:
+        """Complete messages waiting, bodies not parsed yet (``next_event`` parses, where called)."""
+        return len(self._frames)
+
     def want(self) -> int:
         """A good size for the next non-blocking read."""
         return self._reader.want()

@@ -50,6 +50,7 @@ class Client(DeadlineClock):
         "pending",
         "refusing",
         "out",
+        "poller",
     )
 
     def __init__(self, conn: ClientConnection) -> None:
@@ -65,6 +66,17 @@ class Client(DeadlineClock):
         self.frame_start: float | None = None
         self.refusing: str | None = None
         self.out: Any = None
+        self.poller: Any = None  # a worker's poll object on fd, made once (see wait_readable)
+
+    def wait_readable(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the connection to be readable (or broken)."""
+        poller = self.poller
+        if poller is None:
+            if not hasattr(select, "poll"):  # pragma: no cover - Windows
+                return wait_readable(self.fd, timeout)
+            poller = self.poller = select.poll()
+            poller.register(self.fd, _POLL_READ)
+        return bool(poller.poll(timeout * 1000.0))
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
@@ -103,8 +115,9 @@ def describe_peer(conn: Any) -> str:
         return "?"
 
 
+_POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP if hasattr(select, "poll") else 0
+
 if hasattr(select, "poll"):
-    _POLL_READ = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
     def wait_readable(fd: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for ``fd`` to be readable (or broken)."""

@@ -47,6 +47,13 @@ class ConnectionServing:
         Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
         complete message came before them (else they end the list, see ``take_messages``).
         """
+        self._read_frames(client)
+        return take_messages(client.session)
+
+    def _read_frames(self, client: Client) -> int:
+        """Read what has arrived on an idle client without blocking into its session; how many
+        complete messages it now holds (framed, bodies not parsed yet).  Raises as
+        ``_read_messages`` does when the stream ended or went bad with no message before."""
         raw = client.raw
         session = client.session
         budget = MAX_READ_PER_TURN
@@ -63,7 +70,10 @@ class ConnectionServing:
             # a big message streams in, read on (up to a fair share) rather than select per piece.
             if not raw.pending() and (not session.partial or budget <= 0):
                 break
-        return take_messages(session)
+        framed = session.framed
+        if not framed:
+            take_messages(session)  # raises the close or the bad bytes; else nothing is complete yet
+        return framed
 
     def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
         """Give one complete message to the daemon and send its reply.  False if the client

@@ -31,7 +31,7 @@ from typing import Any
 from ..config import config
 from ..interfaces import DaemonHost
 from ..workers import WorkerPool
-from .base import Client, Incoming, SelectorEngine, take_messages, wait_readable
+from .base import Client, Incoming, SelectorEngine, take_messages
 
 LINGER = 0.1  # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
@@ -76,19 +76,27 @@ class ThreadPoolEngine(SelectorEngine):
 
     def _on_readable(self, client: Client) -> None:
         try:
-            messages = self._read_messages(client)
+            framed = self._read_frames(client)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
             return
-        if not messages:
+        if not framed:
             return  # only part of a message so far: keep watching
         self._unregister(client)
         client.busy = True
         handshaked = client.session.handshake_done
-        if not self._pool.submit(self._serve, (client, messages), refusable=not handshaked):
-            first = messages[0]
-            if self._closed or isinstance(first, Exception):
+        # the worker parses the bodies (annotations, decompression): that work stays off this thread
+        if not self._pool.submit(self._serve, (client, None), refusable=not handshaked):
+            if self._closed:
+                self._drop(client)
+                return
+            try:
+                first = take_messages(client.session)[0]
+            except Exception:
+                self._drop(client)
+                return
+            if isinstance(first, Exception):
                 self._drop(client)
             else:
                 self._send_refusal(client, first, REFUSAL)
@@ -134,8 +142,16 @@ class ThreadPoolEngine(SelectorEngine):
 
     # ----- workers
 
-    def _serve(self, client: Client, messages: list[Incoming]) -> None:
-        """Handle a client's messages, and keep handling it while its requests keep coming."""
+    def _serve(self, client: Client, messages: list[Incoming] | None) -> None:
+        """Handle a client's messages (None: the complete ones its session holds, parsed here),
+        and keep handling it while its requests keep coming."""
+        if messages is None:
+            try:
+                messages = take_messages(client.session)
+            except Exception as exc:
+                self._log_failure(client, exc)
+                self._drop(client)
+                return
         while True:
             if not self._serve_messages(client, messages):
                 return  # dropped, or parked until the pool has room for its oneway calls
@@ -170,7 +186,7 @@ class ThreadPoolEngine(SelectorEngine):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutting_down or pool.backlog():
                     return None
-                if not wait_readable(client.fd, remaining if remaining < LINGER_SLICE else LINGER_SLICE):
+                if not client.wait_readable(remaining if remaining < LINGER_SLICE else LINGER_SLICE):
                     continue
             data = raw.recv_some(session.want())
             if data is None:
