@@ -36,7 +36,7 @@ from .constants import DAEMON_NAME
 from .errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError
 from .interfaces import Serializer
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
-from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, RemoteMethod, StreamResultIterator
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, RemoteMethod, StreamResultIterator, proxy_state
 from .uri import URI
 
 __all__ = ["Proxy", "BatchProxy", "SerializedBlob"]
@@ -139,14 +139,7 @@ class Proxy:
 
     def __getstate__(self) -> tuple[Any, ...]:
         # Pyro5's 6-tuple of plain values: the serializers put exactly this on the wire
-        return (
-            str(self._pyroUri),
-            tuple(self._pyroOneway),
-            tuple(self._pyroMethods),
-            tuple(self._pyroAttrs),
-            self._pyroHandshake,
-            self._pyroSerializer,
-        )
+        return proxy_state(self)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.__fresh(URI(state[0]), *state[1:6])

@@ -22,7 +22,7 @@ from .constants import DAEMON_NAME
 from .errors import CommunicationError, ConnectionClosedError, TimeoutError
 from .protocol import FLAGS_ONEWAY
 
-__all__ = ["RemoteMethod", "StreamResultIterator", "PROXY_LOCAL_NAMES", "PROXY_LOCAL_PREFIXES"]
+__all__ = ["RemoteMethod", "StreamResultIterator", "PROXY_LOCAL_NAMES", "PROXY_LOCAL_PREFIXES", "proxy_state"]
 
 # Pickle and copy probe some of these with getattr(), so they must fail fast
 # instead of connecting to fetch metadata.
@@ -138,3 +138,17 @@ class StreamResultIterator:
             with contextlib.suppress(CommunicationError):
                 with proxy.__copy__() as closer:
                     closer._pyroInvoke("close_stream", [self.streamId], {}, flags=FLAGS_ONEWAY, objectId=DAEMON_NAME)
+
+
+def proxy_state(proxy: Any) -> tuple[Any, ...]:
+    """Pyro5's 6-tuple of plain values for a proxy (uri, oneway, methods, attrs, handshake,
+    serializer): what pickling keeps and what the serializers put on the wire, for every
+    proxy class (sync, asyncio, shared)."""
+    return (
+        str(proxy._pyroUri),
+        tuple(proxy._pyroOneway),
+        tuple(proxy._pyroMethods),
+        tuple(proxy._pyroAttrs),
+        proxy._pyroHandshake,
+        proxy._pyroSerializer,
+    )

@@ -41,7 +41,7 @@ from .blob import SerializedBlob
 from .callcontext import current_context
 from .errors import ConnectionClosedError, PyroError, TimeoutError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
-from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, proxy_state
 from .uri import DAEMON_NAME, URI
 
 __all__ = ["SharedProxy", "shutdown_loop"]
@@ -210,7 +210,7 @@ class SharedProxy:
         return sorted(set(dir(type(self))) | set(self.__dict__) | inner._pyroMethods | inner._pyroAttrs)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return self.__dict__["_pyroAio"].__getstate__()  # type: ignore[no-any-return]
+        return proxy_state(self.__dict__["_pyroAio"])
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         inner = object.__new__(_Inner)

@@ -33,7 +33,7 @@ from ..client import Proxy as SyncProxy
 from ..config import config
 from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError
 from ..protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
-from ..remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES
+from ..remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, proxy_state
 from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
@@ -121,14 +121,7 @@ class Proxy:
 
     def __getstate__(self) -> tuple[Any, ...]:
         # the same 6-tuple as the sync Proxy: it travels as a plain proxy
-        return (
-            str(self._pyroUri),
-            tuple(self._pyroOneway),
-            tuple(self._pyroMethods),
-            tuple(self._pyroAttrs),
-            self._pyroHandshake,
-            self._pyroSerializer,
-        )
+        return proxy_state(self)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         Proxy.__init__(self, state[0])
