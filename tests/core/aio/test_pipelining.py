@@ -20,9 +20,18 @@ SERIALIZERS = ["serpent", "marshal", "json", "msgpack", "cbor2"]
 
 @pytest.mark.parametrize("serializer", SERIALIZERS)
 def test_100_tasks_one_connection(server: Server, run: Any, serializer: str) -> None:
-    if serializer == "cbor2" and server.name != "pyrite":
-        pytest.skip("Pyro5 has no cbor2 serializer")
     set_serializer(serializer)
+    if serializer == "cbor2" and server.name != "pyrite":
+        # Pyro5 has no cbor2 serializer: its daemon drops the connection, and the bind says so at once
+        async def refused() -> None:
+            p = proxy(server.probe_uri)
+            p._pyroTimeout = 5.0
+            with pytest.raises(errors.ConnectionClosedError):
+                await p._pyroBind()
+            await p._pyroRelease()
+
+        run(refused())
+        return
 
     async def main() -> None:
         async with proxy(server.probe_uri) as p:
