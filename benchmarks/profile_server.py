@@ -6,7 +6,8 @@ Usage (from the repository root)::
     hatch run python benchmarks/profile_server.py multiplex serpent ping 1500 --procs 4 --profile
 
 Arguments: SERVERTYPE (thread, multiplex), SERIALIZER, WORKLOAD (``ping``, ``oneway``,
-``batch100``, ``batch1000``, ``connect``, ``echoN`` for N MB of bytes, hex text for json)
+``batch100``, ``batch1000``, ``connect``, ``echoN`` for N MB of bytes, hex text for json,
+``tasksN`` for N asyncio tasks calling ``ping`` through one shared ``aio.Proxy``)
 and the number of units per client.  ``--procs`` client processes with ``--threads``
 threads each (a proxy per thread).  The daemon uses the benchmark's settings.  The first
 line is this process's CPU time (all threads: the daemon only, the clients run elsewhere)
@@ -58,6 +59,20 @@ def work():
         data = os.urandom(size // 2).hex() if serializer == "json" else os.urandom(size)
         for _ in range(count):
             proxy.echo(data)
+    elif workload.startswith("tasks"):
+        import asyncio
+        from pyrite.core import aio
+
+        async def calls(shared):
+            for _ in range(count):
+                await shared.ping(42)
+
+        async def tasks():
+            async with aio.Proxy(uri) as shared:
+                shared._pyroSerializer = serializer
+                await asyncio.gather(*(calls(shared) for _ in range(int(workload[5:]))))
+
+        asyncio.run(tasks())
     elif workload == "connect":
         for _ in range(count):
             fresh = api.Proxy(uri)
@@ -137,6 +152,8 @@ def main() -> None:
         client.wait(timeout=600)
     wall, cpu = time.monotonic() - wall0, process_cpu() - cpu0
     units = args.count * args.procs * args.threads
+    if args.workload.startswith("tasks"):
+        units *= int(args.workload[5:])
     if args.workload.startswith("batch"):
         units = max(1, args.count // int(args.workload[5:])) * int(args.workload[5:]) * args.procs * args.threads
     scale, unit = (1e3, "ms") if args.workload.startswith("echo") else (1e6, "µs")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from typing import Any
 
 from .. import protocol
 from ..errors import ProtocolError
@@ -20,6 +22,10 @@ from .common import Client, Incoming, describe_peer, log, log_failure, take_mess
 __all__ = ["ConnectionServing", "MAX_READ_PER_TURN"]
 
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per turn of the selector loop
+# Replies to pipelined requests read together are written together (see _serve_messages):
+GATHER_DELAY = 0.001  # seconds after which gathered replies are written (checked after each call)
+GATHER_PARTS = 128  # small replies gathered at most before a write
+GATHER_JOIN = 256 * 1024  # gathered bytes up to this are joined into one buffer before the write
 
 
 class ConnectionServing:
@@ -75,9 +81,10 @@ class ConnectionServing:
             take_messages(session)  # raises the close or the bad bytes; else nothing is complete yet
         return framed
 
-    def _dispatch(self, client: Client, msg: ReceivingMessage) -> bool:
-        """Give one complete message to the daemon and send its reply.  False if the client
-        was dropped (refused, broken, or after a failed ``@callback``)."""
+    def _dispatch(self, client: Client, msg: ReceivingMessage, gathered: list[Any] | None = None) -> bool:
+        """Give one complete message to the daemon and send its reply (or, with ``gathered``,
+        add the reply's parts to it for ``_send_gathered``).  False if the client was dropped
+        (refused, broken, or after a failed ``@callback``): replies gathered before were sent."""
         conn = client.conn
         session = client.session
         host = self.host
@@ -88,7 +95,13 @@ class ConnectionServing:
                 reply = host.serve_handshake(conn, session, msg)
             del msg
             if reply is not None:
-                protocol.send_message(conn, reply)
+                if gathered is None:
+                    protocol.send_message(conn, reply)
+                else:
+                    parts = reply.parts
+                    gathered.extend(parts)
+                    if len(parts) > 1 and not self._send_gathered(client, gathered):
+                        return False  # a large payload (its own part) goes out at once, with those before it
                 del reply
             if not session.handshake_done:
                 log.debug("%s: handshake refused for %s", self, describe_peer(conn))
@@ -106,25 +119,70 @@ class ConnectionServing:
                 return True
         except Exception as exc:
             self._log_failure(client, exc)
+        if gathered:
+            self._send_gathered(client, gathered, last=True)
         self._drop(client)
         return False
 
+    def _send_gathered(self, client: Client, gathered: list[Any], last: bool = False) -> bool:
+        """Write the reply parts gathered from one read's requests in one go, and empty the list.
+        False if that failed (the client is dropped then, unless ``last``: the caller drops it)."""
+        parts = gathered[:]
+        gathered.clear()
+        size = 0
+        for part in parts:
+            size += len(part)
+        try:
+            if size <= GATHER_JOIN:
+                client.conn.send(b"".join(parts))  # small replies: one buffer, one write
+            else:
+                client.conn.send_parts(parts)
+        except Exception as exc:
+            if not last:
+                self._log_failure(client, exc)
+                self._drop(client)
+            return False
+        return True
+
     def _serve_messages(self, client: Client, messages: list[Incoming]) -> bool:
         """Dispatch ``messages`` in order.  False if the client was dropped or parked (the rest
-        kept in ``client.pending``): the caller must leave it alone then."""
+        kept in ``client.pending``): the caller must leave it alone then.
+
+        Replies to several requests that arrived together (a pipelining client) are gathered
+        and written together, so the peer gets one write, not one per reply; a reply waits
+        at most ``GATHER_DELAY`` seconds (a slow call after it); a large reply goes out at once."""
+        if len(messages) == 1:
+            gathered: list[Any] | None = None
+        else:
+            gathered = []
+            first = 0.0
         for index, msg in enumerate(messages):
             if client.refusing is not None and not isinstance(msg, Exception):
                 self._send_refusal(client, msg, client.refusing)  # over MAX_CONNECTIONS
                 return False
             if isinstance(msg, Exception):  # bad bytes after the messages before it
+                if gathered:
+                    self._send_gathered(client, gathered, last=True)
                 self._log_failure(client, msg)
                 self._drop(client)
                 return False
-            if not self._dispatch(client, msg):
+            if not self._dispatch(client, msg, gathered):
                 return False
+            if gathered:
+                now = time.monotonic()
+                if not first:
+                    first = now
+                elif now - first >= GATHER_DELAY or len(gathered) >= GATHER_PARTS:
+                    if not self._send_gathered(client, gathered):
+                        return False
+                    first = 0.0
             if client.conn.held_oneways:
+                if gathered and not self._send_gathered(client, gathered):
+                    return False
                 self._park(client, messages[index + 1 :])
                 return False
+        if gathered:
+            return self._send_gathered(client, gathered)
         return True
 
     # ----- back-pressure: parked clients wait for room in the worker pool
