@@ -5,7 +5,8 @@ Usage (from the repository root)::
     hatch run python benchmarks/profile_server.py thread serpent ping 3000
     hatch run python benchmarks/profile_server.py multiplex serpent ping 1500 --procs 4 --profile
 
-Arguments: SERVERTYPE (thread, multiplex), SERIALIZER, WORKLOAD (``ping``, ``oneway``,
+Arguments: SERVERTYPE (thread, multiplex, asyncio: with ``--coroutines`` the methods are
+``async def``), SERIALIZER, WORKLOAD (``ping``, ``oneway``,
 ``batch100``, ``batch1000``, ``connect``, ``echoN`` for N MB of bytes, hex text for json,
 ``tasksN`` for N asyncio tasks calling ``ping`` through one shared ``aio.Proxy``)
 and the number of units per client.  ``--procs`` client processes with ``--threads``
@@ -97,13 +98,14 @@ def process_cpu() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("servertype", choices=["thread", "multiplex"])
+    parser.add_argument("servertype", choices=["thread", "multiplex", "asyncio"])
     parser.add_argument("serializer")
     parser.add_argument("workload")
     parser.add_argument("count", type=int)
     parser.add_argument("--procs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--coroutines", action="store_true", help="serve async def methods (asyncio)")
     parser.add_argument("--sort", default="tottime")
     args = parser.parse_args()
 
@@ -141,8 +143,20 @@ def main() -> None:
         def fire(self, value):
             pass
 
+    @api.expose
+    class AsyncBench:
+        async def ping(self, value):
+            return value
+
+        async def echo(self, data):
+            return data
+
+        @api.oneway
+        async def fire(self, value):
+            pass
+
     daemon = api.Daemon(host="127.0.0.1", port=0)
-    uri = daemon.register(Bench(), "bench")
+    uri = daemon.register(AsyncBench() if args.coroutines else Bench(), "bench")
     loop = threading.Thread(target=daemon.requestLoop, name="daemon-loop", daemon=True)
     loop.start()
     cpu0, wall0 = process_cpu(), time.monotonic()

@@ -66,3 +66,55 @@ def test_tasks_are_isolated_and_inherit_a_snapshot() -> None:
     # nothing a task did leaked into the thread
     assert current_context.correlation_id == thread_id and current_context.annotations == {}
     current_context.correlation_id = None
+
+
+def test_serve_to_global_from_global_and_serving_inside_tasks() -> None:
+    """The one-step forms (serve, to_global, from_global, serving) inside a task touch only that
+    task's values, read the thread's where the task set nothing, and agree with field access."""
+    current_context.seq = 41
+    current_context.annotations = {"THRD": b"t"}
+
+    conns = {n: f"conn{n}" for n in range(1, 4)}  # serving() compares the client by identity
+
+    async def serving_task(n: int) -> tuple[dict, bool, bool, dict]:
+        untouched = current_context.to_global()  # nothing set yet: the thread's values (dicts copied)
+        untouched["annotations"]["MINE"] = b"x"  # the task's copy, not the thread's dict
+        current_context.serve(conns[n], ("127.0.0.1", n), {"ANNO": bytes([n])}, uuid.UUID(int=n), (n, 0x10, 4))
+        current_context.response_annotations["RESP"] = b"r"
+        await asyncio.sleep(0)
+        captured = current_context.to_global()
+        fields = {name: getattr(current_context, name) for name in captured}
+        return (
+            untouched,
+            current_context.serving(conns[n], n),
+            current_context.serving(conns[n], n + 1),
+            {
+                "captured": captured,
+                "fields": fields,
+            },
+        )
+
+    async def adopting_task(values: dict) -> tuple[str, int, bool]:
+        current_context.from_global(values)
+        await asyncio.sleep(0)
+        return current_context.client, current_context.seq, current_context.serving(values["client"], values["seq"])
+
+    async def main() -> tuple[list, list]:
+        served = await asyncio.gather(*(serving_task(n) for n in range(1, 4)))
+        adopted = await asyncio.gather(*(adopting_task(result[3]["captured"]) for result in served))
+        return served, adopted
+
+    served, adopted = asyncio.run(main())
+    for n, (untouched, yes, no, seen) in enumerate(served, start=1):
+        assert untouched["seq"] == 41 and untouched["annotations"] == {"THRD": b"t", "MINE": b"x"}
+        assert yes and not no
+        assert seen["captured"] == seen["fields"]
+        assert seen["captured"]["client"] == f"conn{n}" and seen["captured"]["seq"] == n
+        assert seen["captured"]["annotations"] == {"ANNO": bytes([n])}
+        assert seen["captured"]["response_annotations"] == {"RESP": b"r"}
+        assert seen["captured"]["correlation_id"] == uuid.UUID(int=n)
+    assert adopted == [(f"conn{n}", n, True) for n in range(1, 4)]
+    # the thread's own values are as they were
+    assert current_context.seq == 41 and current_context.annotations == {"THRD": b"t"}
+    assert current_context.response_annotations == {}
+    current_context.seq, current_context.annotations = 0, {}

@@ -107,7 +107,25 @@ class _CallContext(threading.local):
                 "response_annotations": self._v_response_annotations,
                 "correlation_id": self._v_correlation_id,
             }
-        return {name: getattr(self, name) for name in _FIELDS}
+        # in a task: its own values, else the thread's (a dict field copied into the task on
+        # first read, as a single read does), with one context-variable read and at most one write
+        values = _task_values.get() or {}
+        out: dict[str, Any] = {}
+        copied: dict[str, Any] | None = None
+        for name in _FIELDS:
+            if name in values:
+                out[name] = values[name]
+                continue
+            value = getattr(self, "_v_" + name)
+            if name in _DICT_FIELDS:
+                value = dict(value)
+                if copied is None:
+                    copied = {}
+                copied[name] = value
+            out[name] = value
+        if copied:
+            _task_values.set({**values, **copied})
+        return out
 
     def from_global(self, values: dict[str, Any]) -> None:
         """Take over a context captured with to_global in another thread."""
@@ -121,8 +139,7 @@ class _CallContext(threading.local):
             self._v_response_annotations = values["response_annotations"]
             self._v_correlation_id = values["correlation_id"]
             return
-        for key in _FIELDS:
-            setattr(self, key, values[key])
+        _task_values.set({**(_task_values.get() or {}), **{key: values[key] for key in _FIELDS}})
 
     def serve(
         self,
@@ -136,12 +153,16 @@ class _CallContext(threading.local):
         above, empty ``response_annotations`` and, for a request, its ``(seq, msg_flags,
         serializer_id)``.  The same as setting each field, at a fraction of the cost."""
         if _running_loop() is not None:
-            self.client, self.client_sock_addr = client, client_sock_addr
-            self.annotations, self.correlation_id = annotations, correlation_id
-            if self.response_annotations:
-                self.response_annotations = {}
+            # in a task: one new dict of the task's values (copy on write, see _field)
+            values = dict(_task_values.get() or ())
+            values["client"] = client
+            values["client_sock_addr"] = client_sock_addr
+            values["annotations"] = annotations
+            values["correlation_id"] = correlation_id
+            values["response_annotations"] = {}
             if request is not None:
-                self.seq, self.msg_flags, self.serializer_id = request
+                values["seq"], values["msg_flags"], values["serializer_id"] = request
+            _task_values.set(values)
             return
         self._v_client = client
         self._v_client_sock_addr = client_sock_addr
@@ -156,7 +177,9 @@ class _CallContext(threading.local):
         """True if this thread (or task) holds the context of ``client``'s request ``seq``."""
         if _running_loop() is None:
             return self._v_client is client and self._v_seq == seq
-        return bool(self.client is client and self.seq == seq)
+        values = _task_values.get() or {}
+        mine = values["client"] if "client" in values else self._v_client
+        return bool(mine is client and (values["seq"] if "seq" in values else self._v_seq) == seq)
 
     def track_resource(self, resource: Any) -> None:
         """Tie a resource to the current client connection; the daemon calls its
