@@ -202,6 +202,34 @@ def test_serializer_reads_small_calls_and_class_dicts_both_ways():
         ser.loads(b"# serpent utf-8 python3.2\n  42")  # compile() refuses it: so does pyrite
 
 
+def test_large_plain_data_is_read_without_compile_and_the_rest_with_it(monkeypatch):
+    """A batch of 1,000 calls (18 KB) or a long list is plain data: read by serpent_small, as
+    compile() would read it.  Large text with a backslash or a line break after the header
+    goes to compile() at once; a large value outside the subset still reads right."""
+    from pyrite.serializers import serpent_serializer
+
+    ser = plugins.get_serializer("serpent")
+    compiled: list[int] = []
+    plain_compile = serpent_serializer.SerpentSerializer._compile
+
+    def counting(text):
+        compiled.append(len(text))
+        return plain_compile(text)
+
+    monkeypatch.setattr(serpent_serializer.SerpentSerializer, "_compile", staticmethod(counting))
+    batch = [("ping", (n,), {"k": [n, 1.5, None, True]}) for n in range(1000)]
+    data = ser.dumps(batch)
+    assert len(data) > 16 * 1024
+    assert ser.loads(data) == ast.literal_eval(data.decode().split("\n", 1)[1])
+    assert compiled == []
+    escaped = ser.dumps(['it\'s "quoted"\n'] * 2000)  # repr() escapes these: not the plain subset
+    assert ser.loads(escaped) == ['it\'s "quoted"\n'] * 2000
+    assert len(compiled) == 1
+    outside = ser.dumps([1 + 2j] * 5000)  # complex numbers: serpent_small gives up, compile() reads them
+    assert ser.loads(outside) == [1 + 2j] * 5000
+    assert len(compiled) == 2
+
+
 # ------------------------------------------------------------------ json
 
 json_values = st.recursive(

@@ -49,7 +49,12 @@ _BATCH_PASSES = 8  # calls nested deeper than this are not counted (0: unknown; 
 _MIN_CALL_BYTES = 8  # no serialized call is shorter, with its comma
 
 _REPR_TYPES = frozenset({str, int, bool, type(None)})
-_SMALL_UPTO = 16 * 1024  # text up to this long is read without compile() when it can be (serpent_small)
+# Text is read without compile() when it can be (serpent_small): about 2x faster than compile()
+# at every size measured and, for large data, a fifth of the memory (a 7 MB list of ints: 180 MB
+# against 940 MB).  Above _SMALL_PLAIN, only text with no backslash and no line break is tried
+# (anything else is outside its subset: finding that out after tokenizing it all is waste).
+_SMALL_UPTO = 256 * 1024 * 1024
+_SMALL_PLAIN = 16 * 1024
 _BLANKS = (" ", "\t")
 _BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
 _CONTAINERS = {t: serpent.Serializer.dispatch[t] for t in (float, complex, tuple, list, dict, set, frozenset)}
@@ -216,9 +221,12 @@ class SerpentSerializer(SerializerBase):
         if "\x00" in text:
             raise SerializeError("serpent data contains 0-bytes")
         text = text.lstrip(" \t")
-        if len(text) <= _SMALL_UPTO:
+        size = len(text)
+        if size <= _SMALL_UPTO:
             start = len(HEADER) if text.startswith(HEADER) else 0
-            if text[start : start + 1] not in _BLANKS:  # compile() refuses an indented value
+            if text[start : start + 1] not in _BLANKS and (  # compile() refuses an indented value
+                size <= _SMALL_PLAIN or (text.find("\\", start) < 0 and text.find("\n", start) < 0)
+            ):
                 try:
                     value, has_class = parse_small(text, start)
                 except Unsupported:
