@@ -180,3 +180,27 @@ def test_loop_shutdown_fails_a_waiting_call_and_a_new_loop_takes_over(server: Se
     server.service.release.set()
     assert p.add(1, 2) == 3  # the next call starts a new loop thread and connects again
     p._pyroRelease()
+
+
+def test_a_timed_out_call_leaves_the_other_threads_replies_aligned(server: Server) -> None:
+    """A thread gives up on a call (timeout); its late reply is dropped, and the calls other
+    threads made behind it on the same connection each get their own result."""
+    p = shared(server.svc_uri)
+    p._pyroBind()
+    p._pyroTimeout = 0.3
+    with pytest.raises(errors.TimeoutError):
+        p.slow()  # held in the daemon: the requests after it wait behind it
+    p._pyroTimeout = TIMEOUT
+    results: dict[int, list[int]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [p.add(k, i) for i in range(50)]
+
+    releaser = threading.Timer(0.3, server.service.release.set)
+    releaser.start()
+    try:
+        run_threads(work, 8)
+    finally:
+        releaser.cancel()
+    assert results == {k: [k + i for i in range(50)] for k in range(8)}
+    p._pyroRelease()

@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
@@ -43,9 +44,23 @@ log = logging.getLogger("pyrite.core.aio")
 _FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 
-def _expire(future: asyncio.Future[Any], timeout: float) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError(f"no reply within {timeout} s"))
+def _settle(waiter: Any, reply: Any, error: BaseException | None = None) -> None:
+    """Give a waiting caller its reply (or ``error``); nothing if it gave up (done or cancelled).
+    ``waiter`` is an asyncio future, or a ``concurrent.futures.Future`` whose caller (another
+    thread) may cancel it at any moment."""
+    if waiter.done():
+        return  # its caller gave up: the reply is dropped
+    try:
+        if error is None:
+            waiter.set_result(reply)
+        else:
+            waiter.set_exception(error)
+    except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
+        pass  # cancelled by its thread just now
+
+
+def _expire(future: Any, timeout: float) -> None:
+    _settle(future, None, TimeoutError(f"no reply within {timeout} s"))
 
 
 class PipelineChannel(asyncio.Protocol):
@@ -56,7 +71,8 @@ class PipelineChannel(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.session = Session(CLIENT)
         self.transport: asyncio.Transport | None = None
-        self.waiters: deque[asyncio.Future[ReceivingMessage]] = deque()  # one per session.expecting entry
+        # one per session.expecting entry: asyncio futures, or concurrent ones (request_threadsafe)
+        self.waiters: deque[Any] = deque()
         self.error: PyroError | None = None  # why the channel is closed, once it is
         self.local_address: Any = None
         self._paused = False
@@ -66,6 +82,10 @@ class PipelineChannel(asyncio.Protocol):
         # by one callback, so 100 concurrent calls cost a few sends instead of 100.
         self._corked = False
         self._out: list[Any] = []
+        # requests handed in by other threads (request_threadsafe), taken on the loop's next turn
+        self._inbox: list[tuple[Any, bool, float | None, concurrent.futures.Future[Any]]] = []
+        self._inbox_lock = threading.Lock()
+        self._inbox_woken = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -88,9 +108,7 @@ class PipelineChannel(asyncio.Protocol):
                 self.session.accept_reply(msg)
                 if config.LOGWIRE:
                     log.debug("aio channel %s: reply in seq=%d type=%d", self.location, msg.seq, msg.type)
-                waiter = self.waiters.popleft()
-                if not waiter.done():  # else its caller gave up: the reply is dropped
-                    waiter.set_result(msg)
+                _settle(self.waiters.popleft(), msg)
         except PyroError as exc:
             # out of step or garbage: nothing after this can be trusted
             self._shut(exc)
@@ -121,16 +139,19 @@ class PipelineChannel(asyncio.Protocol):
         """True once the connection is gone (or was never made)."""
         return self.error is not None or self.transport is None
 
-    def send(self, msg: SendingMessage, expect_reply: bool = True) -> asyncio.Future[ReceivingMessage] | None:
-        """Hand one message to the transport whole; the future its reply will settle (None for oneway).
+    def send(self, msg: SendingMessage, expect_reply: bool = True, waiter: Any = None) -> Any:
+        """Hand one message to the transport whole; the future its reply will settle (None for oneway):
+        a new asyncio future, or ``waiter`` when given (a ``concurrent.futures.Future``).
 
         The message must come from this channel's ``session`` (which recorded it as expected)."""
         if self.error is not None or self.transport is None:
             raise self.error or ConnectionClosedError(f"not connected to {self.location}")
-        waiter: asyncio.Future[ReceivingMessage] | None = None
         if expect_reply:
-            waiter = self.loop.create_future()
+            if waiter is None:
+                waiter = self.loop.create_future()
             self.waiters.append(waiter)
+        else:
+            waiter = None
         parts = msg.parts
         if self._corked or self._out:
             if not self._out:
@@ -152,40 +173,45 @@ class PipelineChannel(asyncio.Protocol):
         """From any thread but the loop's: build a message with ``build(session)`` on the loop, send
         it, and settle the returned future with its reply (None for oneway) or the error.
 
-        No task per call: ``SharedProxy``'s fast path.  A caller that gives up (cancels the future)
-        leaves the reply to be dropped, as for a timed-out task."""
+        ``SharedProxy``'s fast path: no task and no asyncio future per call.  The reply settles the
+        returned future right in ``data_received``; requests from many threads that wait for the
+        loop are taken in one turn (one wake-up of the loop for all of them).  A caller that gives
+        up (cancels the future) leaves the reply to be dropped, as for a timed-out task."""
         result: concurrent.futures.Future[ReceivingMessage | None] = concurrent.futures.Future()
-
-        def settle(waiter: asyncio.Future[ReceivingMessage], handle: asyncio.TimerHandle | None) -> None:
-            if handle is not None:
-                handle.cancel()
-            if result.done():
-                return  # the caller gave up
-            if waiter.cancelled():
-                result.cancel()
-            else:
-                error = waiter.exception()
-                if error is not None:
-                    result.set_exception(error)
-                else:
-                    result.set_result(waiter.result())
-
-        def start() -> None:
-            if not result.set_running_or_notify_cancel():
-                return
+        with self._inbox_lock:
+            self._inbox.append((build, expect_reply, timeout, result))
+            wake = not self._inbox_woken
+            self._inbox_woken = True
+        if wake:
             try:
-                waiter = self.send(build(self.session), expect_reply)
-            except BaseException as exc:
-                result.set_exception(exc)
-                return
-            if waiter is None:
-                result.set_result(None)
-                return
-            handle = self.loop.call_later(timeout, _expire, waiter, timeout) if timeout else None
-            waiter.add_done_callback(lambda w: settle(w, handle))
-
-        self.loop.call_soon_threadsafe(start)
+                self.loop.call_soon_threadsafe(self._take_inbox)
+            except RuntimeError:  # the loop is closed: nothing handed in can be sent any more
+                with self._inbox_lock:
+                    self._inbox_woken = False
+                    inbox, self._inbox = self._inbox, []
+                for *_, other in inbox:
+                    if other is not result and other.set_running_or_notify_cancel():
+                        other.set_exception(ConnectionClosedError(f"connection to {self.location}: loop closed"))
+                raise
         return result
+
+    def _take_inbox(self) -> None:
+        """Loop thread: send every request other threads handed in since the last turn."""
+        with self._inbox_lock:
+            inbox, self._inbox = self._inbox, []
+            self._inbox_woken = False
+        for build, expect_reply, timeout, result in inbox:
+            if not result.set_running_or_notify_cancel():
+                continue  # its caller gave up before it was sent
+            try:
+                self.send(build(self.session), expect_reply, result)
+            except BaseException as exc:  # noqa: BLE001 - the caller gets it
+                result.set_exception(exc)
+                continue
+            if not expect_reply:
+                result.set_result(None)
+            elif timeout:
+                self.loop.call_later(timeout, _expire, result, timeout)
 
     async def request(self, msg: SendingMessage, timeout: float | None = None) -> ReceivingMessage:
         """Send one request and wait for its reply, ``timeout`` seconds at most (None or 0: no limit)."""
@@ -234,8 +260,12 @@ class PipelineChannel(asyncio.Protocol):
             transport.close()
         waiters, self.waiters = self.waiters, deque()
         for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(self.error)
+            _settle(waiter, None, self.error)
+        with self._inbox_lock:
+            inbox, self._inbox = self._inbox, []
+        for *_, result in inbox:
+            if result.set_running_or_notify_cancel():
+                result.set_exception(self.error)
         self._wake_drained()
 
     def _wake_drained(self) -> None:
