@@ -17,6 +17,7 @@ import uuid
 import pytest
 from pyrite.core import plugins
 from pyrite.core.callcontext import current_context
+from pyrite.core.client import Proxy
 from pyrite.core.config import config
 from pyrite.core.connection import ClientConnection
 from pyrite.core.daemon import Daemon
@@ -41,7 +42,7 @@ from pyrite.core.protocol import (
 )
 from pyrite.core.uri import DAEMON_NAME
 
-from tests.support import wait_for
+from tests.support import running, wait_for
 
 SERIALIZER_NAMES = ["serpent", "json", "marshal", "msgpack", "cbor2"]
 
@@ -914,3 +915,72 @@ def test_client_disconnected_frees_what_the_client_had(daemon, conn, serpent):
     daemon.host.client_disconnected(conn)
     assert daemon.streams.count_for(conn) == 0 and not daemon.streaming_responses
     assert closed == [True] and not conn.pyroInstances
+
+
+def test_handshake_reply_payloads_are_kept_by_value():
+    """The handshake reply payload is serialized once per (serializer, answer, metadata) and
+    reused; another answer, another serializer or changed metadata gets its own payload."""
+    from pyrite.core.handshakes import KEPT, HandshakeReplies
+
+    class Counting:
+        serializer_id = 99
+
+        def __init__(self):
+            self.dumped = 0
+
+        def dumps(self, data):
+            self.dumped += 1
+            return (
+                repr(sorted((k, sorted(v) if isinstance(v, set) else v) for k, v in data["meta"].items())).encode()
+                + repr(data["handshake"]).encode()
+            )
+
+    replies = HandshakeReplies()
+    ser = Counting()
+    meta = {"methods": {"a", "b"}, "oneway": set(), "attrs": {"x"}}
+    first = replies.payload(ser, "hello", meta)
+    assert replies.payload(ser, "hello", {"methods": {"b", "a"}, "oneway": set(), "attrs": {"x"}}) is first
+    assert ser.dumped == 1
+    assert replies.payload(ser, "other", meta) != first
+    assert replies.payload(ser, True, meta) != replies.payload(ser, 1, meta)  # equal, not the same answer
+    assert replies.payload(ser, "hello", {**meta, "attrs": set()}) != first
+    assert ser.dumped == 5
+    # answers that are not plain values, and odd metadata, are serialized every time
+    replies.payload(ser, {"token": 1}, meta)
+    replies.payload(ser, {"token": 1}, meta)
+    replies.payload(ser, 0.0, meta)
+    replies.payload(ser, 0.0, meta)
+    assert ser.dumped == 9
+    for n in range(KEPT + 5):  # bounded: a flood of different answers does not pile up
+        replies.payload(ser, f"answer {n}", meta)
+    assert len(replies._kept) <= KEPT
+
+
+@expose
+class Answer:
+    def value(self):
+        return 42
+
+
+def test_handshake_answers_reach_each_client():
+    """With kept payloads, each client still gets its own validateHandshake answer."""
+    config.SERVERTYPE = "thread"
+
+    class Answering(Daemon):
+        def validateHandshake(self, conn, data):
+            return data
+
+    daemon = Answering(host="127.0.0.1")
+    uri = daemon.register(Answer(), "answer")
+    seen = []
+
+    class Checking(Proxy):
+        def _pyroValidateHandshake(self, response):
+            seen.append(response)
+
+    with running(daemon):
+        for data in ("one", "two", "one", None, 3):
+            with Checking(uri) as proxy:
+                proxy._pyroHandshake = data
+                assert proxy.value() == 42
+    assert seen == ["one", "two", "one", None, 3]

@@ -548,3 +548,31 @@ def test_large_reads_reuse_their_buffer_only_once_it_is_free(pair):
     assert last.obj is again and bytes(last) == third
     sender.join(WAIT)
     assert not sender.is_alive()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"])
+def test_address_literals_resolve_as_getaddrinfo_does_without_calling_it(host, monkeypatch):
+    from pyrite.transports import tcp as tcp_module
+
+    expected = socket.getaddrinfo(host, 4321, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, 0)[:1]
+    monkeypatch.setattr(tcp_module.socket, "getaddrinfo", None)  # must not be called
+    assert tcp_module._resolve(host, 4321, passive=False) == expected
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.1", "::1%lo"])
+def test_other_hosts_are_resolved_by_getaddrinfo(host, monkeypatch):
+    from pyrite.transports import tcp as tcp_module
+
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def recording(name, *args):
+        asked.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(tcp_module.socket, "getaddrinfo", recording)
+    try:
+        tcp_module._resolve(host, 4321, passive=False)
+    except CommunicationError:
+        pass  # a scope id this machine has no interface for
+    assert asked == [host]

@@ -62,6 +62,7 @@ from .exposure import (
     get_exposed_property_value,
     set_exposed_property_value,
 )
+from .handshakes import HandshakeReplies
 from .interfaces import DaemonHooks, Serializer
 from .objects import ObjectRegistry
 from .protocol import (
@@ -112,6 +113,7 @@ class Dispatcher:
         self.disconnect_lock = threading.Lock()  # serializes the client-disconnect bookkeeping
         # a reply asks hooks.annotations() only when it is not the do-nothing default
         self._custom_annotations = not getattr(hooks.annotations, "_pyrite_default", False)
+        self._handshakes = HandshakeReplies()
 
     # ----- state
 
@@ -229,7 +231,7 @@ class Dispatcher:
                 raise ProtocolError("invalid handshake request")
             response = self.hooks.validateHandshake(conn, request["handshake"])
             meta = self.objects.daemon_object.get_metadata(request["object"])
-            payload = serializer.dumps({"handshake": response, "meta": meta})
+            payload = self._handshakes.payload(serializer, response, meta)
             reply = self._reply(session, msg, MSG_CONNECTOK, payload, 0, self._response_annotations())
         except Exception as exc:
             log.debug("handshake refused: %s", exc)

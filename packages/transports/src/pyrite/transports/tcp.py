@@ -71,8 +71,27 @@ def _numeric_family(host: str) -> int | None:
     return socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
+def _numeric(host: str, port: int) -> list[tuple[Any, ...]] | None:
+    """getaddrinfo()'s answer for an IP address literal without a scope id, made without calling
+    it (a connect to ``127.0.0.1`` is common and the lookup is a good part of its cost); None for
+    anything else (names, scoped IPv6 addresses)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        text = socket.inet_ntop(family, packed)
+        address: tuple[Any, ...] = (text, port) if family == socket.AF_INET else (text, port, 0, 0)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return None
+
+
 def _resolve(host: str, port: int, passive: bool) -> list[tuple[Any, ...]]:
     """getaddrinfo() results for a host, honouring config.PREFER_IP_VERSION as Pyro5 does."""
+    if host and 0 <= port <= 0xFFFF:
+        found = _numeric(host, port)
+        if found is not None:
+            return found
     family = _numeric_family(host) if host else None
     prefer = config.PREFER_IP_VERSION
     if family is None:
