@@ -300,6 +300,7 @@ class Dispatcher:
                 if flags & FLAGS_BATCH:
                     check_batch_size(serializer, msg.data)  # before a costly parse of a huge one
                 object_id, method_name, vargs, kwargs = serializer.loadsCall(msg.data)
+                msg.data = None  # parsed: a large body (its buffer) is let go of now, not after the call
             call.target = self.objects.target(object_id, conn)
             call.name, call.vargs, call.kwargs = method_name, vargs, kwargs
             if not flags & FLAGS_BATCH and method_name not in ("__getattr__", "__setattr__"):

@@ -11,7 +11,7 @@ Nothing here touches a socket, a thread or an event loop.  The sync client
     ev = s.next_event()           # a ReceivingMessage, NEED_DATA, or a Closed
     msgs = s.feed(data)           # receive_data + every complete message, in order
 
-The session owns framing (``FrameReader``), the handshake messages of both
+The session owns framing (``framing.FrameReader``), the handshake messages of both
 sides, sequence numbers (16 bits, wrapping), correlation ids (a reply carries
 one only if its request did), matching replies to requests in request order
 (several requests may be in flight: ``expecting``), annotations, and the size
@@ -31,6 +31,7 @@ from typing import Final
 from . import protocol
 from .config import config
 from .errors import ConnectionClosedError, ProtocolError, SerializeError
+from .framing import BIG_READ_SIZE, LARGE_BODY, READ_SIZE, START_SIZE, VALID_START, Allocator, Frame, FrameReader
 from .protocol import (
     FLAGS_CORR_ID,
     FLAGS_ONEWAY,
@@ -46,23 +47,13 @@ from .protocol import (
 )
 
 __all__ = ["CLIENT", "SERVER", "NEED_DATA", "Closed", "Event", "Frame", "FrameReader", "Session"]
-__all__ += ["READ_SIZE", "BIG_READ_SIZE"]
+__all__ += ["READ_SIZE", "BIG_READ_SIZE", "LARGE_BODY"]
 
 CLIENT: Final = "client"
 """The role of a session that sends requests (a proxy's connection)."""
 SERVER: Final = "server"
 """The role of a session that answers requests (a daemon's client connection)."""
 
-READ_SIZE = 64 * 1024
-"""A good read size while no payload size is known yet."""
-BIG_READ_SIZE = 1024 * 1024
-"""The largest read ``want()`` suggests while a big payload streams in."""
-
-Frame = tuple[ReceivingMessage, bytes]
-"""A message whose header is parsed and checked, with its body (annotations + payload) not yet parsed."""
-
-_START = 6  # tag + version: enough to refuse a stranger's bytes
-_VALID_START = b"PYRO" + protocol.PROTOCOL_VERSION.to_bytes(2, "big")
 _RESULT_REPLY = (MSG_RESULT,)
 _PING_REPLY = (MSG_PING,)
 Bytes = bytes | bytearray | memoryview
@@ -109,117 +100,6 @@ class Closed:
 
 
 Event = ReceivingMessage | _NeedData | Closed
-
-
-class FrameReader:
-    """Turns the bytes of one stream, as they arrive, into complete frames (the framing layer).
-
-    ``feed(data)`` returns the ``(message, body)`` pairs completed by ``data``;
-    each message has its header parsed and checked (tag, version, magic, and
-    the declared size against ``max_size``, default ``config.MAX_MESSAGE_SIZE``)
-    but not yet its body: ``message.add_payload(body)`` parses annotations and
-    decompresses (bounded), wherever that work is best done.  Payload bytes are
-    collected as they come, never reserved up front.  ``Session`` uses one;
-    the server engines may use one directly::
-
-        reader = FrameReader()
-        for msg, body in reader.feed(conn.recv_some(reader.want()) or b""):
-            msg.add_payload(body)
-    """
-
-    __slots__ = ("_head", "_msg", "_msghead", "_chunks", "_have", "_need", "max_size")
-
-    def __init__(self, max_size: int | None = None) -> None:
-        self._head = b""
-        self._msg: ReceivingMessage | None = None
-        self._msghead = b""  # the raw header of _msg, for buffered()
-        self._chunks: list[bytes] = []
-        self._have = 0
-        self._need = 0
-        self.max_size = max_size
-
-    @property
-    def partial(self) -> bool:
-        """True while part of a message has arrived and the rest has not."""
-        return bool(self._head) or self._msg is not None
-
-    def want(self) -> int:
-        """A good size for the next (non-blocking) read."""
-        if self._msg is None:
-            return READ_SIZE
-        return max(READ_SIZE, min(self._need - self._have, BIG_READ_SIZE))
-
-    def need(self) -> int:
-        """Exactly how many bytes complete the next piece (tag+version, header, or body):
-        the size for a blocking read that must not read past the current message."""
-        if self._msg is not None:
-            return self._need - self._have
-        if len(self._head) < _START:
-            return _START - len(self._head)
-        return HEADER_SIZE - len(self._head)
-
-    def buffered(self) -> bytes:
-        """The bytes received so far of the message that has begun (b"" between messages)."""
-        if self._msg is None:
-            return self._head
-        return b"".join([self._msghead, *self._chunks])
-
-    def _header(self, head: bytes | memoryview) -> ReceivingMessage:
-        return ReceivingMessage(bytes(head), max_size=self.max_size)
-
-    def feed(self, data: bytes, out: list[Frame] | None = None) -> list[Frame]:
-        """Take in the next bytes of the stream; return the frames they complete, in order.
-
-        With ``out``, frames are appended to it as they complete, so the ones before
-        garbage in the same ``data`` are kept when ProtocolError is raised."""
-        frames: list[Frame] = [] if out is None else out
-        end = len(data)
-        if self._msg is None and not self._head and end > HEADER_SIZE:
-            # the usual case: one whole message arrived in one read
-            msg = self._header(data[:HEADER_SIZE])
-            if HEADER_SIZE + msg.data_size + msg.annotations_size == end:
-                frames.append((msg, data[HEADER_SIZE:]))
-                return frames
-        pos = 0
-        while pos < end:
-            if self._msg is None:
-                if self._head:
-                    take = min(HEADER_SIZE - len(self._head), end - pos)
-                    head = self._head + data[pos : pos + take]
-                    pos += take
-                elif end - pos >= HEADER_SIZE:
-                    head = data[pos : pos + HEADER_SIZE]
-                    pos += HEADER_SIZE
-                else:
-                    head = data[pos:]
-                    pos = end
-                if len(head) < HEADER_SIZE:
-                    if len(head) >= 4:
-                        # refuse garbage now rather than after waiting for 40 bytes that may never come
-                        protocol.validate_header_start(head)
-                    self._head = head
-                    break
-                self._head = b""
-                msg = self._header(head)
-                need = msg.data_size + msg.annotations_size
-                if need == 0:
-                    frames.append((msg, b""))
-                    continue
-                self._msg = msg
-                self._msghead = head
-                self._need = need
-                self._have = 0
-                self._chunks = []
-            take = min(self._need - self._have, end - pos)
-            self._chunks.append(data if (pos == 0 and take == end) else data[pos : pos + take])
-            self._have += take
-            pos += take
-            if self._have == self._need:
-                chunks = self._chunks
-                frames.append((self._msg, chunks[0] if len(chunks) == 1 else b"".join(chunks)))
-                self._msg = None
-                self._chunks = []
-        return frames
 
 
 class Session:
@@ -330,6 +210,33 @@ class Session:
             self._error = exc
         self._frames.extend(done)
 
+    @property
+    def allocator(self) -> Allocator | None:
+        """Gives buffers for large bodies (``LARGE_BODY`` and up), e.g. the transport connection's
+        ``large_buffer``; None (the default): every body arrives through ``receive_data``."""
+        return self._reader.allocator
+
+    @allocator.setter
+    def allocator(self, value: Allocator | None) -> None:
+        self._reader.allocator = value
+
+    def read_target(self) -> memoryview | None:
+        """Where the next bytes may be read straight to (the rest of a large body's buffer, see
+        ``allocator``), or None: read and ``receive_data`` then.  After reading into it, call
+        ``received_into(count)``."""
+        if self._error is not None or self._closed:
+            return None
+        return self._reader.into()
+
+    def received_into(self, count: int) -> None:
+        """``count`` bytes were read into the buffer ``read_target()`` gave; 0 means the peer closed."""
+        if not count:
+            self._closed = True
+            return
+        done: list[Frame] = []
+        self._reader.advance(count, done)
+        self._frames.extend(done)
+
     def next_event(self) -> Event:
         """The next complete message (body parsed: annotations split, payload decompressed
         within the limits), else NEED_DATA, or a Closed once the peer closed.
@@ -368,10 +275,10 @@ class Session:
             raise ProtocolError("receive_from() on a session that holds buffered bytes; use next_event()")
         got: Bytes = b""  # the complete pieces of this message so far
         try:
-            head = got = recv(_START)
-            if head != _VALID_START:
+            head = got = recv(START_SIZE)
+            if head != VALID_START:
                 protocol.validate_header_start(bytes(head))
-            head = got = bytes(head) + recv(HEADER_SIZE - _START)
+            head = got = bytes(head) + recv(HEADER_SIZE - START_SIZE)
             msg = ReceivingMessage(head, None, reader.max_size)
             size = msg.data_size + msg.annotations_size
             msg.add_payload(recv(size) if size else b"")

@@ -37,6 +37,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pyrite.core.errors import CommunicationError, ConnectionClosedError
@@ -227,6 +228,52 @@ class SocketConnection:
             return None
         except (OSError, ValueError) as exc:
             raise self._error("receiving", exc) from exc
+
+    def recv_some_into(self, view: memoryview) -> int | None:
+        """Non-blocking ``recv_some`` into ``view``: how many bytes landed there (0 at end of
+        stream), or None if nothing is ready.  Bytes already received come first.  Plain
+        sockets only (a TLS connection offers no ``large_buffer``, so nobody asks)."""
+        size = len(view)
+        if size <= 0:
+            return 0
+        buf = self._rbuf
+        pos = self._rpos
+        if pos < len(buf):
+            end = min(pos + size, len(buf))
+            view[: end - pos] = memoryview(buf)[pos:end]
+            self._rpos = end
+            return end - pos
+        if self._closed:
+            raise ConnectionClosedError("receiving: connection is closed")
+        sock = self._sock
+        try:
+            if self._timeout is None:
+                if _DONTWAIT:
+                    return sock.recv_into(view, size, _DONTWAIT)
+            elif _POSIX:
+                return os.readv(sock.fileno(), [view])  # non-blocking at the OS level (see recv_some)
+            sock.settimeout(0.0)
+            try:
+                return sock.recv_into(view, size)
+            finally:
+                sock.settimeout(self._timeout)
+        except (BlockingIOError, InterruptedError, socket.timeout):
+            return None
+        except (OSError, ValueError) as exc:
+            raise self._error("receiving", exc) from exc
+
+    @property
+    def large_buffer(self) -> Callable[[int], memoryview] | None:
+        """For a large incoming body (a server engine's ``Session.allocator``): a function giving a
+        writable buffer of exactly the size asked for, an anonymous memory map reused once
+        nothing refers to the last one (see ``_free_map``); None on TLS (whose reads go through
+        ``recv_some``)."""
+        if self._tls:
+            return None
+        return self._large_buffer
+
+    def _large_buffer(self, size: int) -> memoryview:
+        return memoryview(self._free_map(size))[:size]
 
     def pending(self) -> int:
         """Bytes received but not yet returned, that a selector on ``fileno()`` cannot see."""

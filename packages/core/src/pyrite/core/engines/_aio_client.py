@@ -38,7 +38,7 @@ from ..session import Closed
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
 from ._aio_io import log_failure, sender_for
-from .common import describe_peer
+from .common import allocator_for, describe_peer, read_into
 from .guard import DeadlineClock
 from .output import BufferedOutput
 
@@ -74,6 +74,7 @@ class AioClient(DeadlineClock):
         self.raw = raw
         self.conn = ClientConnection(raw)
         self.session = self.conn.session
+        self.session.allocator = allocator_for(raw)
         self.host = engine.host
         self.fd = raw.fileno()
         sender, self.direct = sender_for(raw)
@@ -131,15 +132,14 @@ class AioClient(DeadlineClock):
         failure: BaseException | None = None
         try:
             while True:
-                data = raw.recv_some(session.want())
-                if data is None:
+                count = read_into(raw, session)
+                if count is None:
                     break
-                session.receive_data(data)
-                if not data:
+                if not count:
                     self.eof = True
                     break
                 self.note_read()
-                budget -= len(data)
+                budget -= count
                 if not raw.pending() and (not session.partial or budget <= 0):
                     break
         except Exception as exc:

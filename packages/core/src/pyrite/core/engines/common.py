@@ -18,7 +18,17 @@ from ..protocol import ReceivingMessage
 from ..session import Closed, Session
 from .guard import DeadlineClock
 
-__all__ = ["Client", "Incoming", "describe_peer", "log", "log_failure", "take_messages", "wait_readable"]
+__all__ = [
+    "Client",
+    "Incoming",
+    "allocator_for",
+    "describe_peer",
+    "log",
+    "log_failure",
+    "read_into",
+    "take_messages",
+    "wait_readable",
+]
 
 log = logging.getLogger("pyrite.core.engines")
 
@@ -67,6 +77,7 @@ class Client(DeadlineClock):
         self.refusing: str | None = None
         self.out: Any = None
         self.poller: Any = None  # a worker's poll object on fd, made once (see wait_readable)
+        self.session.allocator = allocator_for(self.raw)
 
     def wait_readable(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the connection to be readable (or broken)."""
@@ -80,6 +91,32 @@ class Client(DeadlineClock):
 
     def __repr__(self) -> str:
         return f"<Client fd={self.fd} {describe_peer(self.conn)}>"
+
+
+def allocator_for(raw: Any) -> Any:
+    """The buffer maker for a connection's large bodies (its ``large_buffer``), when it can also
+    read into one without blocking (``recv_some_into``); else None."""
+    if getattr(raw, "recv_some_into", None) is None:
+        return None
+    return getattr(raw, "large_buffer", None)
+
+
+def read_into(raw: Any, session: Session) -> int | None:
+    """One non-blocking read from ``raw`` into ``session``: how many bytes (0: the peer closed),
+    None if nothing was ready.  The rest of a large body is read straight into its buffer
+    (``Session.read_target``), everything else through ``recv_some``/``receive_data``."""
+    target = session.read_target()
+    if target is not None:
+        count: int | None = raw.recv_some_into(target)
+        del target
+        if count is not None:
+            session.received_into(count)
+        return count
+    data = raw.recv_some(session.want())
+    if data is None:
+        return None
+    session.receive_data(data)
+    return len(data)
 
 
 def take_messages(session: Session) -> list[Incoming]:

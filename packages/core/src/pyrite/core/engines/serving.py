@@ -17,7 +17,7 @@ from .. import protocol
 from ..errors import ProtocolError
 from ..interfaces import DaemonHost
 from ..protocol import ReceivingMessage
-from .common import Client, Incoming, describe_peer, log, log_failure, take_messages
+from .common import Client, Incoming, describe_peer, log, log_failure, read_into, take_messages
 
 __all__ = ["ConnectionServing", "MAX_READ_PER_TURN"]
 
@@ -64,14 +64,11 @@ class ConnectionServing:
         session = client.session
         budget = MAX_READ_PER_TURN
         while True:
-            data = raw.recv_some(session.want())
-            if data is None:
-                break
-            session.receive_data(data)
-            if not data:
-                break
+            count = read_into(raw, session)
+            if not count:
+                break  # nothing ready (None), or the peer closed (0)
             client.note_read()
-            budget -= len(data)
+            budget -= count
             # TLS may hold decrypted bytes the selector can't see: those must be read now.  And while
             # a big message streams in, read on (up to a fair share) rather than select per piece.
             if not raw.pending() and (not session.partial or budget <= 0):

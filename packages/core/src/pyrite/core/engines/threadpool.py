@@ -32,6 +32,7 @@ from ..config import config
 from ..interfaces import DaemonHost
 from ..workers import WorkerPool
 from .base import Client, Incoming, SelectorEngine, take_messages
+from .common import read_into
 
 LINGER = 0.1  # seconds a worker waits for a client's next request before handing it back
 LINGER_SLICE = 0.025  # how often a lingering worker looks whether other work waits
@@ -169,6 +170,7 @@ class ThreadPoolEngine(SelectorEngine):
                 self._hand_back(client)
                 return
             messages = next_messages
+            del next_messages  # one name for the list: the del above frees it (and its big bodies)
 
     def _unpark(self, client: Client, pending: list[Incoming]) -> None:
         if not self._pool.submit(self._serve, (client, pending)):
@@ -188,12 +190,11 @@ class ThreadPoolEngine(SelectorEngine):
                     return None
                 if not client.wait_readable(remaining if remaining < LINGER_SLICE else LINGER_SLICE):
                     continue
-            data = raw.recv_some(session.want())
-            if data is None:
+            count = read_into(raw, session)
+            if count is None:
                 flowing = False
                 continue
-            session.receive_data(data)
-            if data:
+            if count:
                 client.note_read()
             messages = take_messages(session)  # raises ConnectionClosedError at the end of the stream
             if messages:
