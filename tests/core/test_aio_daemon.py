@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -217,29 +218,39 @@ def test_nat_address_in_uris() -> None:
     run(main())
 
 
+_INSTANCES = itertools.count()  # an identity per instance made: id() may repeat once one is freed
+
+
 @expose
 @behavior(instance_mode="session")
 class PerSession:
     def __init__(self) -> None:
         self.count = 0
+        self.number = next(_INSTANCES)
 
     async def bump(self) -> tuple[int, int]:
         self.count += 1
-        return id(self), self.count
+        return self.number, self.count
 
 
 @expose
 @behavior(instance_mode="single")
 class Single:
+    def __init__(self) -> None:
+        self.number = next(_INSTANCES)
+
     def ident(self) -> int:
-        return id(self)
+        return self.number
 
 
 @expose
 @behavior(instance_mode="percall")
 class PerCall:
+    def __init__(self) -> None:
+        self.number = next(_INSTANCES)
+
     async def ident(self) -> int:
-        return id(self)
+        return self.number
 
 
 def test_instance_modes(threads: Any) -> None:

@@ -77,6 +77,26 @@ def test_server_survives_compression_bombs(server):
     assert end - start < 100, f"server RSS grew {end - start:.0f} MB over six bombs ({start:.0f} -> {end:.0f} MB)"
 
 
+def test_a_bomb_is_inflated_off_the_thread_other_clients_wait_on(server):
+    """A bomb that inflates for seconds within the limits (about 1 MB of zlib: 500 MB allowed by
+    MAX_DECOMPRESSION_RATIO before it is refused) costs its own connection that time, not the
+    others': the multiplex and asyncio engines inflate big bodies on a worker."""
+    proc = server()
+    with LegitClient(proc, interval=0.01, timeout=10.0) as legit:
+        time.sleep(0.2)
+        for _ in range(2):
+            with handshaked_socket(proc.address) as sock:
+                started = time.monotonic()
+                sock.sendall(message(MSG_INVOKE, bomb(1000 * MB), JSON, flags=FLAGS_COMPRESSED, seq=1))
+                _answered_or_closed(sock, timeout=30.0)
+                inflating = time.monotonic() - started
+        time.sleep(0.2)
+    assert proc.alive()
+    # measured here: the bomb took its connection about 2.5 s before it was refused; a legit call
+    # that waited for it would take as long (that was the multiplex and asyncio engines' p99)
+    legit.check(p99_bound=max(1.0, inflating / 2), min_calls=20)
+
+
 class _BombServer:
     """A fake Pyro server on loopback: connect replies and call results are compression bombs."""
 

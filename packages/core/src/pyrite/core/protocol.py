@@ -337,6 +337,7 @@ def inflate_limit(compressed_size: int, max_size: int, max_ratio: float | None) 
 
 
 _INFLATE_STEP = 64 * 1024  # compressed bytes handed to zlib per step
+_INFLATE_PIECE = 4 * 1024 * 1024  # the most one decompress step returns (see decompress)
 
 
 def decompress(data: bytes | bytearray | memoryview, max_size: int, max_ratio: float | None = None) -> bytes:
@@ -351,15 +352,22 @@ def decompress(data: bytes | bytearray | memoryview, max_size: int, max_ratio: f
     pos = 0
     try:
         while True:
-            chunk = inflater.unconsumed_tail or view[pos : pos + _INFLATE_STEP]
-            if not inflater.unconsumed_tail:
+            if inflater.unconsumed_tail:
+                chunk: bytes | memoryview = inflater.unconsumed_tail
+            elif pos < len(view):
+                chunk = view[pos : pos + _INFLATE_STEP]
                 pos += len(chunk)
-            piece = inflater.decompress(chunk, limit - have + 1)
+            else:
+                chunk = b""  # all input is in: what zlib still holds comes out now
+            # pieces of at most _INFLATE_PIECE: each is its own mapping, given back to the system when
+            # freed (zlib's growing output buffers for one huge piece stay in the allocator's heap)
+            piece = inflater.decompress(chunk, min(limit - have + 1, _INFLATE_PIECE))
             have += len(piece)
             if have > limit:
                 break
-            out.append(piece)
-            if inflater.eof or (pos >= len(view) and not inflater.unconsumed_tail):
+            if piece:
+                out.append(piece)
+            if inflater.eof or (not chunk and not piece):
                 break
     except zlib.error as exc:
         raise ProtocolError(f"invalid compressed payload: {exc}") from None

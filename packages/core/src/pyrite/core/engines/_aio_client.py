@@ -29,16 +29,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..calls import PendingCall
-from ..config import config
 from ..connection import ClientConnection
 from ..errors import PyroError
 from ..interfaces import StepwiseHost
 from ..protocol import ReceivingMessage, SendingMessage
-from ..session import Closed
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
-from ._aio_io import log_failure, sender_for
-from .common import allocator_for, describe_peer, read_into
+from ._aio_io import awaited, log_failure, parse_frames, quiet, send_blocking, sender_for
+from .common import INFLATE_ON_LOOP, allocator_for, describe_peer, inflate_elsewhere, read_into
 from .guard import DeadlineClock
 from .output import BufferedOutput
 
@@ -46,7 +44,6 @@ log = logging.getLogger("pyrite.core.engines.aio")
 
 MAX_READ_PER_TURN = 4 * 1024 * 1024  # bytes one client may read per loop pass (fairness)
 MAX_QUEUED = 32  # complete requests a client may have waiting before it is not read any more
-LAST_SEND_TIMEOUT = 5.0  # a worker's blocking send of a last reply, once the loop is gone (at most SEND_TIMEOUT)
 
 
 class PoolJobs:
@@ -92,6 +89,7 @@ class AioClient(DeadlineClock):
         self.close_after_flush = False
         self.reading = False
         self.writing = False
+        self.inflating = False  # a worker parses its messages (common.INFLATE_ON_LOOP)
         self._loop = engine.event_loop
         self._loop_ident = engine._loop_ident
 
@@ -107,6 +105,7 @@ class AioClient(DeadlineClock):
             return
         want = (
             not self.eof
+            and not self.inflating
             and not self.out.queued
             and len(self.queue) < MAX_QUEUED
             and not self.close_after_flush
@@ -127,7 +126,6 @@ class AioClient(DeadlineClock):
             return
         raw = self.raw
         session = self.session
-        frames: list[ReceivingMessage] = []
         budget = MAX_READ_PER_TURN
         failure: BaseException | None = None
         try:
@@ -144,16 +142,33 @@ class AioClient(DeadlineClock):
                     break
         except Exception as exc:
             failure = exc
-        try:
-            while True:  # the complete messages before any garbage are served first
-                event = session.next_event()
-                if not isinstance(event, ReceivingMessage):
-                    if isinstance(event, Closed) and event.partial:
-                        log.debug("client %s closed in the middle of a message", describe_peer(self.conn))
-                    break
-                frames.append(event)
-        except Exception as exc:
-            failure = exc
+        if session.compressed_waiting > INFLATE_ON_LOOP:
+            self._inflate_elsewhere(failure)  # a big compressed body: not inflated on the loop thread
+            return
+        self._take_frames(*parse_frames(session, self.conn, failure))
+
+    def _inflate_elsewhere(self, failure: BaseException | None) -> None:
+        """Parse the messages on the inflater thread (the client is not read meanwhile), then go on
+        on the loop."""
+        self.inflating = True
+        self.start_reading()  # stops reading
+
+        def parse() -> None:
+            parsed = parse_frames(self.session, self.conn, failure)
+            if not self._on_loop(self._inflated, *parsed):
+                self._close_orphan()  # the loop is gone
+
+        if not inflate_elsewhere(parse):
+            self.drop()
+
+    def _inflated(self, frames: list[ReceivingMessage], failure: BaseException | None) -> None:
+        self.inflating = False
+        if not self.gone:
+            self._take_frames(frames, failure)
+            self.start_reading()
+
+    def _take_frames(self, frames: list[ReceivingMessage], failure: BaseException | None) -> None:
+        """Loop thread: queue what was read and parsed; serve it (or close after a failure)."""
         if failure is not None:
             log_failure(self, failure)
             failure = None  # its traceback holds this frame: no cycle may keep the session's buffers
@@ -222,7 +237,7 @@ class AioClient(DeadlineClock):
             if self.reading:
                 self.engine.unwatch(self)
             if self.writing:
-                _quiet(loop.remove_writer, self.fd)
+                quiet(loop.remove_writer, self.fd)
         self.reading = self.writing = False
         self._loop = None
         self._loop_ident = None
@@ -383,7 +398,7 @@ class AioClient(DeadlineClock):
         loop = self._loop
         if loop is None:
             raise PyroError("the event loop is gone")
-        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop).result()
+        return asyncio.run_coroutine_threadsafe(awaited(awaitable), loop).result()
 
     def _handshake(self, msg: ReceivingMessage, _go_on: bool) -> bool:
         """Answer the connection's first message (worker thread); False if the client must go."""
@@ -449,7 +464,7 @@ class AioClient(DeadlineClock):
                     self.queue.clear()  # its other requests are not served: the connection goes
                 pending = bool(self.out.queued)
         if blocking:
-            self._send_blocking(parts)
+            send_blocking(self, self.raw, parts)  # only once no loop watches the connection any more
         elif pending or self.close_after_flush:
             self._on_loop(self.write_pending)
 
@@ -466,17 +481,6 @@ class AioClient(DeadlineClock):
         except RuntimeError:
             return False
 
-    def _send_blocking(self, parts: Sequence[Any]) -> None:
-        # only once no loop watches the connection any more
-        try:
-            if self.raw.timeout is None:
-                limit = float(config.SEND_TIMEOUT or 0)
-                self.raw.timeout = min(limit, LAST_SEND_TIMEOUT) if limit > 0 else LAST_SEND_TIMEOUT
-            for part in parts:
-                self.raw.send(part)
-        except Exception as exc:
-            log_failure(self, exc)
-
     def _close_orphan(self) -> None:
         with self.lock:
             if self.gone:
@@ -484,14 +488,3 @@ class AioClient(DeadlineClock):
             self.gone = True
         self.engine.forget(self)
         self._disconnect()
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
-
-
-def _quiet(func: Callable[..., Any], *args: Any) -> None:
-    try:
-        func(*args)
-    except Exception:
-        pass

@@ -12,6 +12,8 @@ from typing import Any
 from ..config import config
 from ..errors import ConnectionClosedError, MessageTooLargeError, ProtocolError, SecurityError
 from ..errors import TimeoutError as PyroTimeoutError
+from ..protocol import ReceivingMessage
+from ..session import Closed, Session
 from .common import describe_peer
 
 log = logging.getLogger("pyrite.core.engines.aio")
@@ -111,3 +113,50 @@ def log_failure(client: Any, exc: BaseException) -> None:
             client.host.protocol_error(client.conn, exc)
     else:
         log.warning("closing connection from %s after error: %s", peer, exc, exc_info=exc)
+
+
+LAST_SEND_TIMEOUT = 5.0  # a worker's blocking send of a last reply, once the loop is gone (at most SEND_TIMEOUT)
+
+
+def send_blocking(client: Any, raw: Any, parts: Sequence[Any]) -> None:
+    """Send ``parts`` with the connection's blocking ``send`` (a worker's last reply once no
+    loop watches the connection), bounded by SEND_TIMEOUT or LAST_SEND_TIMEOUT."""
+    try:
+        if raw.timeout is None:
+            limit = float(config.SEND_TIMEOUT or 0)
+            raw.timeout = min(limit, LAST_SEND_TIMEOUT) if limit > 0 else LAST_SEND_TIMEOUT
+        for part in parts:
+            raw.send(part)
+    except Exception as exc:
+        log_failure(client, exc)
+
+
+def parse_frames(
+    session: Session, conn: Any, failure: BaseException | None
+) -> tuple[list[ReceivingMessage], BaseException | None]:
+    """The complete messages of ``session``, parsed, in order, and the failure that ended them
+    (``failure`` from reading, else the first bad message's; the messages before it are served)."""
+    frames: list[ReceivingMessage] = []
+    try:
+        while True:
+            event = session.next_event()
+            if not isinstance(event, ReceivingMessage):
+                if isinstance(event, Closed) and event.partial:
+                    log.debug("client %s closed in the middle of a message", describe_peer(conn))
+                return frames, failure
+            frames.append(event)
+    except Exception as exc:
+        return frames, failure or exc
+
+
+async def awaited(awaitable: Any) -> Any:
+    """``await awaitable`` as a coroutine (for ``run_coroutine_threadsafe``)."""
+    return await awaitable
+
+
+def quiet(func: Callable[..., Any], *args: Any) -> None:
+    """``func(*args)``, any exception ignored (tearing down)."""
+    try:
+        func(*args)
+    except Exception:
+        pass

@@ -63,7 +63,7 @@ from typing import Any
 from ..errors import ConnectionClosedError, PyroError
 from ..interfaces import StepwiseHost
 from ._aio_client import AioClient, PoolJobs
-from ._aio_io import poll_interval, try_send
+from ._aio_io import poll_interval, quiet, try_send
 from .common import describe_peer
 from .guard import AcceptThrottle, Limits, admit, close_expired, sweep_interval
 
@@ -310,8 +310,8 @@ class AsyncioEngine(PoolJobs):
                 handle.cancel()
         self._housekeeping_handle = self._sweep_handle = None
         for _, fileobj in self._foreign:
-            _quiet(loop.remove_reader, fileobj)
-        _quiet(loop.remove_reader, self._listener.fileno())
+            quiet(loop.remove_reader, fileobj)
+        quiet(loop.remove_reader, self._listener.fileno())
         selector = self._selector
         for client in list(self._clients):
             client.detach()
@@ -320,7 +320,7 @@ class AsyncioEngine(PoolJobs):
             else:
                 client.orphan()  # its worker closes it after the reply
         if selector is not None:
-            _quiet(loop.remove_reader, selector.fileno())
+            quiet(loop.remove_reader, selector.fileno())
             selector.close()
             self._selector = None
         future, self._closed_future = self._closed_future, None
@@ -363,7 +363,7 @@ class AsyncioEngine(PoolJobs):
                 client = AioClient(self, raw, refusing if isinstance(refusing, str) and refusing else None)
             except Exception as exc:
                 log.warning("%s: cannot set up accepted connection: %s", self, exc)
-                _quiet(raw.close)
+                quiet(raw.close)
                 continue
             self._clients.add(client)
             if log.isEnabledFor(logging.DEBUG):
@@ -376,7 +376,7 @@ class AsyncioEngine(PoolJobs):
     def _stop_accepting(self) -> None:
         loop = self._aloop
         if loop is not None:
-            _quiet(loop.remove_reader, self._listener.fileno())
+            quiet(loop.remove_reader, self._listener.fileno())
 
     def _pause_accepting(self, pause: float) -> None:
         # e.g. out of file descriptors: the listener stays readable; look again after the back-off
@@ -384,7 +384,7 @@ class AsyncioEngine(PoolJobs):
         if loop is None:
             return
         fd = self._listener.fileno()
-        _quiet(loop.remove_reader, fd)
+        quiet(loop.remove_reader, fd)
 
         def resume() -> None:
             if self._aloop is loop and not self._closed:
@@ -420,7 +420,7 @@ class AsyncioEngine(PoolJobs):
     def unwatch(self, client: AioClient) -> None:
         """Stop reading ``client`` (loop thread)."""
         if self._selector is not None:
-            _quiet(self._selector.unregister, client.fd)
+            quiet(self._selector.unregister, client.fd)
 
     def _serve_ready(self) -> None:
         selector = self._selector
@@ -487,13 +487,6 @@ class _SelectorServer:
 
     def __repr__(self) -> str:
         return f"<combined {self.engine!r}>"
-
-
-def _quiet(func: Callable[..., Any], *args: Any) -> None:
-    try:
-        func(*args)
-    except Exception:
-        pass
 
 
 Engine = AsyncioEngine

@@ -5,10 +5,13 @@ and how a failed connection is logged.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import select
 import socket
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..connection import ClientConnection
@@ -19,6 +22,8 @@ from ..session import Closed, Session
 from .guard import DeadlineClock
 
 __all__ = [
+    "INFLATE_ON_LOOP",
+    "inflate_elsewhere",
     "Client",
     "Incoming",
     "allocator_for",
@@ -31,6 +36,30 @@ __all__ = [
 ]
 
 log = logging.getLogger("pyrite.core.engines")
+
+INFLATE_ON_LOOP = 16 * 1024
+"""Compressed body bytes an engine with one thread for every client (multiplex, asyncio) inflates
+on that thread; more (a compression bomb inflates 500:1 within the limits) are inflated on the
+inflater thread (``inflate_elsewhere``), so that no client waits while another's message is."""
+
+_inflater: concurrent.futures.ThreadPoolExecutor | None = None
+_inflater_lock = threading.Lock()
+
+
+def inflate_elsewhere(job: Callable[[], None]) -> bool:
+    """Run ``job`` (parsing a session's big compressed messages) on the process's one inflater
+    thread; False if that cannot be (the interpreter is shutting down).  One thread, so that the
+    memory a bomb took while it was inflated is reused by the next one, not kept per worker."""
+    global _inflater
+    with _inflater_lock:
+        if _inflater is None:
+            _inflater = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pyrite-inflater")
+        try:
+            _inflater.submit(job)
+        except RuntimeError:
+            return False
+    return True
+
 
 Incoming = ReceivingMessage | Exception
 """What a read yields: complete messages, in order, possibly ending with the error that followed them."""

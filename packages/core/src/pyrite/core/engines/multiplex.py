@@ -16,6 +16,8 @@ further request of that peer is read, and a peer that lets more than
 ``config.SEND_TIMEOUT`` seconds, loses its connection.  A oneway call never
 runs on this thread: when the daemon's oneway queue is full the connection
 that sent it is parked until the worker pool has room (``base.SelectorEngine._park``).
+Nor is a big compressed message inflated here (``common.INFLATE_ON_LOOP``): the
+inflater thread parses it while its connection waits, then this thread serves it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..config import config
 from ..errors import ConnectionClosedError
 from ..interfaces import DaemonHost
 from .base import Client, Incoming, SelectorEngine
+from .common import INFLATE_ON_LOOP, inflate_elsewhere, take_messages
 from .output import BufferedOutput
 
 
@@ -43,6 +46,7 @@ class MultiplexEngine(SelectorEngine):
     def __init__(self, host: DaemonHost, listener: Any) -> None:
         super().__init__(host, listener)
         self._writing: set[Client] = set()
+        self._inflated: list[tuple[Client, list[Incoming]]] = []  # parsed on a worker, to be served
 
     def _wrap_accepted(self, raw: Any) -> Any:
         return BufferedOutput(raw)
@@ -61,7 +65,10 @@ class MultiplexEngine(SelectorEngine):
             self._flush(client)
             return
         try:
-            messages = self._read_messages(client)
+            if self._read_frames(client) and client.session.compressed_waiting > INFLATE_ON_LOOP:
+                self._inflate_elsewhere(client)
+                return
+            messages = take_messages(client.session)
         except Exception as exc:
             self._log_failure(client, exc)
             self._drop(client)
@@ -71,6 +78,40 @@ class MultiplexEngine(SelectorEngine):
         # busy: a shutdown from inside this call must leave the connection open for the reply
         client.busy = True
         self._unpark(client, messages, registered=True)
+
+    def _inflate_elsewhere(self, client: Client) -> None:
+        """Parse a client's messages (big compressed bodies) on the inflater thread; the loop serves them after.
+        The client is not read meanwhile (its session is the worker's until then)."""
+        self._unregister(client)
+        client.busy = True
+
+        def parse() -> None:
+            try:
+                messages: list[Incoming] = take_messages(client.session)
+            except Exception as exc:  # the first message is bad: served as the error it is
+                messages = [exc]
+            with self._lock:
+                closed = self._closed
+                if not closed:
+                    self._inflated.append((client, messages))
+            if closed:
+                self._drop(client)  # no loop will serve it any more
+            else:
+                self.wakeup()
+
+        if not inflate_elsewhere(parse):
+            self._drop(client)  # the interpreter is shutting down
+
+    def _after_wake(self) -> None:
+        with self._lock:
+            inflated, self._inflated = self._inflated, []
+        for client, messages in inflated:
+            if client.gone:
+                continue
+            if self._closed:
+                self._drop(client)
+                continue
+            self._unpark(client, messages)
 
     def _unpark(self, client: Client, pending: list[Incoming], registered: bool = False) -> None:
         if not self._serve_messages(client, pending):
