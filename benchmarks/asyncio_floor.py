@@ -1,0 +1,115 @@
+"""The event loop's own cost per round trip: the floor under any asyncio client.
+
+Usage (from the repository root)::
+
+    hatch run python benchmarks/asyncio_floor.py            # 10,000 round trips per way
+    hatch run python benchmarks/asyncio_floor.py -n 20000
+
+A pyrite daemon (thread server, marshal) runs in its own process.  The same prebuilt
+request bytes go over one connection three ways, with no serializer, session or
+proxy on the client: a blocking socket (``sendall`` + ``recv``), an
+``asyncio.Protocol`` on the default event loop whose ``data_received`` settles one
+future per call, and the same on uvloop (when installed).  It prints calls/s and the
+client's CPU per call for each: what the event loop costs before pyrite does anything,
+next to the ``aio-seq`` row of ``run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=10_000, help="round trips per way")
+    count = parser.parse_args().n
+    settings = json.dumps({"SERIALIZER": "marshal"})
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "_server.py"), "pyrite", "thread", settings],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=HERE,
+    )
+    try:
+        assert server.stdout is not None
+        uri = server.stdout.readline().split()[1]
+        run(uri, count)
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(30)
+
+
+def run(uri: str, count: int) -> None:
+    from pyrite.core import plugins
+    from pyrite.core.config import config
+    from pyrite.core.session import CLIENT, Session
+
+    config.SERIALIZER = "marshal"
+    import pyrite.api as api
+
+    proxy = api.Proxy(uri)
+    proxy._pyroBind()  # connected and handshaken: the requests below continue its sequence numbers
+    serializer = plugins.get_serializer("marshal")
+    session = Session(CLIENT, seq=proxy._pyroSeq)
+    payload = serializer.dumpsCall("bench", "ping", (42,), {})
+    requests = [session.invoke(serializer.serializer_id, payload).data for _ in range(3 * count)]
+    sock = proxy._pyroConnection.socket
+    sock.settimeout(None)
+
+    started, cpu = time.perf_counter(), time.process_time()
+    for request in requests[:count]:
+        sock.sendall(request)
+        sock.recv(65536)  # a small reply arrives whole
+    report("blocking socket", count, started, cpu)
+
+    class OneAtATime(asyncio.Protocol):
+        waiter: Any = None
+
+        def data_received(self, data: bytes) -> None:
+            self.waiter.set_result(data)
+
+    async def on_loop(batch: list[bytes]) -> None:
+        loop = asyncio.get_running_loop()
+        mine = sock.dup()  # the transport closes its socket; the connection stays open on ``sock``
+        mine.setblocking(False)
+        transport, protocol = await loop.connect_accepted_socket(OneAtATime, mine)
+        started, cpu = time.perf_counter(), time.process_time()
+        for request in batch:
+            protocol.waiter = loop.create_future()
+            transport.write(request)
+            await protocol.waiter
+        report(f"asyncio.Protocol on {type(loop).__module__}", count, started, cpu)
+        transport.close()
+
+    asyncio.run(on_loop(requests[count : 2 * count]))
+    try:
+        import uvloop
+    except ImportError:
+        print("uvloop: not installed")
+    else:
+        loop = uvloop.new_event_loop()
+        try:
+            loop.run_until_complete(on_loop(requests[2 * count :]))
+        finally:
+            loop.close()
+    proxy._pyroRelease()
+
+
+def report(way: str, count: int, started: float, cpu: float) -> None:
+    wall, used = time.perf_counter() - started, time.process_time() - cpu
+    print(f"{way}: {count / wall:,.0f} calls/s, client CPU {used / count * 1e6:.1f} µs/call")
+
+
+if __name__ == "__main__":
+    main()
