@@ -261,7 +261,9 @@ class PendingCall:
         "thread",
     )
 
-    def __init__(self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any) -> None:
+    def __init__(
+        self, conn: Any, session: Any, msg: ReceivingMessage, serializer: Serializer, corr: Any, here: bool = False
+    ) -> None:
         self.conn, self.session, self.msg, self.serializer, self.corr = conn, session, msg, serializer, corr
         self.flags = msg.flags
         self.oneway = bool(self.flags & FLAGS_ONEWAY)
@@ -272,8 +274,10 @@ class PendingCall:
         self.method: Callable[..., Any] | None = None
         self.bits = 0
         self.awaiter: Callable[[Any], Any] | None = None
-        self.context = current_context.to_global()  # carried to the thread or task that makes the call
-        self.thread = threading.get_ident()
+        # carried to the thread or task that makes the call; None: it is made ``here``, right after
+        # this, in the thread whose current_context holds the request already
+        self.context: dict[str, Any] | None = None if here else current_context.to_global()
+        self.thread = 0 if here else threading.get_ident()
 
     @property
     def is_coroutine(self) -> bool:
@@ -295,6 +299,8 @@ class PendingCall:
     def enter(self) -> None:
         """Prepare this thread to make the call: ``current_context`` of the request and, on
         another thread than the one that read it, ownership of the proxies among its arguments."""
+        if self.context is None:
+            return  # made where it was read (see __init__)
         if not current_context.serving(self.conn, self.msg.seq):
             current_context.from_global(self.context)
         if self.thread != threading.get_ident():

@@ -252,7 +252,7 @@ class Dispatcher:
         ``@callback`` method failed, ``conn.callback_error`` holds its exception after the
         reply is built: engines log it and close the connection, as Pyro5 raises it there.
         """
-        call = self.begin_request(conn, session, msg)
+        call = self.begin_request(conn, session, msg, here=True)
         if not isinstance(call, PendingCall):
             return call
         if call.oneway and call.method is not None:
@@ -264,7 +264,9 @@ class Dispatcher:
             return self.fail_call(call, exc)
         return self.finish_call(call, data)
 
-    def begin_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> PendingCall | SendingMessage | None:
+    def begin_request(
+        self, conn: Any, session: Any, msg: ReceivingMessage, here: bool = False
+    ) -> PendingCall | SendingMessage | None:
         """``serve_request`` up to the call itself, for an engine that makes calls elsewhere.
 
         Returns the reply when there is nothing to call (a ping, a request that fails
@@ -273,7 +275,8 @@ class Dispatcher:
         coroutine of an ``async def`` method, ``call.is_coroutine``), then builds the
         reply with ``finish_call(call, result)`` or ``fail_call(call, exc)``; a oneway
         method call goes to ``submit_oneway(call)`` instead.  Raises CommunicationError
-        only if the connection must be dropped.
+        only if the connection must be dropped.  ``here``: the call is made in this thread right
+        after (``serve_request``), so the call context need not be captured for another.
         """
         corr = set_context(conn, msg, request=True)
         flags = msg.flags
@@ -292,7 +295,7 @@ class Dispatcher:
             serializer: Serializer = plugins.get_serializer_by_id(serializer_id)
         except PyroError as exc:
             raise ProtocolError(f"request with unusable serializer id {serializer_id}: {exc}") from None
-        call = PendingCall(conn, session, msg, serializer, corr)
+        call = PendingCall(conn, session, msg, serializer, corr, here)
         try:
             if flags & FLAGS_KEEPSERIALIZED:
                 object_id, method_name, vargs, kwargs = blob_call(msg)
