@@ -26,6 +26,7 @@ from .conftest import (
     JSON,
     MSG_INVOKE,
     MSG_RESULT,
+    SERPENT,
     handshaked_socket,
     message,
     needs_proc,
@@ -134,3 +135,30 @@ def _batch_cap(proc, serializer: str) -> None:
             del batch
         assert proxy.echo("after") == "after"
         assert proc.rss_mb() - start < 100
+
+
+@pytest.mark.parametrize("servertype", ["thread", "multiplex"])  # the guard is the serializer's
+def test_serpent_data_that_needs_compile_is_capped(server):
+    """serpent text outside the plain subset goes through compile(), which takes about 1 KB per
+    item (10 MB of it: 4 GB and 30 s).  A request with more items than COMPILE_MAX_ITEMS is
+    refused at once with an exception reply, its connection and the daemon's memory intact;
+    escaped strings, the usual reason for compile() before, no longer need it."""
+    from pyrite.serializers.serpent_serializer import COMPILE_MAX_ITEMS
+
+    needs_proc()
+    proc = server()
+    with proc.proxy() as proxy:
+        assert proxy.echo(["line\n", "tab\t", "quote'\""]) == ["line\n", "tab\t", "quote'\""]
+    start = proc.rss_mb()
+    header = b"# serpent utf-8 python3.2\n"
+    items = b",".join([b"1j"] * (COMPILE_MAX_ITEMS * 3))  # complex numbers: outside the subset
+    payload = header + b"('hostile','echo',([" + items + b"],),{})"
+    with handshaked_socket(proc.address) as sock:
+        sock.settimeout(20.0)
+        sock.sendall(message(MSG_INVOKE, payload, SERPENT, seq=1))
+        msgtype, flags, _, data = read_message(sock)
+        assert msgtype == MSG_RESULT and flags & FLAGS_EXCEPTION
+        assert b"too costly" in data
+    with proc.proxy() as proxy:
+        assert proxy.echo("after") == "after"
+    assert proc.rss_mb() - start < 100

@@ -156,6 +156,12 @@ def test_token_soup_reads_as_literal_eval_reads_it_or_is_left_to_compile(parts):
         "{(1, 2): [None]}",
         "{1: 'a', True: 'b'}",
         "('a',\t'b' )",
+        "'a\\'b'",
+        '"say \\"hi\\""',
+        "'tab\\there\\nnew\\\\line\\r'",
+        "'\\x00\\xff\\u20ac\\U0001f600\\ud800'",
+        "'\\a\\b\\f\\v'",
+        "['\\'', \"\\\"\", '\\\\']",
     ],
 )
 def test_plain_literals(text):
@@ -172,10 +178,15 @@ def test_plain_literals(text):
         "{[1]}",
         "(1",
         "1 +1",
-        "'a\\'b'",
         "b'x'",
+        "'\\0'",
+        "'\\N{BULLET}'",
+        "'\\q'",
+        "'\\x4'",
+        "'\\U00110000'",
+        "'a\\\nb'",
         "1j",
-        "123456789012345678901",
+        "1" * 4001,
         "007",
         "1_000",
         "-(1)",
@@ -203,9 +214,9 @@ def test_serializer_reads_small_calls_and_class_dicts_both_ways():
 
 
 def test_large_plain_data_is_read_without_compile_and_the_rest_with_it(monkeypatch):
-    """A batch of 1,000 calls (18 KB) or a long list is plain data: read by serpent_small, as
-    compile() would read it.  Large text with a backslash or a line break after the header
-    goes to compile() at once; a large value outside the subset still reads right."""
+    """A batch of 1,000 calls (18 KB), a long list, strings with the escapes repr() writes: plain
+    data, read by serpent_small as compile() would read it.  A large value outside the subset
+    (complex numbers, a line break) still reads right, through compile()."""
     from pyrite.serializers import serpent_serializer
 
     ser = plugins.get_serializer("serpent")
@@ -221,12 +232,14 @@ def test_large_plain_data_is_read_without_compile_and_the_rest_with_it(monkeypat
     data = ser.dumps(batch)
     assert len(data) > 16 * 1024
     assert ser.loads(data) == ast.literal_eval(data.decode().split("\n", 1)[1])
+    texts = ['it\'s "quoted"\n', "tab\t\\ \x00 \u20ac \U0001f600"] * 2000
+    assert ser.loads(ser.dumps(texts)) == texts
     assert compiled == []
-    escaped = ser.dumps(['it\'s "quoted"\n'] * 2000)  # repr() escapes these: not the plain subset
-    assert ser.loads(escaped) == ['it\'s "quoted"\n'] * 2000
-    assert len(compiled) == 1
     outside = ser.dumps([1 + 2j] * 5000)  # complex numbers: serpent_small gives up, compile() reads them
     assert ser.loads(outside) == [1 + 2j] * 5000
+    assert len(compiled) == 1
+    broken = b"# serpent utf-8 python3.2\n[\n" + b"1,\n" * 20000 + b"]"  # line breaks: straight to compile()
+    assert ser.loads(broken) == [1] * 20000
     assert len(compiled) == 2
 
 

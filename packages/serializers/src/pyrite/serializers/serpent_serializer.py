@@ -51,9 +51,13 @@ _MIN_CALL_BYTES = 8  # no serialized call is shorter, with its comma
 _REPR_TYPES = frozenset({str, int, bool, type(None)})
 # Text is read without compile() when it can be (serpent_small): about 2x faster than compile()
 # at every size measured and, for large data, a fifth of the memory (a 7 MB list of ints: 180 MB
-# against 940 MB).  Above _SMALL_PLAIN, only text with no backslash and no line break is tried
-# (anything else is outside its subset: finding that out after tokenizing it all is waste).
+# against 940 MB).  Above _SMALL_PLAIN, only text with no line break after the header is tried
+# (serpent never writes one otherwise: such text is outside the subset, so tokenizing it is waste).
 _SMALL_UPTO = 256 * 1024 * 1024
+# What is left to compile() (data outside serpent_small's subset: complex numbers, comments, line
+# breaks, ints of more than 4,000 digits) costs about 1 KB of memory per item: 10 MB of such text
+# took 4 GB and 30 s.  Beyond this many items (commas and colons, counted) it is refused.
+COMPILE_MAX_ITEMS = 200_000
 _SMALL_PLAIN = 16 * 1024
 _BLANKS = (" ", "\t")
 _BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
@@ -225,7 +229,7 @@ class SerpentSerializer(SerializerBase):
         if size <= _SMALL_UPTO:
             start = len(HEADER) if text.startswith(HEADER) else 0
             if text[start : start + 1] not in _BLANKS and (  # compile() refuses an indented value
-                size <= _SMALL_PLAIN or (text.find("\\", start) < 0 and text.find("\n", start) < 0)
+                size <= _SMALL_PLAIN or text.find("\n", start) < 0
             ):
                 try:
                     value, has_class = parse_small(text, start)
@@ -238,6 +242,12 @@ class SerpentSerializer(SerializerBase):
 
     @staticmethod
     def _compile(text: str) -> Any:
+        items = text.count(",") + text.count(":")  # an upper bound of the items (C speed)
+        if items > COMPILE_MAX_ITEMS:
+            raise SerializeError(
+                f"serpent data with about {items} items outside the plain subset serpent_small reads: "
+                f"too costly to parse (compile() takes about 1 KB per item; at most {COMPILE_MAX_ITEMS})"
+            )
         # the parser makes many short-lived objects; pausing the collector (as serpent
         # does) makes loading much faster.  Leave it alone if the application turned it off.
         if gc.isenabled():
