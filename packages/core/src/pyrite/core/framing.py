@@ -32,7 +32,7 @@ START_SIZE = 6
 """Tag + version: enough to refuse a stranger's bytes."""
 VALID_START = b"PYRO" + protocol.PROTOCOL_VERSION.to_bytes(2, "big")
 
-Frame = tuple[ReceivingMessage, bytes]
+Frame = tuple[ReceivingMessage, bytes | memoryview]
 """A message whose header is parsed and checked, with its body (annotations + payload) not yet parsed."""
 
 Allocator = Callable[[int], memoryview]
@@ -115,11 +115,12 @@ class FrameReader:
 
     def advance(self, count: int, out: list[Frame]) -> None:
         """``count`` bytes were read into the buffer ``into()`` gave; a completed frame goes to ``out``."""
-        if self._buf is None or count < 0 or self._have + count > self._need:
+        msg, buf = self._msg, self._buf
+        if msg is None or buf is None or count < 0 or self._have + count > self._need:
             raise ValueError("advance() without a matching into()")
         self._have += count
         if self._have == self._need:
-            out.append((self._msg, self._buf))  # type: ignore[arg-type]
+            out.append((msg, buf))
             self._msg = None
             self._buf = None
 
