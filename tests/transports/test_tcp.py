@@ -550,7 +550,7 @@ def test_large_reads_reuse_their_buffer_only_once_it_is_free(pair):
     assert not sender.is_alive()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "::", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"])
 def test_address_literals_resolve_as_getaddrinfo_does_without_calling_it(host, monkeypatch):
     from pyrite.transports import tcp as tcp_module
 
