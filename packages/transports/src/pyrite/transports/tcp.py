@@ -23,7 +23,6 @@ ACK meets back-to-back messages).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
 import socket
 import ssl
@@ -63,14 +62,6 @@ def format_location(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _numeric_family(host: str) -> int | None:
-    try:
-        address = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return None
-    return socket.AF_INET6 if address.version == 6 else socket.AF_INET
-
-
 def _numeric(host: str, port: int) -> list[tuple[Any, ...]] | None:
     """getaddrinfo()'s answer for an IP address literal without a scope id, made without calling
     it (a connect to ``127.0.0.1`` is common and the lookup is a good part of its cost); None for
@@ -92,7 +83,8 @@ def _resolve(host: str, port: int, passive: bool) -> list[tuple[Any, ...]]:
         found = _numeric(host, port)
         if found is not None:
             return found
-    family = _numeric_family(host) if host else None
+    literal = _numeric(host.partition("%")[0], 0) if host else None  # e.g. a scoped IPv6 address
+    family = literal[0][0] if literal else None
     prefer = config.PREFER_IP_VERSION
     if family is None:
         family = _FAMILIES.get(prefer, socket.AF_UNSPEC)
