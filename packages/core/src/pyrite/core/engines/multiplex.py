@@ -46,7 +46,7 @@ class MultiplexEngine(SelectorEngine):
     def __init__(self, host: DaemonHost, listener: Any) -> None:
         super().__init__(host, listener)
         self._writing: set[Client] = set()
-        self._inflated: list[tuple[Client, list[Incoming]]] = []  # parsed on a worker, to be served
+        self._inflated: list[tuple[Client, list[Incoming]]] = []  # parsed by the inflater, to be served
 
     def _wrap_accepted(self, raw: Any) -> Any:
         return BufferedOutput(raw)
@@ -81,7 +81,7 @@ class MultiplexEngine(SelectorEngine):
 
     def _inflate_elsewhere(self, client: Client) -> None:
         """Parse a client's messages (big compressed bodies) on the inflater thread; the loop serves them after.
-        The client is not read meanwhile (its session is the worker's until then)."""
+        The client is not read meanwhile (its session is the inflater's until then)."""
         self._unregister(client)
         client.busy = True
 

@@ -47,19 +47,11 @@ class ConnectionServing:
 
     # ----- reading, dispatching, dropping
 
-    def _read_messages(self, client: Client) -> list[Incoming]:
-        """Read what has arrived on an idle client without blocking; the messages it completes.
-
-        Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
-        complete message came before them (else they end the list, see ``take_messages``).
-        """
-        self._read_frames(client)
-        return take_messages(client.session)
-
     def _read_frames(self, client: Client) -> int:
         """Read what has arrived on an idle client without blocking into its session; how many
-        complete messages it now holds (framed, bodies not parsed yet).  Raises as
-        ``_read_messages`` does when the stream ended or went bad with no message before."""
+        complete messages it now holds (framed, bodies not parsed yet; ``take_messages`` parses them).
+        Raises ConnectionClosedError at end of stream and ProtocolError for garbage when no
+        complete message came before them (else they end the list, see ``take_messages``)."""
         raw = client.raw
         session = client.session
         budget = MAX_READ_PER_TURN
