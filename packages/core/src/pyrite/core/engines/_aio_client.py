@@ -89,7 +89,7 @@ class AioClient(DeadlineClock):
         self.close_after_flush = False
         self.reading = False
         self.writing = False
-        self.inflating = False  # a worker parses its messages (common.INFLATE_ON_LOOP)
+        self.inflating = False  # the inflater thread parses its messages (common.INFLATE_ON_LOOP)
         self._loop = engine.event_loop
         self._loop_ident = engine._loop_ident
 
