@@ -134,6 +134,17 @@ class SocketConnection:
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Send all of ``data``; ``timeout`` bounds the whole send."""
         try:
+            if self._timeout is not None and _POSIX and not self._tls:
+                # With a timeout, sendall() polls before every write; the descriptor is
+                # non-blocking then, so write what fits first and poll only for a remainder
+                # (a small reply: one syscall, one release of the GIL, instead of two).
+                try:
+                    sent = os.write(self._sock.fileno(), data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = memoryview(data).cast("B")[sent:]
             self._sock.sendall(data)
         except (OSError, ValueError) as exc:
             raise self._error("sending", exc) from exc
