@@ -22,23 +22,27 @@ from __future__ import annotations
 import re
 from typing import Any
 
-# One findall() splits the text into tokens (C speed); each token is a tuple of the groups:
-# 1/2: a string with its quotes (so that '' is told from no match), 3: a number, 4: a name,
-# 5: punctuation, 6: any other character (which makes the text Unsupported).  Numbers as
-# repr() writes them: no leading zeros, no underscores, at most 4,000 digits before the point
-# (longer ints, and any digit-like tail, are left to compile()).
+# One findall() splits the text into tokens (C speed), each a string: punctuation, a string with
+# its quotes, a number or a name.  Any other character is matched outside the group, so it comes
+# out as "" (which makes the text Unsupported).  Punctuation is tried first (the most common
+# token) and there is one group, so findall() builds no tuples.  Numbers as repr() writes them:
+# no leading zeros, no underscores, at most 4,000 digits before the point (longer ints, and any
+# digit-like tail, are left to compile()).
 _ESCAPE = r"""\\(?:[\\'"abfnrtv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"""
 _TOKENS = re.compile(
-    r"""[ \t]*(?:('[^'\\\n\r]*(?:"""
+    r"""[ \t]*(?:([()\[\]{},:]|'[^'\\\n\r]*(?:"""
     + _ESCAPE
-    + r"""[^'\\\n\r]*)*')|("[^"\\\n\r]*(?:"""
+    + r"""[^'\\\n\r]*)*'|"[^"\\\n\r]*(?:"""
     + _ESCAPE
-    + r"""[^"\\\n\r]*)*")|"""
-    r"""(-?(?:0|[1-9][0-9]{0,3999})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,5})?)(?![\w.])|"""
-    r"""(True|False|None)(?!\w)|([()\[\]{},:])|(.))""",
+    + r"""[^"\\\n\r]*)*"|"""
+    r"""-?(?:0|[1-9][0-9]{0,3999})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,5})?(?![\w.])|"""
+    r"""(?:True|False|None)(?!\w))|.)""",
     re.S,
 )
 _NAMES = {"True": True, "False": False, "None": None}
+# what a token's first character says it is: 1 string, 2 number, 3 name, 4-6 an opening bracket
+_KINDS = {"'": 1, '"': 1, "-": 2, "T": 3, "F": 3, "N": 3, "(": 4, "[": 5, "{": 6}
+_KINDS.update(dict.fromkeys("0123456789", 2))
 # The escapes a string token may hold (the ones repr() writes, and the other one-letter ones):
 _UNESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|(.))", re.S)
 _SIMPLE_ESCAPES = {
@@ -54,7 +58,7 @@ _SIMPLE_ESCAPES = {
     "v": "\v",
 }
 _MAX_DEPTH = 40  # compile() refuses deep nesting with its own error: let it
-_END = ("", "", "", "", "", "")  # what the token list ends with: no token at all
+_END = ""  # what the token list ends with: no token at all (like any character no token matched)
 
 
 class Unsupported(Exception):
@@ -86,50 +90,53 @@ def _unescaped(match: re.Match[str]) -> str:
     return chr(number)
 
 
-def _value(tokens: list[tuple[str, ...]], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
+def _value(tokens: list[str], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
     """The value whose first token is ``tokens[at]``, and the index of the token after it."""
-    single, double, number, name, punct, other = tokens[at]
-    if single or double:
-        text = (single or double)[1:-1]
+    token = tokens[at]
+    kind = _KINDS.get(token[:1])
+    if kind == 1:
+        text = token[1:-1]
         if "\\" in text:
             text = _UNESCAPE.sub(_unescaped, text)
         return text, at + 1
-    if number:
-        if "." in number or "e" in number or "E" in number:
-            return float(number), at + 1
+    if kind == 2:
+        if "." in token or "e" in token or "E" in token:
+            return float(token), at + 1
         try:
-            return int(number), at + 1
+            return int(token), at + 1
         except ValueError:  # longer than sys.get_int_max_str_digits() allows: compile() says so
             raise Unsupported from None
-    if name:
-        return _NAMES[name], at + 1
-    if other or depth > _MAX_DEPTH or not punct:
-        raise Unsupported
-    if punct == "(":
+    if kind == 3:
+        return _NAMES[token], at + 1
+    if kind is None or depth > _MAX_DEPTH:
+        raise Unsupported  # a closing bracket, a comma or a colon where a value must be, or junk
+    if kind == 4:
         items, at, comma = _sequence(tokens, at + 1, ")", depth, found)
         if len(items) == 1 and not comma:
             return items[0], at  # "(x)" is x itself
         return tuple(items), at
-    if punct == "[":
+    if kind == 5:
         items, at, _ = _sequence(tokens, at + 1, "]", depth, found)
         return items, at
-    if punct == "{":
-        return _braces(tokens, at + 1, depth, found)
-    raise Unsupported
+    return _braces(tokens, at + 1, depth, found)
 
 
-def _sequence(
-    tokens: list[tuple[str, ...]], at: int, closer: str, depth: int, found: list[bool]
-) -> tuple[list[Any], int, bool]:
+def _sequence(tokens: list[str], at: int, closer: str, depth: int, found: list[bool]) -> tuple[list[Any], int, bool]:
     """Items up to ``closer`` (a trailing comma allowed); also says whether a comma was seen."""
     items: list[Any] = []
     comma = False
     while True:
-        if tokens[at][4] == closer:
+        token = tokens[at]
+        if token == closer:
             return items, at + 1, comma
-        item, at = _value(tokens, at, depth + 1, found)
-        items.append(item)
-        punct = tokens[at][4]
+        first = token[:1]
+        if (first == "'" or first == '"') and "\\" not in token:
+            items.append(token[1:-1])  # a plain string, the most common item: read right here
+            at += 1
+        else:
+            item, at = _value(tokens, at, depth + 1, found)
+            items.append(item)
+        punct = tokens[at]
         if punct == closer:
             return items, at + 1, comma
         if punct != ",":
@@ -138,12 +145,12 @@ def _sequence(
         at += 1
 
 
-def _braces(tokens: list[tuple[str, ...]], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
+def _braces(tokens: list[str], at: int, depth: int, found: list[bool]) -> tuple[Any, int]:
     """A dict or a set, from the token after its ``{``."""
-    if tokens[at][4] == "}":
+    if tokens[at] == "}":
         return {}, at + 1
     first, at = _value(tokens, at, depth + 1, found)
-    punct = tokens[at][4]
+    punct = tokens[at]
     if punct == "}":
         return {first}, at + 1
     if punct == ",":
@@ -157,13 +164,13 @@ def _braces(tokens: list[tuple[str, ...]], at: int, depth: int, found: list[bool
         if key == "__class__" and type(key) is str:
             found.append(True)
         result[key], at = _value(tokens, at + 1, depth + 1, found)
-        punct = tokens[at][4]
+        punct = tokens[at]
         if punct == "}":
             return result, at + 1
         if punct != ",":
             raise Unsupported
-        if tokens[at + 1][4] == "}":
+        if tokens[at + 1] == "}":
             return result, at + 2
         key, at = _value(tokens, at + 1, depth + 1, found)
-        if tokens[at][4] != ":":
+        if tokens[at] != ":":
             raise Unsupported
