@@ -1,6 +1,7 @@
 """SocketConnection.send_some: the non-blocking write the multiplex engine's output buffer uses.
 It never waits, with or without a connection timeout, plain and over a Unix socket, and it
-reports a broken connection as ConnectionClosedError."""
+reports a broken connection as ConnectionClosedError.  Also SocketConnection.send with a
+timeout, which writes what fits at once and waits only for room for the rest."""
 
 from __future__ import annotations
 
@@ -60,3 +61,40 @@ def test_send_some_on_a_broken_connection(pair):
     server.close()
     with pytest.raises(ConnectionClosedError):
         server.send_some(b"x")
+
+
+@pytest.mark.parametrize("timeout", [None, 2.0])
+def test_send_with_a_timeout_delivers_what_did_not_fit_at_once(pair, timeout):
+    """send() writes what fits first, then waits for room for the rest: a peer that reads
+    slowly still gets every byte, in order."""
+    import threading
+
+    client, server = pair
+    server.timeout = timeout
+    data = bytes(range(256)) * (32 * 1024)  # 8 MiB: far more than the socket buffers hold
+    received = bytearray()
+
+    def read_slowly():
+        while len(received) < len(data):
+            received.extend(client.recv(min(256 * 1024, len(data) - len(received))))
+            time.sleep(0.002)
+
+    reader = threading.Thread(target=read_slowly, daemon=True)
+    reader.start()
+    server.send(data)
+    server.send(b"tail")
+    reader.join(10)
+    assert not reader.is_alive()
+    assert bytes(received) == data
+    assert client.recv(4) == b"tail"
+
+
+def test_send_with_a_timeout_to_a_peer_that_never_reads_times_out(pair):
+    from pyrite.core.errors import TimeoutError as PyroTimeoutError
+
+    client, server = pair
+    server.timeout = 0.3
+    start = time.monotonic()
+    with pytest.raises(PyroTimeoutError):
+        server.send(b"x" * (64 * 1024 * 1024))
+    assert time.monotonic() - start < 5.0
