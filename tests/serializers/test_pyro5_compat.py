@@ -178,3 +178,40 @@ def test_property_pyro5_and_ours_agree(value, name):
     assert theirs.loads(ours.dumps(value)) == ours.loads(ours.dumps(value))
     call = ("o", "m", (value,), {"k": value})
     assert list(ours.loadsCall(theirs.dumpsCall(*call))[2]) == list(theirs.loadsCall(theirs.dumpsCall(*call))[2])
+
+
+SERPENTISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.lists(children, max_size=4).map(tuple)
+        | st.dictionaries(st.text(max_size=6) | st.integers() | st.booleans(), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=SERPENTISH)
+def test_serpent_writes_what_pyro5_writes_byte_for_byte(value):
+    """pyrite's serpent writer inlines the common items of tuples, lists and dicts; the text
+    is still exactly what Pyro5 (serpent itself) writes, as a value and inside a call."""
+    ours, theirs = plugins.get_serializer("serpent"), Pyro5.serializers.serializers["serpent"]
+    assert ours.dumps(value) == theirs.dumps(value)
+    assert ours.dumpsCall("o", "m", (value, [value]), {"k": value}) == theirs.dumpsCall(
+        "o", "m", (value, [value]), {"k": value}
+    )
+
+
+def test_serpent_refuses_circular_containers_as_pyro5_does():
+    ours, theirs = plugins.get_serializer("serpent"), Pyro5.serializers.serializers["serpent"]
+    loop: list = [1]
+    loop.append(loop)
+    table: dict = {"a": 1}
+    table["self"] = table
+    for value in (loop, table, (loop,)):
+        with pytest.raises(ValueError) as theirs_error:
+            theirs.dumps(value)
+        with pytest.raises(ValueError) as ours_error:
+            ours.dumps(value)
+        assert str(ours_error.value) == str(theirs_error.value)

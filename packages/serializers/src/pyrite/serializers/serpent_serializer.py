@@ -61,7 +61,7 @@ COMPILE_MAX_ITEMS = 200_000
 _SMALL_PLAIN = 16 * 1024
 _BLANKS = (" ", "\t")
 _BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
-_CONTAINERS = {t: serpent.Serializer.dispatch[t] for t in (float, complex, tuple, list, dict, set, frozenset)}
+_SIMPLE_TYPES = frozenset({int, bool, type(None)})  # their repr() is what serpent writes
 _translate_bytes = serpent._translate_byte_type
 _b2a_base64 = binascii.b2a_base64  # what base64.b64encode calls
 
@@ -133,6 +133,78 @@ class _Writer(serpent.Serializer):
             # serpent's own class registry, copied as serpent does, for thread safety
             self.special_classes_registry_copy = serpent._special_classes_registry.copy()
         serpent.Serializer._serialize(self, obj, out, level)
+
+    # serpent's own container writers, with the items that need no more than repr() (the most
+    # common ones) written right here instead of through _serialize: the same text, byte for byte.
+
+    def ser_builtins_tuple(self, tuple_obj: tuple[Any, ...], out: list[str], level: int) -> None:  # noqa: D102
+        append = out.append
+        append("(")
+        self._items(tuple_obj, out, level + 1)
+        if len(tuple_obj) > 1:
+            del out[-1]  # the last ","
+        append(")")
+
+    def ser_builtins_list(self, list_obj: list[Any], out: list[str], level: int) -> None:  # noqa: D102
+        ids = self.serialized_obj_ids
+        key = id(list_obj)
+        if key in ids:
+            raise ValueError("Circular reference detected (list)")
+        ids.add(key)
+        out.append("[")
+        self._items(list_obj, out, level + 1)
+        if list_obj:
+            del out[-1]  # the last ","
+        out.append("]")
+        ids.discard(key)
+
+    def ser_builtins_dict(self, dict_obj: dict[Any, Any], out: list[str], level: int) -> None:  # noqa: D102
+        ids = self.serialized_obj_ids
+        ident = id(dict_obj)
+        if ident in ids:
+            raise ValueError("Circular reference detected (dict)")
+        ids.add(ident)
+        append = out.append
+        serialize = self._serialize
+        inner = level + 1
+        append("{")
+        for key, value in dict_obj.items():
+            t = type(key)
+            if t is str and len(key) < BULK_FROM:
+                append(repr(key))
+            else:
+                self._check_hashable_type(t)
+                serialize(key, out, inner)
+            append(":")
+            t = type(value)
+            if t in _SIMPLE_TYPES or (t is str and len(value) < BULK_FROM):
+                append(repr(value))
+            else:
+                serialize(value, out, inner)
+            append(",")
+        if dict_obj:
+            del out[-1]  # the last ","
+        append("}")
+        ids.discard(ident)
+
+    def _items(self, items: Any, out: list[str], level: int) -> None:
+        """Each of ``items`` followed by a comma."""
+        append = out.append
+        serialize = self._serialize
+        for item in items:
+            t = type(item)
+            if t in _SIMPLE_TYPES or (t is str and len(item) < BULK_FROM):
+                append(repr(item))
+            else:
+                serialize(item, out, level)
+            append(",")
+
+
+# the container types and their writers (serpent's, or _Writer's own where it has one)
+_CONTAINERS = {
+    t: getattr(_Writer, serpent.Serializer.dispatch[t].__name__)
+    for t in (float, complex, tuple, list, dict, set, frozenset)
+}
 
 
 def _dict_hook(converter: Callable[[Any], dict[str, Any]]) -> Hook:
