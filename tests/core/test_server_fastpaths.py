@@ -204,3 +204,60 @@ def test_client_wait_readable_uses_one_poller():
     finally:
         left.close()
         right.close()
+
+
+# -- the thread engine reads a new client's first message right after accepting it -------------
+
+
+def _connect_request() -> bytes:
+    from pyrite.core import plugins
+
+    serpent = plugins.get_serializer("serpent")
+    payload = serpent.dumps({"handshake": "hello", "object": "echo"})
+    return SendingMessage(protocol.MSG_CONNECT, 0, 0, serpent.serializer_id, payload).data
+
+
+def _reply_type(sock: socket.socket) -> int:
+    header = b""
+    while len(header) < protocol.HEADER_SIZE:
+        chunk = sock.recv(protocol.HEADER_SIZE - len(header))
+        assert chunk, "the daemon closed the connection"
+        header += chunk
+    return header[6]  # after the tag and the protocol version: the message type byte
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.3])
+def test_thread_engine_answers_a_connect_request_sent_at_once_or_later(delay):
+    """Sent with the connect (usually read at accept) or after a pause (watched for): both are
+    answered, and the connection then serves calls, for pyrite and Pyro5 proxies alike."""
+    import time
+
+    config.SERVERTYPE = "thread"
+    daemon = Daemon(host=HOST)
+    uri = daemon.register(Echo(), "echo")
+    with running(daemon):
+        with socket.create_connection((HOST, uri.port), timeout=5.0) as sock:
+            sock.settimeout(5.0)
+            if delay:
+                time.sleep(delay)
+            sock.sendall(_connect_request())
+            assert _reply_type(sock) == protocol.MSG_CONNECTOK
+        with pyrite_proxy(uri) as proxy:
+            assert proxy.echo(1) == 1
+        with pyro5_proxy(uri) as proxy5:
+            assert proxy5.echo(2) == 2
+
+
+def test_thread_engine_drops_garbage_or_a_close_that_came_with_the_connect():
+    config.SERVERTYPE = "thread"
+    daemon = Daemon(host=HOST)
+    uri = daemon.register(Echo(), "echo")
+    with running(daemon):
+        with socket.create_connection((HOST, uri.port), timeout=5.0) as sock:
+            sock.sendall(b"NOT PYRO AT ALL, JUST BYTES" * 4)
+            sock.settimeout(5.0)
+            assert sock.recv(100) == b""  # closed by the server
+        for _ in range(20):
+            socket.create_connection((HOST, uri.port), timeout=5.0).close()  # gone before a byte
+        with pyrite_proxy(uri) as proxy:
+            assert proxy.echo(3) == 3

@@ -98,3 +98,15 @@ def test_send_with_a_timeout_to_a_peer_that_never_reads_times_out(pair):
     with pytest.raises(PyroTimeoutError):
         server.send(b"x" * (64 * 1024 * 1024))
     assert time.monotonic() - start < 5.0
+
+
+def test_accepted_connections_know_their_addresses_as_the_socket_reports_them(pair):
+    """accept() hands the peer address (and, on a specifically bound listener, the local one)
+    to the connection; they equal what getsockname()/getpeername() say."""
+    from pyrite.transports.sockopts import decode_address
+
+    client, server = pair
+    sock = server.socket
+    assert server.local_address == decode_address(sock.getsockname())
+    assert server.peer_address == decode_address(sock.getpeername())
+    assert client.local_address == server.peer_address or not client.local_address  # unnamed Unix client

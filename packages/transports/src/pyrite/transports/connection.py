@@ -17,15 +17,13 @@ stream socket, plain or TLS (``ssl.SSLSocket``):
 * ``pending()`` counts the read-ahead buffer plus decrypted TLS data: a
   selector on ``fileno()`` does not see those bytes, so check ``pending()``
   before waiting on the descriptor.
-* ``timeout`` bounds each wait for the peer (an inactivity timeout, not a
-  deadline for a whole message); ``None`` or ``0`` means block.
+* ``timeout`` bounds each wait for the peer (not a whole message); ``None`` or ``0`` blocks.
 * Errors are pyrite's: ``ConnectionClosedError`` when the peer is gone or the
   connection was closed, ``TimeoutError`` when ``timeout`` runs out,
   ``CommunicationError`` for the rest (such as a failed TLS handshake).
 
-Import it from ``pyrite.transports.sockets`` (beside ``SocketListener``).
-Timeouts and the mapping of socket errors to pyrite's come from ``sockopts``
-(public as ``socketutil``).
+Import it from ``pyrite.transports.sockets`` (beside ``SocketListener``); timeouts and
+the mapping of socket errors come from ``sockopts`` (public as ``socketutil``).
 """
 
 from __future__ import annotations
@@ -135,9 +133,8 @@ class SocketConnection:
         """Send all of ``data``; ``timeout`` bounds the whole send."""
         try:
             if self._timeout is not None and _POSIX and not self._tls:
-                # With a timeout, sendall() polls before every write; the descriptor is
-                # non-blocking then, so write what fits first and poll only for a remainder
-                # (a small reply: one syscall, one release of the GIL, instead of two).
+                # with a timeout sendall() polls before every write, but the descriptor is
+                # non-blocking: write what fits first, poll only for the rest (one syscall, not two)
                 try:
                     sent = os.write(self._sock.fileno(), data)
                 except (BlockingIOError, InterruptedError):
@@ -481,6 +478,11 @@ class SocketConnection:
             return sock.recv(max_size)
         finally:
             sock.settimeout(self._timeout)
+
+    def known_addresses(self, local: Any, peer: Any) -> None:
+        """Take this end's and the other end's address (None: unknown) from a listener's
+        ``accept``, which knows them already: asking for them then costs no syscall."""
+        self._local, self._peer = local or self._local, peer or self._peer
 
     def _remember_addresses(self) -> None:
         sock = self._sock

@@ -90,6 +90,11 @@ class SocketListener:
         self._closed = False
         self._close_lock = threading.Lock()
         self._address = decode_address(sock.getsockname())
+        # what an accepted socket's getsockname() would say, where that is the bound address
+        # itself (not a wildcard one): so accepting costs no syscall for it
+        family = sock.family
+        specific = family == socket.AF_INET and self._address[0] != "0.0.0.0"
+        self._accepted_local: Any = self._address if specific or family == getattr(socket, "AF_UNIX", None) else None
         self._timeout: float | None = None
         sock.settimeout(None)
 
@@ -132,7 +137,7 @@ class SocketListener:
         if self._closed:
             raise ConnectionClosedError(f"listener at {self._location} is closed")
         try:
-            csock, _ = self._sock.accept()
+            csock, peer = self._sock.accept()
         except (BlockingIOError, InterruptedError, socket.timeout):
             return None
         except OSError as exc:
@@ -146,7 +151,9 @@ class SocketListener:
                 self._configure(csock)
             if self._wrap is not None:
                 csock = self._wrap(csock)
-            return SocketConnection(csock, config.COMMTIMEOUT or None)
+            conn = SocketConnection(csock, config.COMMTIMEOUT or None)
+            conn.known_addresses(self._accepted_local, decode_address(peer))
+            return conn
         except (OSError, ValueError):
             # e.g. the client reset the connection before we could set it up: only it is lost
             with contextlib.suppress(OSError):

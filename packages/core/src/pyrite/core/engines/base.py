@@ -365,6 +365,10 @@ class SelectorEngine(ConnectionServing, GuardMixin):
             self._clients.add(client)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s: connected %s", self, describe_peer(raw))
+        self._admit(client)
+
+    def _admit(self, client: Client) -> None:
+        """Hook: start on a freshly accepted client (default: watch it for its first message)."""
         self._register(client)
 
     def _prepare(self, client: Client) -> None:

@@ -75,6 +75,14 @@ class ThreadPoolEngine(SelectorEngine):
         except Exception:
             pass
 
+    def _admit(self, client: Client) -> None:
+        # A client sends its connect request right after connecting, so it has often arrived by
+        # the time the connection is accepted: read it now (one read, where watching for it costs
+        # a watch, a wait and an unwatch); only if it has not come yet, watch for it.
+        self._on_readable(client)
+        if not client.gone and not client.busy:
+            self._register(client)
+
     def _on_readable(self, client: Client) -> None:
         try:
             framed = self._read_frames(client)
