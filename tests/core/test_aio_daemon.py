@@ -571,3 +571,79 @@ def test_a_client_that_never_reads_its_replies_delays_nobody(threads: Any) -> No
             assert await flooding < 199  # the server stopped reading the flooding client
 
     run(main())
+
+
+# -- current_context in the methods the asyncio engine calls -----------------------------------
+
+
+@expose
+class ContextReporter:
+    """Each method answers what current_context holds while it runs, and sends an annotation back."""
+
+    @staticmethod
+    def _report(where: str) -> dict[str, Any]:
+        current_context.response_annotations = {"BACK": where.encode()}
+        return {
+            "corr": str(current_context.correlation_id),
+            "anno": current_context.annotations.get("MINE", b"").decode(),
+            "seq": current_context.seq,
+            "client": current_context.client is not None,
+        }
+
+    async def at_once(self) -> dict[str, Any]:
+        return self._report("at_once")
+
+    async def after_a_wait(self, pause: float) -> dict[str, Any]:
+        await asyncio.sleep(pause)  # suspended: the rest runs in the task, from where it stopped
+        return self._report("after_a_wait")
+
+    def on_a_worker(self) -> dict[str, Any]:
+        return self._report("on_a_worker")
+
+
+def test_methods_see_their_own_request_context(threads: Any) -> None:
+    """An async method that finishes at once, one that waits first, and a plain method on a
+    worker thread each see their own request's correlation id, annotations and sequence number,
+    with several clients calling at once, and each one's response annotations reach its caller."""
+    import uuid
+
+    def client(uri: Any, method: str, args: tuple[Any, ...], rounds: int) -> list[tuple[Any, ...]]:
+        seen = []
+        with pyrite_proxy(uri) as proxy:
+            for _ in range(rounds):
+                corr = uuid.uuid4()
+                mark = uuid.uuid4().hex[:8]
+                current_context.correlation_id = corr
+                proxy._pyroAnnotations = lambda mark=mark: {"MINE": mark.encode()}
+                answer = getattr(proxy, method)(*args)
+                back = current_context.response_annotations.get("BACK", b"").decode()
+                seen.append((answer, str(corr), mark, back, method))
+        current_context.correlation_id = None
+        return seen
+
+    async def main() -> None:
+        async with aio.Daemon(host=HOST) as daemon:
+            uri = daemon.register(ContextReporter(), "reporter")
+            serving = asyncio.ensure_future(daemon.serve_forever())
+            try:
+                jobs = [
+                    in_thread(threads, client, uri, method, args, 15)
+                    for method, args in (("at_once", ()), ("after_a_wait", (0.01,)), ("on_a_worker", ()))
+                    for _ in range(3)
+                ]
+                results = await asyncio.gather(*jobs)
+            finally:
+                await daemon.close()
+                await asyncio.wait_for(serving, WAIT)
+        assert len(results) == 9
+        for seen in results:
+            seqs = []
+            for answer, corr, mark, back, method in seen:
+                assert answer["corr"] == corr, method
+                assert answer["anno"] == mark, method
+                assert answer["client"], method
+                assert back == method
+                seqs.append(answer["seq"])
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # each call's own request
+
+    run(main())

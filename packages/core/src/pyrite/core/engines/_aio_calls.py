@@ -45,16 +45,18 @@ def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: A
             try:
                 yielded = context.run(awaitable.send, None)
             except StopIteration as stop:
-                _finish(client, call, holds_turn, stop.value)
+                _finish(client, call, holds_turn, stop.value, context)
                 return
             awaitable = _resume(awaitable, yielded)
         elif not hasattr(awaitable, "__await__"):
-            _finish(client, call, holds_turn, awaitable)  # an async generator: nothing to await
+            _finish(client, call, holds_turn, awaitable, context)  # an async generator: nothing to await
             return
     except Exception as exc:
+        # the reply is built in the call's context: what the method set there (response
+        # annotations) goes out with it
         if call.method is not None and awaitable is not None:
-            host.call_failed(call, exc)
-        client.finish_call(call, host.fail_call(call, exc), holds_turn)
+            context.run(host.call_failed, call, exc)
+        client.finish_call(call, context.run(host.fail_call, call, exc), holds_turn)
         return
     # created inside the context: the task runs in (a copy of) it
     task = context.run(asyncio.get_running_loop().create_task, _await_call(client, call, holds_turn, awaitable))
@@ -95,10 +97,16 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
     _finish(client, call, holds_turn, data)
 
 
-def _finish(client: Any, call: PendingCall, holds_turn: bool, data: Any) -> None:
+def _finish(
+    client: Any, call: PendingCall, holds_turn: bool, data: Any, context: contextvars.Context | None = None
+) -> None:
+    """Send the reply carrying ``data``, built in ``context`` (the call's, when this runs outside
+    it; None: this runs in the call's task already), then go on with the client's queue."""
     if hasattr(data, "__anext__"):
         data = AsyncIteratorBridge(data, asyncio.get_running_loop())
-    client.finish_call(call, client.host.finish_call(call, data), holds_turn)
+    finish = client.host.finish_call
+    reply = finish(call, data) if context is None else context.run(finish, call, data)
+    client.finish_call(call, reply, holds_turn)
 
 
 class AsyncIteratorBridge:
