@@ -296,6 +296,13 @@ class PendingCall:
                 _ASYNC_FUNCTIONS[func] = found
             return found
 
+    def capture(self) -> None:
+        """A call begun ``here`` that goes to another thread or task after all: carry the
+        request's ``current_context`` (as this thread holds it now) along to it."""
+        if self.context is None:
+            self.context = current_context.to_global()
+            self.thread = threading.get_ident()
+
     def enter(self) -> None:
         """Prepare this thread to make the call: ``current_context`` of the request and, on
         another thread than the one that read it, ownership of the proxies among its arguments."""

@@ -299,7 +299,10 @@ class AioClient(DeadlineClock):
                     return
                 continue
             try:
-                step = self.host.begin_request(conn, self.session, msg)
+                # here: the call is usually made right away in this thread (a coroutine's first
+                # step on the loop, a plain method by the worker holding the turn); whatever goes
+                # to another thread captures the request's context first (step.capture())
+                step = self.host.begin_request(conn, self.session, msg, here=True)
             except Exception as exc:
                 log_failure(self, exc)
                 self._fail_connection()
@@ -312,9 +315,11 @@ class AioClient(DeadlineClock):
             if step.is_coroutine:
                 if on_loop:
                     run_coroutine(self, step, not step.oneway)
-                elif not self._on_loop(run_coroutine, self, step, not step.oneway) and not step.oneway:
-                    self._fail_connection()  # the loop is gone
-                    return
+                else:
+                    step.capture()
+                    if not self._on_loop(run_coroutine, self, step, not step.oneway) and not step.oneway:
+                        self._fail_connection()  # the loop is gone
+                        return
                 if step.oneway:
                     continue
                 return
@@ -325,6 +330,7 @@ class AioClient(DeadlineClock):
                     return
                 continue
             if on_loop:
+                step.capture()
                 self._to_worker(self._call, step)
                 return
             if not self._call(step, False):
