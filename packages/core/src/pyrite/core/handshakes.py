@@ -56,7 +56,3 @@ class HandshakeReplies:
                 self._kept.clear()
             self._kept[key] = payload
         return payload
-
-    def clear(self) -> None:
-        """Forget every kept payload."""
-        self._kept.clear()
