@@ -9,14 +9,39 @@ hard lifetime cap passes, whichever comes first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pathlib
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import _libs
 
 MAX_LIFETIME = 900.0  # seconds; a last resort if the parent never closes our stdin
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def spawned(lib: str, servertype: str, settings: dict[str, Any]) -> Iterator[str]:
+    """This server in a process of its own for a ``with`` block: yields its URI, then stops it
+    (closes its stdin and waits for it)."""
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "_server.py"), lib, servertype, json.dumps(settings)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=HERE,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        yield server.stdout.readline().split()[1]
+    finally:
+        server.stdin.close()
+        server.wait(30)
 
 
 def make_bench_class(lib):

@@ -18,36 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import pathlib
-import subprocess
-import sys
 import time
 from typing import Any
 
-HERE = pathlib.Path(__file__).resolve().parent
+import _server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=10_000, help="round trips per way")
     count = parser.parse_args().n
-    settings = json.dumps({"SERIALIZER": "marshal"})
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "_server.py"), "pyrite", "thread", settings],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=HERE,
-    )
-    try:
-        assert server.stdout is not None
-        uri = server.stdout.readline().split()[1]
+    with _server.spawned("pyrite", "thread", {"SERIALIZER": "marshal"}) as uri:
         run(uri, count)
-    finally:
-        assert server.stdin is not None
-        server.stdin.close()
-        server.wait(30)
 
 
 def run(uri: str, count: int) -> None:

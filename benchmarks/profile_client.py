@@ -17,18 +17,16 @@ peer, so read CPU from the first line and call counts from the profile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
-import json
 import os
-import pathlib
 import pstats
 import resource
-import subprocess
-import sys
 import threading
 import time
 
-HERE = pathlib.Path(__file__).parent
+import _server
+
 ROWS = ("marshal", "msgpack", "serpent", "batch", "batch1000", "connect", "echo-marshal", "echo1m-marshal")
 
 
@@ -46,7 +44,7 @@ def main() -> None:
     settings = dict(COMMTIMEOUT=0.0, MAX_MESSAGE_SIZE=1 << 30, COMPRESSION=False, SERIALIZER=serializer)
     for item, value in settings.items():
         setattr(api.config, item, value)
-    server = None
+    server = contextlib.ExitStack()  # the daemon's own process, unless INPROC
     if os.environ.get("INPROC"):
 
         @api.expose
@@ -61,14 +59,7 @@ def main() -> None:
         uri = str(daemon.register(Bench(), "bench"))
         threading.Thread(target=daemon.requestLoop, daemon=True).start()
     else:
-        server = subprocess.Popen(
-            [sys.executable, str(HERE / "_server.py"), "pyrite", "thread", json.dumps(settings)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=HERE,
-        )
-        uri = server.stdout.readline().split()[1]
+        uri = server.enter_context(_server.spawned("pyrite", "thread", settings))
     units = args.units or {"connect": 1000, "echo-marshal": 100, "echo1m-marshal": 1000, "batch1000": 100_000}.get(
         row, 50_000 if row == "batch" else 20_000
     )
@@ -119,9 +110,7 @@ def main() -> None:
     if profile:
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     proxy._pyroRelease()
-    if server is not None:
-        server.stdin.close()
-        server.wait(30)
+    server.close()
 
 
 if __name__ == "__main__":
