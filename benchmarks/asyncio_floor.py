@@ -6,12 +6,15 @@ Usage (from the repository root)::
     hatch run python benchmarks/asyncio_floor.py -n 20000
 
 A pyrite daemon (thread server, marshal) runs in its own process.  The same prebuilt
-request bytes go over one connection three ways, with no serializer, session or
-proxy on the client: a blocking socket (``sendall`` + ``recv``), an
-``asyncio.Protocol`` on the default event loop whose ``data_received`` settles one
-future per call, and the same on uvloop (when installed).  It prints calls/s and the
-client's CPU per call for each: what the event loop costs before pyrite does anything,
-next to the ``aio-seq`` row of ``run.py``.
+request bytes go over one connection several ways, with no serializer, session or
+proxy on the client: a blocking socket (``sendall`` + ``recv``); on the default event
+loop an ``asyncio.Protocol`` whose ``data_received`` settles one future per call, and an
+``asyncio.BufferedProtocol`` that does the same from a buffer of its own (what
+pyrite's ``PipelineChannel`` is); the two again on uvloop (when installed).  It prints
+calls/s and the client's CPU per call for each: what the event loop costs before
+pyrite does anything, next to the ``aio-seq`` row of ``run.py``.  A plain ``Protocol``
+on the default loop receives into a new 256 KiB ``bytes`` per read, which glibc maps,
+shrinks and unmaps every time: that is the difference between the two.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def run(uri: str, count: int) -> None:
     serializer = plugins.get_serializer("marshal")
     session = Session(CLIENT, seq=proxy._pyroSeq)
     payload = serializer.dumpsCall("bench", "ping", (42,), {})
-    requests = [session.invoke(serializer.serializer_id, payload).data for _ in range(3 * count)]
+    requests = [session.invoke(serializer.serializer_id, payload).data for _ in range(5 * count)]
     sock = proxy._pyroConnection.socket
     sock.settimeout(None)
 
@@ -61,30 +64,48 @@ def run(uri: str, count: int) -> None:
         def data_received(self, data: bytes) -> None:
             self.waiter.set_result(data)
 
-    async def on_loop(batch: list[bytes]) -> None:
+    class Buffered(asyncio.BufferedProtocol):
+        waiter: Any = None
+
+        def __init__(self) -> None:
+            self.buffer = memoryview(bytearray(65536))
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return self.buffer
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.waiter.set_result(bytes(self.buffer[:nbytes]))
+
+    async def on_loop(batch: list[bytes], protocol_class: Any) -> None:
         loop = asyncio.get_running_loop()
         mine = sock.dup()  # the transport closes its socket; the connection stays open on ``sock``
         mine.setblocking(False)
-        transport, protocol = await loop.connect_accepted_socket(OneAtATime, mine)
+        transport, protocol = await loop.connect_accepted_socket(protocol_class, mine)
         started, cpu = time.perf_counter(), time.process_time()
         for request in batch:
             protocol.waiter = loop.create_future()
             transport.write(request)
             await protocol.waiter
-        report(f"asyncio.Protocol on {type(loop).__module__}", count, started, cpu)
+        report(f"asyncio.{protocol_class.__mro__[1].__name__} on {type(loop).__module__}", count, started, cpu)
         transport.close()
 
-    asyncio.run(on_loop(requests[count : 2 * count]))
+    ways = (OneAtATime, Buffered)
+    requests = requests[count:]
+    for protocol_class in ways:
+        asyncio.run(on_loop(requests[:count], protocol_class))
+        requests = requests[count:]
     try:
         import uvloop
     except ImportError:
         print("uvloop: not installed")
     else:
-        loop = uvloop.new_event_loop()
-        try:
-            loop.run_until_complete(on_loop(requests[2 * count :]))
-        finally:
-            loop.close()
+        for protocol_class in ways:
+            loop = uvloop.new_event_loop()
+            try:
+                loop.run_until_complete(on_loop(requests[:count], protocol_class))
+            finally:
+                loop.close()
+            requests = requests[count:]
     proxy._pyroRelease()
 
 

@@ -118,3 +118,33 @@ def test_serve_to_global_from_global_and_serving_inside_tasks() -> None:
     assert current_context.seq == 41 and current_context.annotations == {"THRD": b"t"}
     assert current_context.response_annotations == {}
     current_context.seq, current_context.annotations = 0, {}
+
+
+def test_task_get_and_task_set_are_the_attributes_of_the_task() -> None:
+    """The asyncio proxy's shortcut reads and writes exactly what the attributes would."""
+    current_context.correlation_id = thread_id = uuid.uuid4()
+    current_context.annotations = {"THRD": b"t"}
+
+    async def task() -> list[object]:
+        seen: list[object] = [current_context.task_get("correlation_id"), dict(current_context.task_get("annotations"))]
+        current_context.task_get("annotations")["MINE"] = b"m"  # a task's own copy, as for the attribute
+        current_context.task_set("correlation_id", task_id)
+        current_context.task_set("response_annotations", {"RESP": b"r"})
+        seen += [current_context.correlation_id, current_context.annotations, current_context.response_annotations]
+        try:
+            current_context.task_set("no_such_field", 1)
+        except AttributeError as exc:
+            seen.append(str(exc))
+        return seen
+
+    task_id = uuid.uuid4()
+    try:
+        seen = asyncio.run(task())
+        assert seen[:2] == [thread_id, {"THRD": b"t"}]
+        assert seen[2:5] == [task_id, {"THRD": b"t", "MINE": b"m"}, {"RESP": b"r"}]
+        assert "no_such_field" in str(seen[5])
+        # nothing the task did reached the thread's values
+        assert current_context.correlation_id == thread_id
+        assert current_context.annotations == {"THRD": b"t"} and current_context.response_annotations == {}
+    finally:
+        current_context.correlation_id, current_context.annotations = None, {}

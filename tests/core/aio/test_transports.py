@@ -4,7 +4,10 @@ against pyrite and Pyro5 5.17 daemons; large messages that span many reads."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,6 +93,8 @@ def test_tls_from_ssl_config(lib: str, run: Any) -> None:
                 assert channel is not None and channel.transport is not None
                 assert channel.transport.get_extra_info("ssl_object") is not None
                 assert await asyncio.gather(*(p.echo(i) for i in range(30))) == list(range(30))
+                blob = "t" * 1_500_000  # a large body arrives in many TLS records
+                assert await asyncio.gather(p.echo(blob), p.echo(2)) == [blob, 2]
             pyrite_config.SSL_CACERTS = str(CERTS / "client.crt")  # not the CA: the server is not trusted
             from pyrite.transports import tls
 
@@ -137,3 +142,91 @@ def test_large_payloads(server: Server, run: Any) -> None:
             assert results == [blob, 1, blob[:70_000]]
 
     run(main())
+
+
+@pytest.mark.parametrize("serializer", ["marshal", "msgpack", "serpent", "json"])
+def test_large_bytes_replies_per_serializer(server: Server, run: Any, serializer: str) -> None:
+    """Bodies above the large-body size are read straight into their own buffer; each reply is
+    whole and its own, with small replies pipelined around it."""
+    if serializer in ("json", "serpent"):
+        big: Any = serializer[0] * 2_000_000  # serpent sends bytes as a base64 dict, as Pyro5
+    else:
+        big = bytes(range(256)) * 8_000  # 2 MB
+
+    async def main() -> None:
+        async with proxy(server.probe_uri) as p:
+            p._pyroSerializer = serializer
+            first = await asyncio.gather(p.echo(big), p.echo(7), p.echo(big[:300_000]), p.echo("z"))
+            assert first == [big, 7, big[:300_000], "z"]
+            again = await p.echo(big)
+            assert again == big and again is not first[0]
+
+    run(main())
+
+
+class _Trickle:
+    """A TCP relay on loopback that passes the daemon's replies on in pieces of ``piece`` bytes,
+    pausing now and then, so every reply reaches the client over many reads."""
+
+    def __init__(self, target: tuple[str, int], piece: int) -> None:
+        self.target = target
+        self.piece = piece
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(10)
+        self.port = self.listener.getsockname()[1]
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            client, _ = self.listener.accept()
+            upstream = socket.create_connection(self.target, timeout=10)
+            client.settimeout(10)
+            up = threading.Thread(target=self._pump, args=(client, upstream, 65536), daemon=True)
+            up.start()
+            self._pump(upstream, client, self.piece)
+            up.join(10)
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            self.errors.append(exc)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, piece: int) -> None:
+        sent = 0
+        with contextlib.suppress(OSError):
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                for start in range(0, len(data), piece):
+                    dst.sendall(data[start : start + piece])
+                    sent += 1
+                    if sent % 64 == 0:
+                        time.sleep(0.001)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096])
+def test_replies_that_arrive_in_small_pieces(server: Server, run: Any, piece: int) -> None:
+    """Headers, annotations and bodies split anywhere across reads, a large body included."""
+    uri = Pyro5.api.URI(server.probe_uri)
+    relay = _Trickle((uri.host, uri.port), piece)
+    try:
+        relayed = f"PYRO:{uri.object}@127.0.0.1:{relay.port}"
+        big = "b" * (300_000 if piece > 1 else 40_000)
+
+        async def main() -> None:
+            async with proxy(relayed) as p:
+                p._pyroTimeout = 30
+                assert await asyncio.gather(p.echo(1), p.echo("two"), p.echo(big)) == [1, "two", big]
+                assert await p.echo([3, {"four": 4}]) == [3, {"four": 4}]
+
+        run(main())
+    finally:
+        relay.close()
+    assert relay.errors == []

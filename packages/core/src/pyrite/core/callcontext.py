@@ -49,24 +49,33 @@ _task_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.Contex
 _running_loop = _asyncio_events._get_running_loop
 
 
+def _task_get(ctx: _CallContext, name: str) -> Any:
+    # the running task's value of ``name``: its own, else (a copy of, for a dict) the thread's
+    values = _task_values.get()
+    if values is not None and name in values:
+        return values[name]
+    value = getattr(ctx, "_v_" + name)
+    if name in _DICT_FIELDS:
+        value = dict(value)
+        _task_values.set({**(values or {}), name: value})
+    return value
+
+
+def _task_set(name: str, value: Any) -> None:
+    _task_values.set({**(_task_values.get() or {}), name: value})
+
+
 def _field(name: str) -> property:
     slot = "_v_" + name
 
     def get(self: _CallContext) -> Any:
         if _running_loop() is not None:
-            values = _task_values.get()
-            if values is not None and name in values:
-                return values[name]
-            value = getattr(self, slot)
-            if name in _DICT_FIELDS:
-                value = dict(value)
-                _task_values.set({**(values or {}), name: value})
-            return value
+            return _task_get(self, name)
         return getattr(self, slot)
 
     def set_(self: _CallContext, value: Any) -> None:
         if _running_loop() is not None:
-            _task_values.set({**(_task_values.get() or {}), name: value})
+            _task_set(name, value)
         else:
             setattr(self, slot, value)
 
@@ -92,6 +101,17 @@ class _CallContext(threading.local):
         self._v_annotations: dict[str, bytes] = {}
         self._v_response_annotations: dict[str, bytes] = {}
         self._v_correlation_id: uuid.UUID | None = None
+
+    def task_get(self, name: str) -> Any:
+        """``getattr(current_context, name)`` for code that runs in a task on a running loop
+        (the asyncio proxy's calls): the same value, without looking for the loop first."""
+        return _task_get(self, name)
+
+    def task_set(self, name: str, value: Any) -> None:
+        """``setattr(current_context, name, value)`` for code that runs in a task on a running loop."""
+        if name not in _FIELDS:
+            raise AttributeError(f"current_context has no field {name!r}")
+        _task_set(name, value)
 
     def to_global(self) -> dict[str, Any]:
         """The context as a dict, to carry it to another thread (see from_global)."""

@@ -210,7 +210,7 @@ class Proxy:
 
     def _pyroAnnotations(self) -> dict[str, bytes]:
         """The annotations sent with each message: the current task's ``current_context.annotations``."""
-        annotations: dict[str, bytes] = current_context.annotations
+        annotations: dict[str, bytes] = current_context.task_get("annotations")
         return annotations
 
     def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
@@ -377,22 +377,23 @@ class Proxy:
             serializer = self._pyroSerializerObject()
             payload = serializer.dumpsCall(objectId or d["_pyroObjectId"], methodname, vargs, kwargs or {})
             msg = channel.session.invoke(
-                serializer.serializer_id, payload, 0, self._pyroAnnotations(), ctx.correlation_id
+                serializer.serializer_id, payload, 0, self._pyroAnnotations(), ctx.task_get("correlation_id")
             )
             waiter = channel.send(msg)
             assert waiter is not None
             reply: ReceivingMessage | None = await waiter
         else:
+            corr_id = ctx.task_get("correlation_id")
             reply, serializer = await self._pyroRequest(
-                methodname, vargs, kwargs, flags, objectId, self._pyroAnnotations(), ctx.correlation_id, _connect
+                methodname, vargs, kwargs, flags, objectId, self._pyroAnnotations(), corr_id, _connect
             )
         if reply is None:
             return None
         if reply.annotations:
-            ctx.response_annotations = reply.annotations
+            ctx.task_set("response_annotations", reply.annotations)
             self._pyroResponseAnnotations(reply.annotations, reply.type)
-        elif ctx.response_annotations:
-            ctx.response_annotations = {}
+        elif ctx.task_get("response_annotations"):
+            ctx.task_set("response_annotations", {})
         return self._pyroDecode(reply, serializer)
 
     async def _pyroRequest(
