@@ -35,6 +35,7 @@ from ..interfaces import StepwiseHost
 from ..protocol import ReceivingMessage, SendingMessage
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
+from ._aio_handoff import LoopInbox
 from ._aio_io import awaited, log_failure, parse_frames, quiet, send_blocking, sender_for
 from .common import INFLATE_ON_LOOP, allocator_for, describe_peer, inflate_elsewhere, read_into
 from .guard import DeadlineClock
@@ -92,6 +93,7 @@ class AioClient(DeadlineClock):
         self.inflating = False  # the inflater thread parses its messages (common.INFLATE_ON_LOOP)
         self._loop = engine.event_loop
         self._loop_ident = engine._loop_ident
+        self._inbox: LoopInbox | None = engine.inbox  # how a worker hands this client's steps to the loop
 
     def __repr__(self) -> str:
         return f"<AioClient fd={self.fd} {describe_peer(self.conn)}>"
@@ -239,7 +241,7 @@ class AioClient(DeadlineClock):
             if self.writing:
                 quiet(loop.remove_writer, self.fd)
         self.reading = self.writing = False
-        self._loop = None
+        self._loop = self._inbox = None
         self._loop_ident = None
 
     def orphan(self) -> None:
@@ -475,17 +477,13 @@ class AioClient(DeadlineClock):
             self._on_loop(self.write_pending)
 
     def _on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
-        loop = self._loop
-        if loop is None:
+        inbox = self._inbox
+        if inbox is None:
             return False
         if threading.get_ident() == self._loop_ident:
             func(*args)
             return True
-        try:
-            loop.call_soon_threadsafe(func, *args)
-            return True
-        except RuntimeError:
-            return False
+        return inbox.post(func, args)
 
     def _close_orphan(self) -> None:
         with self.lock:

@@ -63,6 +63,7 @@ from typing import Any
 from ..errors import ConnectionClosedError, PyroError
 from ..interfaces import StepwiseHost
 from ._aio_client import AioClient, PoolJobs
+from ._aio_handoff import LoopInbox
 from ._aio_io import poll_interval, quiet, try_send
 from .common import describe_peer
 from .guard import AcceptThrottle, Limits, admit, close_expired, sweep_interval
@@ -94,6 +95,7 @@ class AsyncioEngine(PoolJobs):
         self.tasks: set[asyncio.Task[None]] = set()  # calls being awaited (strong references)
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._loop_ident: int | None = None
+        self.inbox: LoopInbox | None = None  # what other threads hand to the loop
         self._closed = False
         self._shutting_down = False
         self._detached = threading.Event()
@@ -158,6 +160,7 @@ class AsyncioEngine(PoolJobs):
         loop = loop or asyncio.get_running_loop()
         self._aloop = loop
         self._loop_ident = threading.get_ident()
+        self.inbox = LoopInbox(loop)
         self._detached.clear()
         self._closed_future = loop.create_future()
         # the clients are watched by a selector of our own, whose descriptor the loop watches:
@@ -282,17 +285,13 @@ class AsyncioEngine(PoolJobs):
 
     def _call_on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
         """Run ``func`` on the loop (now if we are on it); False if the loop is gone."""
-        loop = self._aloop
-        if loop is None:
+        inbox = self.inbox
+        if inbox is None:
             return False
         if threading.get_ident() == self._loop_ident:
             func(*args)
             return True
-        try:
-            loop.call_soon_threadsafe(func, *args)
-            return True
-        except RuntimeError:  # the loop is closed
-            return False
+        return inbox.post(func, args)
 
     def _detach(self) -> None:
         """Stop watching everything (on the loop thread, or with no loop running)."""
@@ -326,7 +325,7 @@ class AsyncioEngine(PoolJobs):
         future, self._closed_future = self._closed_future, None
         if future is not None and not future.done():
             future.set_result(None)
-        self._aloop = None
+        self._aloop = self.inbox = None
         self._loop_ident = None
         self._detached.set()
         if self._closed:
