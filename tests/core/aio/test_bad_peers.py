@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from pyrite.core import errors, plugins
-from pyrite.core.protocol import MSG_CONNECTOK, MSG_RESULT
+from pyrite.core.protocol import HEADER_SIZE, MSG_CONNECTOK, MSG_RESULT
 from pyrite.core.session import SERVER, Session
 
 from .conftest import proxy
@@ -155,3 +155,43 @@ def test_silent_peer_times_out(peer: FakePeer, run: Any) -> None:
         await p._pyroRelease()
 
     run(main())
+
+
+HUGE = 900 * 1024 * 1024  # declared; only the first MiB of it ever comes
+
+
+def huge_declared_reply(conn: socket.socket, session: Session) -> None:
+    accept_handshake(conn, session)
+    request = read_message(conn, session)
+    ser = plugins.get_serializer_by_id(request.serializer_id)
+    head = bytearray(session.reply(request, MSG_RESULT, ser.dumps("x")).data[:HEADER_SIZE])
+    head[12:16] = HUGE.to_bytes(4, "big")  # the data size field: 900 MiB follow, says the header
+    conn.sendall(bytes(head) + b"\0" * (1 << 20))
+    drain_until_closed(conn)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.parametrize("peer", [huge_declared_reply], indirect=True)
+def test_a_huge_declared_reply_costs_memory_only_as_it_arrives(peer: FakePeer, run: Any) -> None:
+    """The buffer a large body is read into is claimed as bytes come, not all at once when the
+    header announces them: a peer that declares 900 MiB and sends 1 MiB costs about 1 MiB."""
+
+    async def main() -> float:
+        p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}", _pyroTimeout=1.0)
+        await p._pyroBind()
+        before = _rss_mb()
+        with pytest.raises(errors.TimeoutError):
+            await p.echo(1)
+        grown = _rss_mb() - before
+        await p._pyroRelease()
+        return grown
+
+    grown = run(main())
+    assert grown < 100, f"RSS grew by {grown:.0f} MB for a reply that declared 900 MiB and sent 1 MiB"

@@ -29,6 +29,7 @@ import concurrent.futures
 import contextlib
 import ipaddress
 import logging
+import mmap
 import socket
 import ssl
 import threading
@@ -70,8 +71,10 @@ def _expire(future: Any, timeout: float) -> None:
 
 
 def _large_body(size: int) -> memoryview:
-    """The buffer a large reply body is read straight into (``Session.allocator``)."""
-    return memoryview(bytearray(size))
+    """The buffer a large reply body is read straight into (``Session.allocator``): an anonymous
+    memory map, whose pages the kernel gives as bytes arrive (a ``bytearray`` would be zeroed,
+    and so held, whole the moment a header declares its size)."""
+    return memoryview(mmap.mmap(-1, size))
 
 
 class PipelineChannel(asyncio.Protocol):
