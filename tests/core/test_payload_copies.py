@@ -113,3 +113,47 @@ def test_the_serializer_makes_the_one_copy_of_a_large_reply():
     finally:
         channel.close()
         peer.close()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_async_client_reads_a_large_reply_without_copying_it(size):
+    """The asyncio client on asyncio's own loop (BufferedChannel): a large reply body goes from the
+    socket into one memory map, with no Python-level buffer in between."""
+    import asyncio
+
+    from pyrite.core.aio.channel import BufferedChannel, open_channel
+
+    ser = plugins.get_serializer("marshal")
+    payload = bytes(range(256)) * (size // 256)
+    request = b"ping"
+    reply = SendingMessage(MSG_RESULT, 0, 1, ser.serializer_id, payload, compress=False)
+    peer = EchoPeer(len(request), reply)
+
+    async def main() -> tuple[Any, int, Any]:
+        channel = await open_channel(peer.location, WAIT)
+        try:
+            msg = channel.session.invoke(ser.serializer_id, request)
+            got, peak = await measured_async(channel.request(msg, WAIT))
+            return got, peak, channel
+        finally:
+            channel.close()
+
+    try:
+        got, peak, channel = asyncio.run(main())
+        assert peer.error is None
+        assert isinstance(channel, BufferedChannel)
+        assert bytes(got.data) == payload
+        assert peak < SLACK, f"{peak} bytes allocated around a {size} byte reply"
+        assert isinstance(got.data, memoryview) and isinstance(got.data.obj, mmap.mmap)
+    finally:
+        peer.close()
+
+
+async def measured_async(awaitable: Any) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        result = await awaitable
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak

@@ -55,7 +55,18 @@ class FrameReader:
             msg.add_payload(body)
     """
 
-    __slots__ = ("_head", "_msg", "_msghead", "_chunks", "_have", "_need", "_buf", "max_size", "allocator")
+    __slots__ = (
+        "_head",
+        "_msg",
+        "_msghead",
+        "_chunks",
+        "_have",
+        "_need",
+        "_buf",
+        "max_size",
+        "allocator",
+        "large_body",
+    )
 
     def __init__(self, max_size: int | None = None, allocator: Allocator | None = None) -> None:
         self._head = b""
@@ -67,6 +78,7 @@ class FrameReader:
         self._buf: memoryview | None = None  # the large body's buffer, once into() took one
         self.max_size = max_size
         self.allocator = allocator
+        self.large_body = LARGE_BODY  # bodies this large go to into(), given an allocator
 
     @property
     def partial(self) -> bool:
@@ -98,10 +110,11 @@ class FrameReader:
 
     def into(self) -> memoryview | None:
         """Where the next bytes of the current body may be read straight to (the rest of its
-        buffer), or None: then read and ``feed``.  Only for a body of ``LARGE_BODY`` and up, and
-        only with an ``allocator``; the bytes of it that came with earlier reads are moved in."""
+        buffer), or None: then read and ``feed``.  Only for a body of ``large_body`` bytes and up
+        (default ``LARGE_BODY``), and only with an ``allocator``; the bytes of it that came with
+        earlier reads are moved in."""
         msg = self._msg
-        if msg is None or self.allocator is None or self._need < LARGE_BODY:
+        if msg is None or self.allocator is None or self._need < self.large_body:
             return None
         buf = self._buf
         if buf is None:

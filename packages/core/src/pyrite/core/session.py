@@ -227,6 +227,15 @@ class Session:
     def allocator(self, value: Allocator | None) -> None:
         self._reader.allocator = value
 
+    @property
+    def large_body(self) -> int:
+        """The smallest body the ``allocator`` is asked for (default ``LARGE_BODY``)."""
+        return self._reader.large_body
+
+    @large_body.setter
+    def large_body(self, value: int) -> None:
+        self._reader.large_body = max(1, int(value))
+
     def read_target(self) -> memoryview | None:
         """Where the next bytes may be read straight to (the rest of a large body's buffer, see
         ``allocator``), or None: read and ``receive_data`` then.  After reading into it, call

@@ -297,12 +297,14 @@ class PipelineChannel(asyncio.Protocol):
 
 
 class BufferedChannel(PipelineChannel, asyncio.BufferedProtocol):
-    """A ``PipelineChannel`` whose transport reads into the channel's own buffer, and a large
-    body (``framing.LARGE_BODY`` and up) straight into the buffer that becomes the body."""
+    """A ``PipelineChannel`` whose transport reads into the channel's own buffer, and a body
+    larger than that buffer straight into the buffer that becomes the body (the one copy of a
+    reply between the socket and the serializer is then the serializer's own)."""
 
     def __init__(self, location: str) -> None:
         super().__init__(location)
         self.session.allocator = _large_body
+        self.session.large_body = READ_SIZE
         self._scratch = memoryview(bytearray(READ_SIZE))  # where reads go, unless into a large body
         self._target: memoryview | None = None  # the large body's buffer get_buffer gave out
 
