@@ -230,3 +230,25 @@ def test_replies_that_arrive_in_small_pieces(server: Server, run: Any, piece: in
     finally:
         relay.close()
     assert relay.errors == []
+
+
+def test_many_proxies_on_one_loop_share_one_read_buffer(server: Server, run: Any) -> None:
+    """Twenty proxies on one loop, calls in flight on all of them at once, each reply its own
+    (small, medium and large bodies); on asyncio's loops they read through one shared buffer."""
+    from pyrite.core.aio.channel import BufferedChannel
+
+    async def main() -> None:
+        proxies = [proxy(server.probe_uri) for _ in range(20)]
+        try:
+            values = [f"v{i}" * (1 + (i % 3) * 40_000) for i in range(20)]
+            for _ in range(3):
+                got = await asyncio.gather(*(p.echo(v) for p, v in zip(proxies, values)))
+                assert got == values
+            channels = [p._pyroConnection for p in proxies]
+            if isinstance(channels[0], BufferedChannel):
+                assert all(c._scratch is channels[0]._scratch for c in channels)
+        finally:
+            for p in proxies:
+                await p._pyroRelease()
+
+    run(main())

@@ -2,8 +2,8 @@
 
 ``PipelineChannel`` is an ``asyncio.Protocol`` that drives a client ``Session``
 (the sans-IO protocol state).  On asyncio's own loops the channel is a
-``BufferedChannel``: the transport reads into the channel's buffer (a large
-body straight into the body's own), where a plain ``Protocol`` gets a new
+``BufferedChannel``: the transport reads into a buffer the channels of one
+loop share (a large body straight into the body's own), where a plain ``Protocol`` gets a new
 256 KiB ``bytes`` per read, which glibc maps, shrinks and unmaps every time.
 uvloop reads into one buffer of its own already and hands a plain protocol
 bytes of the right size, which costs it less than a buffered protocol's calls.  A request is handed to the transport in one
@@ -68,6 +68,20 @@ def _settle(waiter: Any, reply: Any, error: BaseException | None = None) -> None
 
 def _expire(future: Any, timeout: float) -> None:
     _settle(future, None, TimeoutError(f"no reply within {timeout} s"))
+
+
+_local = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """This thread's read buffer, shared by every BufferedChannel on its loop: a transport reads
+    into it and the channel takes the bytes out in the same callback (``get_buffer``, the read,
+    ``buffer_updated`` run back to back on the loop thread), so one buffer per loop is enough,
+    where one per channel would hold 64 KiB for each of a thousand idle proxies."""
+    buffer: memoryview | None = getattr(_local, "read_buffer", None)
+    if buffer is None:
+        buffer = _local.read_buffer = memoryview(bytearray(READ_SIZE))
+    return buffer
 
 
 def _large_body(size: int) -> memoryview:
@@ -297,7 +311,7 @@ class PipelineChannel(asyncio.Protocol):
 
 
 class BufferedChannel(PipelineChannel, asyncio.BufferedProtocol):
-    """A ``PipelineChannel`` whose transport reads into the channel's own buffer, and a body
+    """A ``PipelineChannel`` whose transport reads into its loop thread's buffer, and a body
     larger than that buffer straight into the buffer that becomes the body (the one copy of a
     reply between the socket and the serializer is then the serializer's own)."""
 
@@ -305,7 +319,7 @@ class BufferedChannel(PipelineChannel, asyncio.BufferedProtocol):
         super().__init__(location)
         self.session.allocator = _large_body
         self.session.large_body = READ_SIZE
-        self._scratch = memoryview(bytearray(READ_SIZE))  # where reads go, unless into a large body
+        self._scratch = _read_buffer()  # where reads go, unless into a large body
         self._target: memoryview | None = None  # the large body's buffer get_buffer gave out
 
     def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102
