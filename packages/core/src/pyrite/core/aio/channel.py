@@ -2,11 +2,12 @@
 
 ``PipelineChannel`` is an ``asyncio.Protocol`` that drives a client ``Session``
 (the sans-IO protocol state).  On asyncio's own loops the channel is a
-``BufferedChannel``: the transport reads into a buffer the channels of one
-loop share (a large body straight into the body's own), where a plain ``Protocol`` gets a new
-256 KiB ``bytes`` per read, which glibc maps, shrinks and unmaps every time.
-uvloop reads into one buffer of its own already and hands a plain protocol
-bytes of the right size, which costs it less than a buffered protocol's calls.  A request is handed to the transport in one
+``BufferedChannel``: the transport reads into one buffer that the channels of
+a loop share, and a body of 64 KiB and more straight into a buffer of its own;
+a plain ``Protocol`` would get a new 256 KiB ``bytes`` per read, which glibc
+maps, shrinks and unmaps every time.  uvloop reads into a buffer of its own
+and hands a plain protocol ``bytes`` of the right size, which costs it less
+than a buffered protocol's calls.  A request is handed to the transport in one
 piece the moment it is made (``send``), so requests from many tasks go out back
 to back and never interleave.  The Pyro protocol answers requests in the order
 they came, so each reply settles the oldest waiting future; the session checks
