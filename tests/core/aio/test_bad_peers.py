@@ -97,12 +97,16 @@ def out_of_step(conn: socket.socket, session: Session) -> None:
     drain_until_closed(conn)
 
 
-def half_reply(conn: socket.socket, session: Session) -> None:
+def half_reply(conn: socket.socket, session: Session, size: int = 1000) -> None:
     accept_handshake(conn, session)
     request = read_message(conn, session)
     ser = plugins.get_serializer_by_id(request.serializer_id)
-    data = session.reply(request, MSG_RESULT, ser.dumps("x" * 1000)).data
+    data = session.reply(request, MSG_RESULT, ser.dumps("x" * size)).data
     conn.sendall(data[: len(data) // 2])  # then close
+
+
+def half_large_reply(conn: socket.socket, session: Session) -> None:
+    half_reply(conn, session, 600_000)  # a body read straight into its own buffer, cut off
 
 
 def silent(conn: socket.socket, session: Session) -> None:
@@ -134,7 +138,7 @@ def test_reply_out_of_step_fails_every_waiting_call(peer: FakePeer, run: Any) ->
     run(main())
 
 
-@pytest.mark.parametrize("peer", [half_reply], indirect=True)
+@pytest.mark.parametrize("peer", [half_reply, half_large_reply], indirect=True)
 def test_peer_closing_mid_reply(peer: FakePeer, run: Any) -> None:
     async def main() -> None:
         p = proxy(f"PYRO:thing@127.0.0.1:{peer.port}")
