@@ -93,3 +93,24 @@ def test_post_to_a_closed_loop_says_so_and_keeps_nothing() -> None:
     inbox = LoopInbox(loop)
     assert inbox.post(print, ("never",)) is False
     assert "0 waiting" in repr(inbox) and "woken=False" in repr(inbox)
+
+
+def test_call_runs_now_on_the_loop_thread_and_posts_from_others() -> None:
+    loop = asyncio.new_event_loop()
+    inbox = LoopInbox(loop)  # made on the thread that runs the loop
+    order: list[str] = []
+
+    async def main() -> None:
+        assert inbox.call(order.append, ("on the loop, at once",))
+        order.append("after the call")
+        assert await asyncio.to_thread(inbox.call, order.append, ("from a worker, later",))
+        for _ in range(100):
+            if len(order) == 3:
+                return
+            await asyncio.sleep(0.01)
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert order == ["on the loop, at once", "after the call", "from a worker, later"]

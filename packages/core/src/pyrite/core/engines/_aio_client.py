@@ -478,12 +478,7 @@ class AioClient(DeadlineClock):
 
     def _on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
         inbox = self._inbox
-        if inbox is None:
-            return False
-        if threading.get_ident() == self._loop_ident:
-            func(*args)
-            return True
-        return inbox.post(func, args)
+        return inbox is not None and inbox.call(func, args)
 
     def _close_orphan(self) -> None:
         with self.lock:

@@ -12,8 +12,9 @@ for all of them.
 Everything the engine hands from another thread to its loop goes through
 one inbox, so those calls keep their order among each other::
 
-    inbox = LoopInbox(loop)
-    inbox.post(client.write, (parts,))   # from a worker; False once the loop is closed
+    inbox = LoopInbox(loop)              # made on the loop's thread
+    inbox.call(client.write, (parts,))   # now on the loop's thread, else posted to it
+    inbox.post(client.write, (parts,))   # always posted; False once the loop is closed
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ log = logging.getLogger("pyrite.core.engines.aio")
 
 
 class LoopInbox:
-    """Calls from other threads to run on ``loop``, in order, one loop wake-up per batch."""
+    """Calls from other threads to run on ``loop``, in order, one loop wake-up per batch.
+    Make it on the loop's thread (``call`` tells that thread by it)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._thread = threading.get_ident()
         self._lock = threading.Lock()
         self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._woken = False  # a _run is scheduled on the loop and has not taken the calls yet
@@ -55,6 +58,13 @@ class LoopInbox:
                 self._woken = False
             return False
         return True
+
+    def call(self, func: Callable[..., Any], args: tuple[Any, ...] = ()) -> bool:
+        """Run ``func(*args)`` now on the loop's thread, else ``post`` it; False if the loop is closed."""
+        if threading.get_ident() == self._thread:
+            func(*args)
+            return True
+        return self.post(func, args)
 
     def _run(self) -> None:
         # the loop thread: every call posted up to now, oldest first

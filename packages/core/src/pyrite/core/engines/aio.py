@@ -286,12 +286,7 @@ class AsyncioEngine(PoolJobs):
     def _call_on_loop(self, func: Callable[..., Any], *args: Any) -> bool:
         """Run ``func`` on the loop (now if we are on it); False if the loop is gone."""
         inbox = self.inbox
-        if inbox is None:
-            return False
-        if threading.get_ident() == self._loop_ident:
-            func(*args)
-            return True
-        return inbox.post(func, args)
+        return inbox is not None and inbox.call(func, args)
 
     def _detach(self) -> None:
         """Stop watching everything (on the loop thread, or with no loop running)."""
