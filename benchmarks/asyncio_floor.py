@@ -10,11 +10,13 @@ request bytes go over one connection several ways, with no serializer, session o
 proxy on the client: a blocking socket (``sendall`` + ``recv``); on the default event
 loop an ``asyncio.Protocol`` whose ``data_received`` settles one future per call, and an
 ``asyncio.BufferedProtocol`` that does the same from a buffer of its own (what
-pyrite's ``PipelineChannel`` is); the two again on uvloop (when installed).  It prints
-calls/s and the client's CPU per call for each: what the event loop costs before
-pyrite does anything, next to the ``aio-seq`` row of ``run.py``.  A plain ``Protocol``
-on the default loop receives into a new 256 KiB ``bytes`` per read, which glibc maps,
-shrinks and unmaps every time: that is the difference between the two.
+pyrite's channel is on asyncio's own loops, ``BufferedChannel``); the two again on
+uvloop (when installed).  It prints calls/s and the client's CPU per call for each:
+what the event loop costs before pyrite does anything, next to the ``aio-seq`` row
+of ``run.py``.  A plain ``Protocol`` on the default loop receives into a new 256 KiB
+``bytes`` per read, which glibc maps, shrinks and unmaps each time unless its mmap
+threshold was raised earlier in the process: that is the difference between the two,
+when there is one.
 """
 
 from __future__ import annotations
