@@ -240,7 +240,9 @@ class Proxy:
             done.set_exception(exc)
             raise
         except BaseException:
-            done.set_exception(ConnectionClosedError(f"connecting to {self._pyroUri} was cancelled"))
+            # cancelled (or interrupted): that is this task's business only; the tasks waiting
+            # for this connect wake up and make one of their own
+            done.set_result(None)
             raise
         else:
             done.set_result(None)

@@ -1,0 +1,37 @@
+"""aio.Proxy around its connection: connects that get cancelled; pyrite and Pyro5 daemons."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pyrite.core import aio
+
+from .conftest import TIMEOUT, Server
+
+
+class SlowConnectProxy(aio.Proxy):
+    """Its handshake check takes a while, so a test can act while the connect is under way."""
+
+    async def _pyroValidateHandshake(self, response: Any) -> None:
+        await asyncio.sleep(0.3)
+
+
+def test_cancelling_the_connecting_task_leaves_the_waiting_ones_alone(server: Server, run: Any) -> None:
+    async def main() -> None:
+        p = SlowConnectProxy(server.svc_uri)
+        p._pyroTimeout = TIMEOUT
+        async with p:
+            first = asyncio.ensure_future(p.echo("first"))  # makes the connect
+            await asyncio.sleep(0.1)
+            waiting = [asyncio.ensure_future(p.echo(i)) for i in range(5)]  # wait for that connect
+            await asyncio.sleep(0.1)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            # one task gave up; the others still want their calls made
+            assert await asyncio.wait_for(asyncio.gather(*waiting), TIMEOUT) == list(range(5))
+            assert await p.echo("after") == "after"
+
+    run(main())
