@@ -1,4 +1,5 @@
-"""aio.Proxy around its connection: connects that get cancelled; pyrite and Pyro5 daemons."""
+"""aio.Proxy around its connection: connects that get cancelled, metadata fetched before any
+call; pyrite and Pyro5 daemons."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from pyrite.core import aio
 
-from .conftest import TIMEOUT, Server
+from .conftest import TIMEOUT, Server, proxy
 
 
 class SlowConnectProxy(aio.Proxy):
@@ -33,5 +34,19 @@ def test_cancelling_the_connecting_task_leaves_the_waiting_ones_alone(server: Se
             # one task gave up; the others still want their calls made
             assert await asyncio.wait_for(asyncio.gather(*waiting), TIMEOUT) == list(range(5))
             assert await p.echo("after") == "after"
+
+    run(main())
+
+
+def test_get_metadata_connects_first(server: Server, run: Any) -> None:
+    async def main() -> None:
+        async with proxy(server.svc_uri) as p:
+            assert p._pyroConnection is None
+            await p._pyroGetMetadata()  # as the sync Proxy: connects, which brings the metadata
+            assert {"echo", "add"} <= p._pyroMethods
+            assert p._pyroAttrs == {"value", "readonly"}
+            assert p._pyroConnection is not None
+            await p._pyroGetMetadata()  # connected: asks the daemon
+            assert "echo" in p._pyroMethods
 
     run(main())

@@ -321,6 +321,11 @@ class Proxy:
         if known_metadata:
             self._pyroSetMetadata(known_metadata)
             return
+        channel = self.__dict__["_pyroChannel"]
+        if channel is None or channel.closed or channel.loop is not _running_loop():
+            await self._pyroEnsure()  # as the sync Proxy: connect first (which usually brings them)
+            if self._pyroMethods or self._pyroAttrs:
+                return
         result = await self._pyroInvoke(
             "get_metadata", [objectId or self.__dict__["_pyroObjectId"]], {}, objectId=DAEMON_NAME, _connect=False
         )
