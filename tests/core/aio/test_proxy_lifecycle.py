@@ -1,5 +1,5 @@
-"""aio.Proxy around its connection: connects that get cancelled, metadata fetched before any
-call; pyrite and Pyro5 daemons."""
+"""aio.Proxy around its connection: connects that get cancelled, metadata fetched before any call,
+streams whose connection belongs to an event loop that is gone; pyrite and Pyro5 daemons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from pyrite.core import aio
+from pyrite.core import aio, errors
 
 from .conftest import TIMEOUT, Server, proxy
 
@@ -50,3 +50,23 @@ def test_get_metadata_connects_first(server: Server, run: Any) -> None:
             assert "echo" in p._pyroMethods
 
     run(main())
+
+
+def test_stream_of_a_closed_loop_is_a_clear_error(server: Server, run: Any) -> None:
+    p = proxy(server.svc_uri)
+    streams: list[Any] = []
+
+    async def first() -> None:
+        it = await p.endless()
+        assert await it.__anext__() == 0
+        streams.append(it)
+
+    async def second() -> None:
+        with pytest.raises(errors.ConnectionClosedError, match="another event loop"):
+            await asyncio.wait_for(streams[0].__anext__(), TIMEOUT)
+        await p._pyroGetMetadata()  # the proxy itself connects afresh on this loop
+        assert await p.echo(2) == 2
+        await p._pyroRelease()
+
+    run(first())
+    run(second())

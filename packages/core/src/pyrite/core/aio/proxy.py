@@ -456,6 +456,11 @@ class Proxy:
         channel: PipelineChannel | None = self.__dict__["_pyroChannel"]
         if channel is None or channel.closed:
             raise ConnectionClosedError(f"not connected to {self._pyroUri}")
+        if channel.loop is not _running_loop():
+            raise ConnectionClosedError(
+                f"the connection to {self._pyroUri} belongs to another event loop"
+                f"{' (closed)' if channel.loop.is_closed() else ''}"
+            )
         return channel
 
     def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:
