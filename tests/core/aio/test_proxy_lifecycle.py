@@ -70,3 +70,35 @@ def test_stream_of_a_closed_loop_is_a_clear_error(server: Server, run: Any) -> N
 
     run(first())
     run(second())
+
+
+async def _streams_settle(server: Server, count: int) -> int:
+    for _ in range(50):
+        if len(server.daemon.streaming_responses) == count:
+            break
+        await asyncio.sleep(0.05)
+    return len(server.daemon.streaming_responses)
+
+
+def test_a_stream_nobody_waits_for_is_closed_on_the_daemon(server: Server, run: Any) -> None:
+    async def main() -> None:
+        async with proxy(server.svc_uri, _pyroTimeout=0.3) as p:
+            await p._pyroBind()
+            before = len(server.daemon.streaming_responses)
+            held = asyncio.ensure_future(p.slow())  # keeps the daemon busy with this connection
+            await asyncio.sleep(0.05)
+            with pytest.raises(errors.TimeoutError):
+                await p.endless()  # its reply, a new stream, comes after the timeout
+            cancelled = asyncio.ensure_future(p.generate(3))
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            server.service.release.set()
+            await asyncio.gather(held, return_exceptions=True)
+            p._pyroTimeout = TIMEOUT
+            assert await p.echo(1) == 1
+            assert await _streams_settle(server, before) == before
+            async for item in await p.generate(3):  # streams still work
+                assert item == 0
+                break
+
+    run(main())

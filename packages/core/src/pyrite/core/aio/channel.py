@@ -12,8 +12,8 @@ piece the moment it is made (``send``), so requests from many tasks go out back
 to back and never interleave.  The Pyro protocol answers requests in the order
 they came, so each reply settles the oldest waiting future; the session checks
 its sequence number.  A caller that stops waiting (a timeout, a cancelled task)
-leaves its future behind: its reply still arrives and is dropped, and every
-other caller still gets its own reply::
+leaves its future behind: its reply still arrives and is dropped (an item stream
+it opened is closed on the daemon), and every other caller still gets its own reply::
 
     channel = await open_channel("localhost:9999", timeout=5.0)
     reply = await channel.request(channel.session.invoke(ser_id, payload), timeout=5.0)
@@ -40,9 +40,10 @@ from typing import Any, cast
 
 from .. import plugins
 from ..config import config
+from ..constants import DAEMON_NAME
 from ..errors import CommunicationError, ConnectionClosedError, PyroError, TimeoutError
 from ..framing import READ_SIZE
-from ..protocol import ReceivingMessage, SendingMessage
+from ..protocol import FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage, SendingMessage
 from ..session import CLIENT, Session
 
 __all__ = ["BufferedChannel", "PipelineChannel", "open_channel"]
@@ -144,10 +145,27 @@ class PipelineChannel(asyncio.Protocol):
                 session.accept_reply(msg)
                 if config.LOGWIRE:
                     log.debug("aio channel %s: reply in seq=%d type=%d", self.location, msg.seq, msg.type)
-                _settle(self.waiters.popleft(), msg)
+                waiter = self.waiters.popleft()
+                if msg.flags & FLAGS_ITEMSTREAMRESULT and waiter.done():
+                    self._close_stream(msg)  # nobody takes this iterator: the daemon may drop it now
+                else:
+                    _settle(waiter, msg)
         except PyroError as exc:
             # out of step or garbage: nothing after this can be trusted
             self._shut(exc)
+
+    def _close_stream(self, msg: ReceivingMessage) -> None:
+        # The reply of a call that timed out or was cancelled opened an item stream on the daemon;
+        # the connection stays open, so without this the stream would live as long as it does.
+        try:
+            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
+            if not stream_id:
+                return
+            serializer = plugins.get_serializer_by_id(msg.serializer_id)
+            payload = serializer.dumpsCall(DAEMON_NAME, "close_stream", [stream_id], {})
+            self.send(self.session.invoke(msg.serializer_id, payload, FLAGS_ONEWAY), expect_reply=False)
+        except Exception as exc:  # noqa: BLE001 - best effort: the stream goes when the connection does
+            log.debug("aio channel %s: could not close an abandoned item stream: %r", self.location, exc)
 
     def eof_received(self) -> bool:  # noqa: D102
         return False  # the daemon closed: close our side too (connection_lost follows)
