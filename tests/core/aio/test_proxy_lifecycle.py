@@ -1,9 +1,11 @@
 """aio.Proxy around its connection: connects that get cancelled, metadata fetched before any call,
-streams whose connection belongs to an event loop that is gone; pyrite and Pyro5 daemons."""
+streams whose connection belongs to an event loop that is gone, abandoned streams, a proxy
+wanted by the event loops of two threads at once; pyrite and Pyro5 daemons."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -102,3 +104,37 @@ def test_a_stream_nobody_waits_for_is_closed_on_the_daemon(server: Server, run: 
                 break
 
     run(main())
+
+
+def test_a_proxy_in_use_on_another_threads_loop_is_a_clear_error(server: Server, run: Any) -> None:
+    p = proxy(server.svc_uri)
+    in_flight = threading.Event()
+    results: list[Any] = []
+
+    async def owner() -> None:
+        call = asyncio.ensure_future(p.slow())
+        await asyncio.sleep(0.1)
+        in_flight.set()
+        results.append(await call)
+
+    thread = threading.Thread(target=run, args=(owner(),))
+    thread.start()
+    try:
+        assert in_flight.wait(TIMEOUT)
+
+        async def intruder() -> None:
+            with pytest.raises(errors.PyroError, match="another thread"):
+                await p.echo(1)  # would take the connection away from the owner's call
+            server.service.release.set()
+
+        run(intruder())
+    finally:
+        server.service.release.set()
+        thread.join(TIMEOUT)
+    assert results == ["slow done"]  # the owner's call was left alone
+
+    async def afterwards() -> None:  # the owner's loop is gone: this loop may connect now
+        assert await p.echo(2) == 2
+        await p._pyroRelease()
+
+    run(afterwards())

@@ -38,7 +38,7 @@ from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
 from .channel import PipelineChannel, open_channel
-from .remote import AsyncRemoteMethod, close_soon, stream_id
+from .remote import AsyncRemoteMethod, check_loop_free, close_soon, stream_id
 from .streams import AsyncStreamIterator
 
 __all__ = ["Proxy"]
@@ -53,8 +53,8 @@ class Proxy:
     ``_pyroMaxRetries``, ``_pyroSerializer``, ``_pyroHandshake``,
     ``_pyroValidateHandshake``, ``_pyroAnnotations``, ``_pyroResponseAnnotations``),
     but with no owner: every task on the loop may use it at the same time.  The
-    connection belongs to the loop it was made on; used from another loop, the
-    proxy connects afresh there.
+    connection belongs to the loop it was made on; used from another loop once
+    that one has stopped, the proxy connects afresh there (PyroError while it runs).
     """
 
     # instance attributes (set in __init__ through __dict__; declared for type checkers)
@@ -224,13 +224,17 @@ class Proxy:
         loop = _running_loop()
         while True:
             channel: PipelineChannel | None = d["_pyroChannel"]
-            if channel is not None and not channel.closed and channel.loop is loop:
-                return channel
+            if channel is not None and not channel.closed:
+                if channel.loop is loop:
+                    return channel
+                check_loop_free(channel.loop, d["_pyroUri"])
             pending: asyncio.Future[None] | None = d["_pyroConnecting"]
-            if pending is not None and not pending.done() and pending.get_loop() is loop:
-                await asyncio.shield(pending)
-                continue
-            break
+            if pending is None or pending.done():
+                break
+            if pending.get_loop() is not loop:
+                check_loop_free(pending.get_loop(), d["_pyroUri"])
+                break
+            await asyncio.shield(pending)
         done: asyncio.Future[None] = loop.create_future()
         done.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "exception not retrieved"
         d["_pyroConnecting"] = done
@@ -457,10 +461,7 @@ class Proxy:
         if channel is None or channel.closed:
             raise ConnectionClosedError(f"not connected to {self._pyroUri}")
         if channel.loop is not _running_loop():
-            raise ConnectionClosedError(
-                f"the connection to {self._pyroUri} belongs to another event loop"
-                f"{' (closed)' if channel.loop.is_closed() else ''}"
-            )
+            raise ConnectionClosedError(f"the connection to {self._pyroUri} belongs to another event loop")
         return channel
 
     def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:

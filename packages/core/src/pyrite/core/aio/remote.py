@@ -7,14 +7,14 @@ import asyncio
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectionClosedError, ProtocolError, TimeoutError
+from ..errors import ConnectionClosedError, ProtocolError, PyroError, TimeoutError
 from ..protocol import ReceivingMessage
 from .channel import PipelineChannel
 
 if TYPE_CHECKING:
     from .proxy import Proxy
 
-__all__ = ["AsyncRemoteMethod", "close_soon", "stream_id"]
+__all__ = ["AsyncRemoteMethod", "close_soon", "check_loop_free", "stream_id"]
 
 
 def stream_id(reply: ReceivingMessage) -> str:
@@ -42,6 +42,16 @@ def close_soon(channel: PipelineChannel) -> None:
             loop.call_soon_threadsafe(channel.close)
         except RuntimeError:
             pass  # the loop closed meanwhile, and its transports with it
+
+
+def check_loop_free(loop: asyncio.AbstractEventLoop, uri: Any) -> None:
+    """PyroError if ``loop``, which a proxy's connection (or its connect) belongs to, is running: it
+    runs in another thread, whose calls would fail if the connection were taken away from it."""
+    if loop.is_running():
+        raise PyroError(
+            f"this aio.Proxy for {uri} is in use on the event loop of another thread; give each event loop "
+            "its own proxy (copy.copy(proxy)), or _pyroRelease() it on that loop first"
+        )
 
 
 class AsyncRemoteMethod:
