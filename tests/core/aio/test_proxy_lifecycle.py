@@ -1,6 +1,6 @@
-"""aio.Proxy around its connection: connects that get cancelled, metadata fetched before any call,
-streams whose connection belongs to an event loop that is gone, abandoned streams, a proxy
-wanted by the event loops of two threads at once; pyrite and Pyro5 daemons."""
+"""aio.Proxy around its connection: connects that get cancelled or released, metadata fetched
+before any call, streams whose connection belongs to an event loop that is gone, abandoned
+streams, a proxy wanted by the event loops of two threads at once; pyrite and Pyro5 daemons."""
 
 from __future__ import annotations
 
@@ -36,6 +36,21 @@ def test_cancelling_the_connecting_task_leaves_the_waiting_ones_alone(server: Se
             # one task gave up; the others still want their calls made
             assert await asyncio.wait_for(asyncio.gather(*waiting), TIMEOUT) == list(range(5))
             assert await p.echo("after") == "after"
+
+    run(main())
+
+
+def test_release_during_a_connect_leaves_the_proxy_released(server: Server, run: Any) -> None:
+    async def main() -> None:
+        p = SlowConnectProxy(server.svc_uri)
+        p._pyroTimeout = TIMEOUT
+        binding = asyncio.ensure_future(p._pyroBind())
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(p._pyroRelease(), TIMEOUT)
+        assert await binding is True
+        assert p._pyroConnection is None  # not connected behind the caller's back
+        assert await p.echo(1) == 1  # and it connects again when used
+        await p._pyroRelease()
 
     run(main())
 

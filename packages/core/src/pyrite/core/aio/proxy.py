@@ -183,14 +183,16 @@ class Proxy:
 
     async def _pyroRelease(self) -> None:
         """Close the connection; calls still waiting get ConnectionClosedError.  The proxy reconnects when used."""
+        pending = self.__dict__["_pyroConnecting"]
+        if pending is not None and not pending.done() and pending.get_loop() is _running_loop():
+            await asyncio.wait([pending])  # a connect under way finishes first (as the sync Proxy's lock)
         channel = self.__dict__["_pyroChannel"]
         self.__dict__["_pyroChannel"] = None
         if channel is not None:
             close_soon(channel)
 
     async def _pyroReconnect(self, tries: int = 100000000) -> None:
-        """Release and connect again, ``tries`` times at most, 2 seconds apart (ConnectionClosedError
-        when every try failed)."""
+        """Release and connect again, ``tries`` times at most, 2 s apart (then ConnectionClosedError)."""
         await self._pyroRelease()
         while tries:
             try:
