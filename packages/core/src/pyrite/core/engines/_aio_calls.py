@@ -51,7 +51,7 @@ def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: A
         elif not hasattr(awaitable, "__await__"):
             _finish(client, call, holds_turn, awaitable, context)  # an async generator: nothing to await
             return
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - user code's SystemExit too: an error reply, as on workers
         # the reply is built in the call's context: what the method set there (response
         # annotations) goes out with it
         if call.method is not None and awaitable is not None:
@@ -90,7 +90,7 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
     host = client.host
     try:
         data = await awaitable
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - a SystemExit or a cancellation ends this call only
         host.call_failed(call, exc)
         client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
