@@ -1,7 +1,9 @@
 """``aio.Daemon``: how ``async def`` calls end when they do not simply return or raise an Exception.
 
 User code raising SystemExit, KeyboardInterrupt, GeneratorExit or CancelledError gets an error
-reply, as on the worker threads; the daemon and the connection go on.  Real sockets, bounded waits.
+reply, as on the worker threads; the daemon and the connection go on.  Closing the daemon while
+calls are awaited cancels them: their clients get a DaemonError, ``clientDisconnect`` runs once
+for each connection, and ``close()`` returns promptly.  Real sockets, bounded waits.
 """
 
 from __future__ import annotations
@@ -9,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pyrite.core import aio
 from pyrite.core.config import config
+from pyrite.core.daemon import Daemon as SyncDaemon
+from pyrite.core.errors import DaemonError, PyroError
 from pyrite.core.exposure import expose
 from Pyro5 import config as pyro5_config
 
-from tests.support import pyrite_proxy, pyro5_proxy
+from tests.support import pyrite_proxy, pyro5_proxy, wait_for
 
 HOST = "127.0.0.1"
 WAIT = 10.0
@@ -116,5 +121,98 @@ def test_async_methods_raising_base_exceptions_get_error_replies(threads: Any, l
             for message, kind in zip(messages, [k for k in KINDS for _ in (0, 1)]):
                 assert message.startswith("PyroError") and kind in message
             assert await in_thread(threads, add, uri) == 5  # a new connection is served too
+
+    run(main())
+
+
+@pytest.mark.parametrize("lib", ["pyrite", "pyro5"])
+def test_close_cancels_awaited_calls_and_their_clients_get_an_error(threads: Any, lib: str) -> None:
+    def long_call(uri: Any) -> tuple[str, float]:
+        with (pyrite_proxy if lib == "pyrite" else pyro5_proxy)(uri, timeout=8.0) as proxy:
+            began = time.monotonic()
+            try:
+                proxy.long()
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}", time.monotonic() - began
+            return "replied", time.monotonic() - began
+
+    async def main() -> None:
+        daemon = Counting(host=HOST)
+        service = Service()
+        uri = daemon.register(service, "service")
+        async with daemon:
+            pending = [asyncio.ensure_future(in_thread(threads, long_call, uri)) for _ in range(3)]
+            assert await in_thread(threads, service.started.wait, WAIT)
+            await asyncio.sleep(0.2)  # all three are awaiting
+            began = time.monotonic()
+            await asyncio.wait_for(daemon.close(), WAIT)
+            assert time.monotonic() - began < 3.0
+            assert service.finished == 3  # cancelled: their finally blocks ran
+            assert daemon.disconnects == 3  # once per connection
+            for outcome, took in await asyncio.gather(*pending):
+                assert outcome.startswith("DaemonError") and "closed" in outcome, outcome
+                assert took < 5.0
+        assert daemon.disconnects == 3
+
+    run(main())
+
+
+def long_call(uri: Any) -> Any:
+    with pyrite_proxy(uri, timeout=8.0) as proxy:
+        return proxy.long()
+
+
+def test_request_loop_ending_cancels_awaited_calls(threads: Any) -> None:
+    """SERVERTYPE "asyncio" with requestLoop(): shutdown() from another thread while a call is
+    awaited; the caller gets a DaemonError instead of waiting for its timeout."""
+    config.SERVERTYPE = "asyncio"
+    try:
+        daemon = SyncDaemon(host=HOST)
+    finally:
+        config.SERVERTYPE = "thread"
+    service = Service()
+    uri = daemon.register(service, "service")
+    server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
+    server.start()
+    try:
+        outcome = threads.submit(long_call, uri)
+        assert service.started.wait(WAIT)
+        time.sleep(0.2)
+        daemon.shutdown()
+        began = time.monotonic()
+        with pytest.raises(DaemonError, match="closed"):
+            outcome.result(WAIT)
+        assert time.monotonic() - began < 5.0
+    finally:
+        daemon.shutdown()
+        server.join(WAIT)
+    assert not server.is_alive()
+    assert wait_for(lambda: service.finished == 1)
+
+
+def test_close_from_inside_an_awaited_call_still_replies(threads: Any) -> None:
+    @expose
+    class Closer:
+        daemon: Any = None
+
+        async def close_daemon(self) -> str:
+            await asyncio.sleep(0.01)
+            await self.daemon.close()
+            return "closed"
+
+    def close_daemon(uri: Any) -> Any:
+        with pyrite_proxy(uri) as proxy:
+            return proxy.close_daemon()
+
+    async def main() -> None:
+        daemon = aio.Daemon(host=HOST)
+        closer = Closer()
+        closer.daemon = daemon
+        uri = daemon.register(closer, "closer")
+        async with daemon:
+            assert await in_thread(threads, close_daemon, uri) == "closed"
+        with pytest.raises(PyroError, match="closed"):
+            async with daemon:
+                pass
 
     run(main())

@@ -43,6 +43,7 @@ from typing import Any
 
 from ..daemon import Daemon as SyncDaemon
 from ..daemon import DaemonObject
+from ..engines.aio import SHUTDOWN_WAIT, AsyncioEngine
 from ..errors import PyroError
 
 __all__ = ["Daemon"]
@@ -93,7 +94,12 @@ class Daemon(SyncDaemon):
         except RuntimeError:
             SyncDaemon.close(self)
             return _Done()
-        return loop.run_in_executor(None, SyncDaemon.close, self)
+        engine = self.transportServer
+        ours = isinstance(engine, AsyncioEngine) and engine.event_loop is loop
+        if ours:
+            engine.spare(asyncio.current_task())  # a call closing its daemon is not cancelled
+        closing = loop.run_in_executor(None, SyncDaemon.close, self)
+        return loop.create_task(_close_and_wait(closing, engine)) if ours else closing
 
     async def __aenter__(self) -> Daemon:
         if self.transportServer is None:
@@ -103,6 +109,12 @@ class Daemon(SyncDaemon):
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+
+async def _close_and_wait(closing: Awaitable[None], engine: AsyncioEngine) -> None:
+    """Close, then wait (bounded) for the calls the close cancelled: their replies are out."""
+    await closing
+    await engine.calls_ended(SHUTDOWN_WAIT)
 
 
 class _Done:

@@ -22,7 +22,7 @@ from collections.abc import Generator
 from typing import Any
 
 from ..calls import PendingCall
-from ..errors import PyroError
+from ..errors import DaemonError, PyroError
 
 __all__ = ["AsyncIteratorBridge", "run_coroutine"]
 
@@ -92,6 +92,8 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
         data = await awaitable
     except BaseException as exc:  # noqa: BLE001 - a SystemExit or a cancellation ends this call only
         host.call_failed(call, exc)
+        if isinstance(exc, asyncio.CancelledError) and client.engine.closing:
+            exc = DaemonError("the daemon was closed while this call was running")
         client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
     _finish(client, call, holds_turn, data)

@@ -36,7 +36,7 @@ from ..protocol import ReceivingMessage, SendingMessage
 from ..workers import WorkerPool
 from ._aio_calls import run_coroutine
 from ._aio_handoff import LoopInbox
-from ._aio_io import awaited, log_failure, parse_frames, quiet, send_blocking, sender_for
+from ._aio_io import awaited, log_failure, loop_running, parse_frames, quiet, send_blocking, sender_for
 from .common import INFLATE_ON_LOOP, allocator_for, describe_peer, inflate_elsewhere, read_into
 from .guard import DeadlineClock
 from .output import BufferedOutput
@@ -460,7 +460,11 @@ class AioClient(DeadlineClock):
             if self.gone or self.failed:
                 return
             if self.orphaned:
-                blocking = True
+                blocking = not loop_running()  # the loop thread never waits for a peer
+                if not blocking:
+                    quiet(self.out.send_parts, parts)  # the connection closes next: what waits is dropped
+                    self.out.discard()
+                    return
             else:
                 blocking = False
                 try:

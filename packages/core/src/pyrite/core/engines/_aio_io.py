@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -152,6 +153,15 @@ def parse_frames(
 async def awaited(awaitable: Any) -> Any:
     """``await awaitable`` as a coroutine (for ``run_coroutine_threadsafe``)."""
     return await awaitable
+
+
+def loop_running() -> bool:
+    """True on a thread running an event loop (the engine's loop thread, also once it let go)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def quiet(func: Callable[..., Any], *args: Any) -> None:

@@ -63,6 +63,7 @@ from typing import Any
 from ..errors import ConnectionClosedError, PyroError
 from ..interfaces import StepwiseHost
 from ._aio_client import AioClient, PoolJobs
+from ._aio_combine import SelectorServer
 from ._aio_handoff import LoopInbox
 from ._aio_io import poll_interval, quiet, try_send
 from .common import describe_peer
@@ -111,6 +112,7 @@ class AsyncioEngine(PoolJobs):
         self._selector: selectors.DefaultSelector | None = None
         self._foreign: list[tuple[Any, Any]] = []  # (server, watched fileobj) served by this loop
         self._parent: AsyncioEngine | None = None
+        self._spared: asyncio.Task[Any] | None = None  # see spare()
 
     # ----- what the daemon uses
 
@@ -128,6 +130,11 @@ class AsyncioEngine(PoolJobs):
     def clients(self) -> list[Any]:
         """The connections currently open to this engine."""
         return [client.conn for client in list(self._clients)]
+
+    @property
+    def closing(self) -> bool:
+        """True once ``close()`` was called (a call cancelled then gets a DaemonError reply)."""
+        return self._closed
 
     @property
     def event_loop(self) -> asyncio.AbstractEventLoop | None:
@@ -195,7 +202,8 @@ class AsyncioEngine(PoolJobs):
             log.debug("request loop interrupted (KeyboardInterrupt)")
         finally:
             try:
-                self._detach()
+                self._detach()  # cancels the calls still awaited: let them reply before the loop goes
+                loop.run_until_complete(self.calls_ended(SHUTDOWN_WAIT))
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 loop.close()
@@ -219,7 +227,7 @@ class AsyncioEngine(PoolJobs):
         fileno = getattr(selector, "fileno", None)
         if callable(fileno) and callable(getattr(other, "events", None)):
             # a selector engine: its epoll/kqueue descriptor is readable when any of its sockets is
-            self._add_foreign(_SelectorServer(other, selector), fileno())
+            self._add_foreign(SelectorServer(other, selector), fileno())
             return
         if not (hasattr(other, "sockets") and callable(getattr(other, "events", None))):
             raise TypeError(f"cannot combine with {type(other).__name__}: it has no sockets and events()")
@@ -264,6 +272,17 @@ class AsyncioEngine(PoolJobs):
             self._detach()
         self._release()
 
+    def spare(self, task: asyncio.Task[Any] | None) -> None:
+        """Let ``task`` (the call that closes the daemon) go on when the close cancels the others."""
+        self._spared = task
+
+    async def calls_ended(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) until the calls this engine awaits have ended (on its loop)."""
+        spared = (asyncio.current_task(), self._spared)
+        tasks = [task for task in self.tasks if task not in spared]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} on {self._location}; {len(self._clients)} connections>"
 
@@ -307,6 +326,10 @@ class AsyncioEngine(PoolJobs):
             quiet(loop.remove_reader, fileobj)
         quiet(loop.remove_reader, self._listener.fileno())
         selector = self._selector
+        spared = (asyncio.current_task(loop) if loop.is_running() else None, self._spared)
+        for task in list(self.tasks):
+            if task not in spared:  # a call that closes the daemon still replies
+                task.cancel()  # its client gets an error reply, then its connection is closed
         for client in list(self._clients):
             client.detach()
             if not client.busy:
@@ -438,7 +461,7 @@ class AsyncioEngine(PoolJobs):
     def _housekeep(self) -> None:
         self._schedule_housekeeping()
         for server, _ in self._foreign:
-            if isinstance(server, _SelectorServer):
+            if isinstance(server, SelectorServer):
                 self._foreign_ready(server, None)  # a combined selector engine's own housekeeping
         if self._housekeeping_running:
             return  # the last round is still running
@@ -465,22 +488,6 @@ class AsyncioEngine(PoolJobs):
             server.events([fileobj])
         except Exception:  # its failure must not end the loop serving everyone else
             log.exception("error in combined server %r", server)
-
-
-class _SelectorServer:
-    """A selector engine combined into an asyncio loop: readiness of its selector's descriptor
-    means some of its sockets are ready; ask the selector which, and let the engine serve them."""
-
-    def __init__(self, engine: Any, selector: Any) -> None:
-        self.engine = engine
-        self.selector = selector
-
-    def events(self, _ready: Any) -> None:
-        ready = [key.fileobj for key, _ in self.selector.select(0)]
-        self.engine.events(ready)  # also runs its housekeeping when due
-
-    def __repr__(self) -> str:
-        return f"<combined {self.engine!r}>"
 
 
 Engine = AsyncioEngine
