@@ -216,3 +216,102 @@ def test_close_from_inside_an_awaited_call_still_replies(threads: Any) -> None:
                 pass
 
     run(main())
+
+
+@expose
+class Streams:
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self.finished = 0
+
+    async def slow(self, delay: float) -> float:
+        self.waiting.set()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self.finished += 1
+        return delay
+
+    def fast(self) -> int:
+        return 1
+
+    async def stalls(self) -> Any:
+        yield 1
+        self.waiting.set()
+        try:
+            await asyncio.sleep(60)
+            yield 2
+        finally:
+            self.finished += 1
+
+
+def batch_with_slow_call(uri: Any) -> Any:
+    import Pyro5.api
+
+    with pyro5_proxy(uri, timeout=8.0) as proxy:
+        batch = Pyro5.api.BatchProxy(proxy)
+        batch.fast()
+        batch.slow(60)
+        results = batch()
+        try:
+            return list(results)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+
+def second_item(uri: Any) -> Any:
+    with pyrite_proxy(uri, timeout=8.0) as proxy:
+        items = proxy.stalls()
+        assert next(items) == 1
+        try:
+            return next(items)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+
+@pytest.mark.parametrize("client", [batch_with_slow_call, second_item])
+def test_close_ends_what_workers_await_on_the_loop(threads: Any, client: Any) -> None:
+    """A worker waiting for the loop (an async method in a batch, the next item of an async
+    generator) is not left waiting when the daemon closes: the client gets a DaemonError."""
+    pyro5_config.SERIALIZER = "serpent"  # batches: not with marshal
+
+    async def main() -> None:
+        daemon = aio.Daemon(host=HOST)
+        service = Streams()
+        uri = daemon.register(service, "streams")
+        async with daemon:
+            outcome = asyncio.ensure_future(in_thread(threads, client, uri))
+            assert await in_thread(threads, service.waiting.wait, WAIT)
+            began = time.monotonic()
+            await asyncio.wait_for(daemon.close(), WAIT)
+            message = await outcome
+            assert message.startswith("DaemonError") and "closed" in message, message
+            assert time.monotonic() - began < 3.0
+            assert service.finished == 1
+
+    run(main())
+
+
+def test_request_loop_ending_ends_a_batch_awaiting_on_the_loop(threads: Any) -> None:
+    """With requestLoop() the loop itself goes: a worker awaiting on it got stuck for good."""
+    pyro5_config.SERIALIZER = "serpent"
+    config.SERVERTYPE = "asyncio"
+    try:
+        daemon = SyncDaemon(host=HOST)
+    finally:
+        config.SERVERTYPE = "thread"
+    service = Streams()
+    uri = daemon.register(service, "streams")
+    server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
+    server.start()
+    try:
+        outcome = threads.submit(batch_with_slow_call, uri)
+        assert service.waiting.wait(WAIT)
+        daemon.shutdown()
+        message = outcome.result(WAIT)
+        assert message.startswith("DaemonError") and "closed" in message, message
+    finally:
+        daemon.shutdown()
+        server.join(WAIT)
+    assert wait_for(lambda: service.finished == 1)
+    assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pyrite-worker")])

@@ -24,9 +24,10 @@ from typing import Any
 from ..calls import PendingCall
 from ..errors import DaemonError, PyroError
 
-__all__ = ["AsyncIteratorBridge", "run_coroutine"]
+__all__ = ["AsyncIteratorBridge", "await_from_worker", "run_coroutine"]
 
-ITEM_POLL = 1.0  # how often a worker waiting for a streamed item looks whether the loop still runs
+ITEM_POLL = 1.0  # how often a worker waiting for the loop looks whether the loop still runs
+CLOSED_MESSAGE = "the daemon was closed while this call was running"
 
 
 def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any = None) -> None:
@@ -93,7 +94,7 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
     except BaseException as exc:  # noqa: BLE001 - a SystemExit or a cancellation ends this call only
         host.call_failed(call, exc)
         if isinstance(exc, asyncio.CancelledError) and client.engine.closing:
-            exc = DaemonError("the daemon was closed while this call was running")
+            exc = DaemonError(CLOSED_MESSAGE)
         client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return
     _finish(client, call, holds_turn, data)
@@ -105,23 +106,58 @@ def _finish(
     """Send the reply carrying ``data``, built in ``context`` (the call's, when this runs outside
     it; None: this runs in the call's task already), then go on with the client's queue."""
     if hasattr(data, "__anext__"):
-        data = AsyncIteratorBridge(data, asyncio.get_running_loop())
+        data = AsyncIteratorBridge(data, asyncio.get_running_loop(), client.engine.tasks)
     finish = client.host.finish_call
     reply = finish(call, data) if context is None else context.run(finish, call, data)
     client.finish_call(call, reply, holds_turn)
+
+
+async def _tracked(tasks: set[asyncio.Task[Any]], awaitable: Any) -> Any:
+    """``await awaitable`` in a task that is in ``tasks`` meanwhile (the engine cancels those at close)."""
+    task = asyncio.current_task()
+    if task is not None:
+        tasks.add(task)
+    try:
+        return await awaitable
+    finally:
+        if task is not None:
+            tasks.discard(task)
+
+
+def await_from_worker(awaitable: Any, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> Any:
+    """Await ``awaitable`` on ``loop`` from a worker thread, as a task kept in ``tasks``; its result.
+
+    The wait ends with a PyroError when the loop stops, and with a DaemonError when the task
+    is cancelled (the engine closing), so a worker never waits for a loop that is gone."""
+    try:
+        future = asyncio.run_coroutine_threadsafe(_tracked(tasks, awaitable), loop)
+    except RuntimeError:
+        if hasattr(awaitable, "close"):
+            awaitable.close()  # never awaited: no warning about that
+        raise PyroError("the event loop of this daemon is closed") from None
+    while True:
+        try:
+            return future.result(ITEM_POLL)
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                future.cancel()
+                raise PyroError("the event loop of this daemon stopped") from None
+        except concurrent.futures.CancelledError:
+            raise DaemonError(CLOSED_MESSAGE) from None
 
 
 class AsyncIteratorBridge:
     """A sync iterator over an async iterator that lives on ``loop``.
 
     ``next()`` must come from another thread than the loop's (a worker): it
-    waits for the loop to produce the item.  ``close()`` closes an async
-    generator on the loop.
+    waits for the loop to produce the item (a task kept in ``tasks``, which the
+    engine cancels when it closes).  ``close()`` closes an async generator on the loop.
     """
 
-    def __init__(self, aiterator: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, aiterator: Any, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
         self._aiterator = aiterator
         self._loop = loop
+        self._tasks = tasks
         self._loop_thread = threading.get_ident()
 
     def __iter__(self) -> AsyncIteratorBridge:
@@ -131,18 +167,9 @@ class AsyncIteratorBridge:
         if threading.get_ident() == self._loop_thread:
             raise PyroError("an async iterator result cannot be iterated on its own event loop's thread")
         try:
-            future = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
-        except RuntimeError:
-            raise PyroError("the event loop of this async iterator is closed") from None
-        while True:
-            try:
-                return future.result(ITEM_POLL)
-            except concurrent.futures.TimeoutError:
-                if self._loop.is_closed() or not self._loop.is_running():
-                    future.cancel()
-                    raise PyroError("the event loop of this async iterator stopped") from None
-            except StopAsyncIteration:
-                raise StopIteration from None
+            return await_from_worker(self._next(), self._loop, self._tasks)
+        except StopAsyncIteration:
+            raise StopIteration from None
 
     async def _next(self) -> Any:
         return await self._aiterator.__anext__()

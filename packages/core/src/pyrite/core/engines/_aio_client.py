@@ -20,7 +20,6 @@ message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -34,9 +33,9 @@ from ..errors import PyroError
 from ..interfaces import StepwiseHost
 from ..protocol import ReceivingMessage, SendingMessage
 from ..workers import WorkerPool
-from ._aio_calls import run_coroutine
+from ._aio_calls import await_from_worker, run_coroutine
 from ._aio_handoff import LoopInbox
-from ._aio_io import awaited, log_failure, loop_running, parse_frames, quiet, send_blocking, sender_for
+from ._aio_io import log_failure, loop_running, parse_frames, quiet, send_blocking, sender_for
 from .common import INFLATE_ON_LOOP, allocator_for, describe_peer, inflate_elsewhere, read_into
 from .guard import DeadlineClock
 from .output import BufferedOutput
@@ -406,7 +405,7 @@ class AioClient(DeadlineClock):
         loop = self._loop
         if loop is None:
             raise PyroError("the event loop is gone")
-        return asyncio.run_coroutine_threadsafe(awaited(awaitable), loop).result()
+        return await_from_worker(awaitable, loop, self.engine.tasks)
 
     def _handshake(self, msg: ReceivingMessage, _go_on: bool) -> bool:
         """Answer the connection's first message (worker thread); False if the client must go."""

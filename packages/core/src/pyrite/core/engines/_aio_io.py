@@ -150,11 +150,6 @@ def parse_frames(
         return frames, failure or exc
 
 
-async def awaited(awaitable: Any) -> Any:
-    """``await awaitable`` as a coroutine (for ``run_coroutine_threadsafe``)."""
-    return await awaitable
-
-
 def loop_running() -> bool:
     """True on a thread running an event loop (the engine's loop thread, also once it let go)."""
     try:

@@ -93,7 +93,7 @@ class AsyncioEngine(PoolJobs):
         if setblocking is not None:
             setblocking(False)  # accept() returns None instead of waiting when the client is gone
         self._clients: set[AioClient] = set()
-        self.tasks: set[asyncio.Task[None]] = set()  # calls being awaited (strong references)
+        self.tasks: set[asyncio.Task[Any]] = set()  # calls being awaited (strong references)
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._loop_ident: int | None = None
         self.inbox: LoopInbox | None = None  # what other threads hand to the loop
