@@ -315,3 +315,23 @@ def test_request_loop_ending_ends_a_batch_awaiting_on_the_loop(threads: Any) -> 
         server.join(WAIT)
     assert wait_for(lambda: service.finished == 1)
     assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pyrite-worker")])
+
+
+def test_clear_errors_for_the_wrong_event_loop() -> None:
+    daemon = aio.Daemon(host=HOST)
+    try:
+        with pytest.raises(PyroError, match="needs a running event loop"):
+            daemon.start()  # no loop runs here
+
+        async def start() -> None:
+            daemon.start()
+
+        asyncio.run(start())  # that loop is gone now; the daemon was not closed
+
+        async def serve() -> None:
+            await asyncio.wait_for(daemon.serve_forever(), WAIT)
+
+        with pytest.raises(PyroError, match="another event loop"):
+            asyncio.run(serve())
+    finally:
+        daemon.close()

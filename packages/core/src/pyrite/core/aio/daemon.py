@@ -72,14 +72,27 @@ class Daemon(SyncDaemon):
 
     def start(self) -> None:
         """Start listening on the running event loop (``async with`` calls this)."""
-        self._engine().attach(asyncio.get_running_loop())
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise PyroError(
+                "aio.Daemon.start() needs a running event loop: call it, or `async with` the daemon, "
+                "in a coroutine (sync code serves a daemon with requestLoop())"
+            ) from None
+        self._engine().attach(loop)
 
     async def serve_forever(self) -> None:
         """Serve until the daemon is closed (``await close()``, ``shutdown()``, or a
         call that shuts it down); starts listening first if ``start()`` was not called."""
         engine = self._engine()
+        loop = asyncio.get_running_loop()
         if engine.event_loop is None:
-            engine.attach(asyncio.get_running_loop())
+            engine.attach(loop)
+        elif engine.event_loop is not loop:
+            raise PyroError(
+                f"this daemon was started on another event loop ({engine.event_loop!r}): "
+                "serve it there, or close it and make a new daemon on this loop"
+            )
         await engine.serve_forever()
         await self.close()  # closed by shutdown() from a call: finish releasing it
 
