@@ -335,3 +335,30 @@ def test_clear_errors_for_the_wrong_event_loop() -> None:
             asyncio.run(serve())
     finally:
         daemon.close()
+
+
+def test_request_loop_whose_condition_ends_cancels_awaited_calls(threads: Any) -> None:
+    """The loop of requestLoop(condition) goes when the condition is false, daemon open or not:
+    an awaited call ends with a DaemonError instead of leaving its client to its timeout."""
+    config.SERVERTYPE = "asyncio"
+    try:
+        daemon = SyncDaemon(host=HOST)
+    finally:
+        config.SERVERTYPE = "thread"
+    service = Service()
+    uri = daemon.register(service, "service")
+    stop = threading.Event()
+    server = threading.Thread(target=daemon.requestLoop, args=(lambda: not stop.is_set(),))
+    server.start()
+    try:
+        outcome = threads.submit(long_call, uri)
+        assert service.started.wait(WAIT)
+        stop.set()
+        with pytest.raises(DaemonError, match="request loop ended"):
+            outcome.result(WAIT)
+        server.join(WAIT)
+        assert not server.is_alive()
+    finally:
+        stop.set()
+        server.join(WAIT)
+        daemon.close()

@@ -27,7 +27,7 @@ from ..errors import DaemonError, PyroError
 __all__ = ["AsyncIteratorBridge", "await_from_worker", "run_coroutine"]
 
 ITEM_POLL = 1.0  # how often a worker waiting for the loop looks whether the loop still runs
-CLOSED_MESSAGE = "the daemon was closed while this call was running"
+CLOSED_MESSAGE = "the daemon was closed (or its request loop ended) while this call was running"
 
 
 def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: Any = None) -> None:
@@ -93,7 +93,7 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
         data = await awaitable
     except BaseException as exc:  # noqa: BLE001 - a SystemExit or a cancellation ends this call only
         host.call_failed(call, exc)
-        if isinstance(exc, asyncio.CancelledError) and client.engine.closing:
+        if isinstance(exc, asyncio.CancelledError) and client.orphaned:  # the loop let go of it
             exc = DaemonError(CLOSED_MESSAGE)
         client.finish_call(call, host.fail_call(call, exc), holds_turn)
         return

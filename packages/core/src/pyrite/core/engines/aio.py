@@ -132,11 +132,6 @@ class AsyncioEngine(PoolJobs):
         return [client.conn for client in list(self._clients)]
 
     @property
-    def closing(self) -> bool:
-        """True once ``close()`` was called (a call cancelled then gets a DaemonError reply)."""
-        return self._closed
-
-    @property
     def event_loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop serving this engine, or None while it is not attached."""
         return self._aloop
