@@ -204,3 +204,19 @@ def test_a_timed_out_call_leaves_the_other_threads_replies_aligned(server: Serve
         releaser.cancel()
     assert results == {k: [k + i for i in range(50)] for k in range(8)}
     p._pyroRelease()
+
+
+def test_an_answered_call_leaves_no_timer_holding_its_reply(server: Server) -> None:
+    """With ``_pyroTimeout`` set, each call's timer goes when its reply comes: a timer left
+    pending would hold the future, and the reply in it, for the whole timeout."""
+    from pyrite.core import shared as shared_module
+
+    p = shared(server.probe_uri)
+    p._pyroTimeout = 60.0
+    with p:
+        for i in range(50):
+            assert p.echo(i) == i
+        runner = shared_module._loop_thread
+        assert runner is not None
+        waiting = [h for h in list(runner.loop._scheduled) if not h.cancelled()]  # type: ignore[attr-defined]
+        assert len(waiting) < 5, f"{len(waiting)} timers still pending after the replies came"

@@ -72,6 +72,18 @@ def _expire(future: Any, timeout: float) -> None:
     _settle(future, None, TimeoutError(f"no reply within {timeout} s"))
 
 
+class _Disarm:
+    """A done callback that cancels a timeout timer (set on a future the loop settles)."""
+
+    __slots__ = ("timer",)
+
+    def __init__(self, timer: asyncio.TimerHandle) -> None:
+        self.timer = timer
+
+    def __call__(self, _: Any) -> None:
+        self.timer.cancel()
+
+
 _local = threading.local()
 
 
@@ -265,7 +277,10 @@ class PipelineChannel(asyncio.Protocol):
             if not expect_reply:
                 result.set_result(None)
             elif timeout:
-                self.loop.call_later(timeout, _expire, result, timeout)
+                # the timer goes with the reply: a pending timer would hold the future, and so
+                # the reply it carries, for the whole timeout after the caller took it
+                timer = self.loop.call_later(timeout, _expire, result, timeout)
+                result.add_done_callback(_Disarm(timer))  # runs on the loop, which settles it
 
     async def request(self, msg: SendingMessage, timeout: float | None = None) -> ReceivingMessage:
         """Send one request and wait for its reply, ``timeout`` seconds at most (None or 0: no limit)."""
