@@ -220,3 +220,36 @@ def test_an_answered_call_leaves_no_timer_holding_its_reply(server: Server) -> N
         assert runner is not None
         waiting = [h for h in list(runner.loop._scheduled) if not h.cancelled()]  # type: ignore[attr-defined]
         assert len(waiting) < 5, f"{len(waiting)} timers still pending after the replies came"
+
+
+def test_threads_sharing_one_remote_iterator_each_end_with_stop_iteration(server: Server) -> None:
+    """Several threads draining one streamed result get every item once between them and all
+    stop cleanly (no request for an item may reach the daemon after its stream ended)."""
+    p = shared(server.svc_uri)
+    with p:
+        for _ in range(3):
+            it = p.generate(300)
+            got: list[int] = []
+            failed: list[BaseException] = []
+
+            def drain(_: int) -> None:
+                try:
+                    got.extend(it)
+                except Exception as exc:  # noqa: BLE001 - the test reports it
+                    failed.append(exc)
+
+            run_threads(drain, 4)
+            assert not failed
+            assert sorted(got) == [i * 10 for i in range(300)]
+
+
+def test_a_stream_of_a_released_proxy_says_so(server: Server) -> None:
+    """As with Proxy: after the connection is released, the next item is a ConnectionClosedError
+    (the stream lived on that connection), not a call on a new connection."""
+    p = shared(server.svc_uri)
+    with p:
+        it = p.generate(5)
+        assert next(it) == 0
+        p._pyroRelease()
+        with pytest.raises(errors.ConnectionClosedError):
+            next(it)

@@ -452,24 +452,34 @@ class _SharedRemoteMethod:
 
 
 class _SharedStreamIterator:
-    """A remote iterator reached through a SharedProxy; ``close()`` (or dropping it) ends it early."""
+    """A remote iterator reached through a SharedProxy; ``close()`` (or dropping it) ends it early.
+
+    Threads may share one: each item goes to one of them, and once the daemon's iterator is
+    exhausted every thread gets StopIteration (one item is fetched at a time, so no request
+    for an item can reach the daemon after the stream it asks for has ended there)."""
 
     def __init__(self, streamId: str, proxy: SharedProxy) -> None:
         self.streamId = streamId
         self.proxy: SharedProxy | None = proxy
+        self._fetching = threading.Lock()
 
     def __iter__(self) -> _SharedStreamIterator:
         return self
 
     def __next__(self) -> Any:
-        proxy = self.proxy
-        if proxy is None:
-            raise StopIteration
-        try:
-            return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
-        except (StopIteration, GeneratorExit):
-            self.proxy = None
-            raise StopIteration from None
+        with self._fetching:
+            proxy = self.proxy
+            if proxy is None:
+                raise StopIteration
+            if proxy._pyroConnection is None:  # as Proxy: the stream lived on that connection
+                raise ConnectionClosedError(
+                    f"cannot fetch the next streamed item: the proxy for {proxy._pyroUri} is closed"
+                )
+            try:
+                return proxy._pyroInvoke("get_next_stream_item", [self.streamId], {}, objectId=DAEMON_NAME)
+            except (StopIteration, GeneratorExit):
+                self.proxy = None
+                raise StopIteration from None
 
     def close(self) -> None:
         """Tell the daemon to discard the remote iterator (a oneway call; pipelined, so always safe)."""
