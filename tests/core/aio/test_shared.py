@@ -253,3 +253,37 @@ def test_a_stream_of_a_released_proxy_says_so(server: Server) -> None:
         p._pyroRelease()
         with pytest.raises(errors.ConnectionClosedError):
             next(it)
+
+
+def test_a_stream_collected_on_the_loop_thread_is_closed_without_stopping_the_loop(server: Server) -> None:
+    """The garbage collector may drop a stream iterator (in a reference cycle) on the loop
+    thread; its close is a oneway call that must go out from there without waiting on the loop
+    it runs on (which would stop every SharedProxy of the process)."""
+    import gc
+
+    from pyrite.core import shared as shared_module
+
+    p = shared(server.svc_uri)
+    with p:
+
+        class Holder:
+            pass
+
+        holder = Holder()
+        holder.me = holder  # type: ignore[attr-defined]
+        holder.it = p.endless()  # type: ignore[attr-defined]
+        assert next(holder.it) == 0  # type: ignore[attr-defined]
+        streams = server.daemon.streaming_responses
+        stream = holder.it.streamId  # type: ignore[attr-defined]
+        assert stream in streams
+        del holder
+        runner = shared_module._loop_thread
+        assert runner is not None
+        collected = threading.Event()
+        runner.loop.call_soon_threadsafe(lambda: (gc.collect(), collected.set()))
+        assert collected.wait(TIMEOUT), "the loop thread hung closing the stream"
+        assert p.add(1, 2) == 3
+        deadline = time.monotonic() + TIMEOUT
+        while stream in streams and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream not in streams  # the close reached the daemon

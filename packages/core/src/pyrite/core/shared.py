@@ -391,10 +391,16 @@ class SharedProxy:
             raise ConnectionClosedError("the SharedProxy event loop was shut down")
         if channel not in runner.channels:
             runner.channels.add(channel)
+        # on the loop thread itself (a stream iterator collected there): waiting would stop the loop
+        on_loop = threading.get_ident() == runner.thread.ident
+        if on_loop and not flags & FLAGS_ONEWAY:
+            raise PyroError("a SharedProxy cannot be called from its own event-loop thread")
         try:
             future = channel.request_threadsafe(build, not flags & FLAGS_ONEWAY, inner._pyroTimeout)
         except RuntimeError:  # the loop closed meanwhile
             raise ConnectionClosedError("the SharedProxy event loop was shut down") from None
+        if on_loop:
+            return None, serializer  # a oneway call: it goes out on the loop's next turn
         try:
             while True:
                 try:
