@@ -287,3 +287,23 @@ def test_a_stream_collected_on_the_loop_thread_is_closed_without_stopping_the_lo
         while stream in streams and time.monotonic() < deadline:
             time.sleep(0.01)
         assert stream not in streams  # the close reached the daemon
+
+
+def test_a_oneway_or_failed_call_leaves_no_response_annotations_behind(server: Server) -> None:
+    """As with Proxy: ``current_context.response_annotations`` are those of the thread's last
+    call, so a oneway call (no reply) or a call that got no reply clears them."""
+    p = shared(server.probe_uri)
+    with p:
+        assert p.annotation() == ""
+        assert current_context.response_annotations == {"ECHO": b"!"}
+        p._pyroOneway.add("echo")  # no reply comes for it now
+        try:
+            assert p.echo(1) is None
+        finally:
+            p._pyroOneway.discard("echo")
+        assert current_context.response_annotations == {}
+        p.annotation()
+        p._pyroTimeout = 0.2
+        with pytest.raises(errors.TimeoutError):
+            p.pause(1.0)
+        assert current_context.response_annotations == {}

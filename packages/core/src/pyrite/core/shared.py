@@ -337,6 +337,8 @@ class SharedProxy:
         """Send one call and return its result (None for a oneway call); raise what the remote raised."""
         inner: AioProxy = self.__dict__["_pyroAio"]
         ctx = current_context
+        if ctx.response_annotations:  # as Proxy: a oneway or failed call leaves none behind
+            ctx.response_annotations = {}
         annotations = self._pyroAnnotations()
         channel = inner._pyroConnection
         runner = _loop_thread
@@ -359,8 +361,6 @@ class SharedProxy:
         if reply.annotations:
             ctx.response_annotations = reply.annotations
             self._pyroResponseAnnotations(reply.annotations, reply.type)
-        elif ctx.response_annotations:
-            ctx.response_annotations = {}
         return self._pyroDecode(reply, serializer)
 
     def _pyroFastRequest(
