@@ -15,6 +15,8 @@ from pyrite.api import Proxy, SharedProxy
 from pyrite.core import errors
 from pyrite.core.callcontext import current_context
 
+from tests.interop import services
+
 from .conftest import TIMEOUT, Server, set_serializer
 
 JOIN = 30.0
@@ -280,7 +282,12 @@ def test_a_stream_collected_on_the_loop_thread_is_closed_without_stopping_the_lo
         runner = shared_module._loop_thread
         assert runner is not None
         collected = threading.Event()
-        runner.loop.call_soon_threadsafe(lambda: (gc.collect(), collected.set()))
+
+        def collect() -> None:
+            gc.collect()
+            collected.set()
+
+        runner.loop.call_soon_threadsafe(collect)
         assert collected.wait(TIMEOUT), "the loop thread hung closing the stream"
         assert p.add(1, 2) == 3
         deadline = time.monotonic() + TIMEOUT
@@ -307,3 +314,40 @@ def test_a_oneway_or_failed_call_leaves_no_response_annotations_behind(server: S
         with pytest.raises(errors.TimeoutError):
             p.pause(1.0)
         assert current_context.response_annotations == {}
+
+
+@pytest.mark.parametrize("lib", ["pyrite", "Pyro5"])
+def test_the_handshake_response_annotations_reach_the_hook_and_the_thread(lib: str) -> None:
+    """As with Proxy: the annotations of the daemon's MSG_CONNECTOK go to
+    ``_pyroResponseAnnotations`` and into the connecting thread's context."""
+    api = services.pyrite().api if lib == "pyrite" else services.pyro5().api
+
+    class Annotating(api.Daemon):  # type: ignore[misc, name-defined]
+        def validateHandshake(self, conn: Any, data: Any) -> Any:
+            api.current_context.response_annotations = {"HSHK": b"welcome"}
+            return "hello"
+
+    @api.expose
+    class Thing:
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    daemon = Annotating(host="127.0.0.1", port=0)
+    uri = str(daemon.register(Thing(), "thing"))
+    served = services.serve(daemon, f"{lib} annotating daemon")
+    seen: list[tuple[int, dict[str, bytes]]] = []
+
+    class Hooked(SharedProxy):
+        def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
+            seen.append((msgtype, dict(annotations)))
+
+    try:
+        p = Hooked(uri)
+        p._pyroTimeout = TIMEOUT
+        with p:
+            p._pyroBind()
+            assert (2, {"HSHK": b"welcome"}) in seen  # MSG_CONNECTOK
+            assert current_context.response_annotations == {"HSHK": b"welcome"}
+            assert p.add(1, 2) == 3
+    finally:
+        served.stop()

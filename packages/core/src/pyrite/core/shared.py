@@ -123,11 +123,18 @@ def shutdown_loop() -> None:
 atexit.register(shutdown_loop)
 
 
-async def _in_context(annotations: dict[str, bytes], corr_id: Any, coro: Coroutine[Any, Any, T]) -> T:
-    # the loop task takes the calling thread's context (task-local: the loop is running)
+async def _in_context(
+    annotations: dict[str, bytes], corr_id: Any, coro: Coroutine[Any, Any, T], response: dict[str, bytes]
+) -> T:
+    # the loop task takes the calling thread's context (task-local: the loop is running), and
+    # hands back the response annotations a handshake on the way left in it
     current_context.annotations = annotations
     current_context.correlation_id = corr_id
-    return await coro
+    current_context.response_annotations = {}
+    try:
+        return await coro
+    finally:
+        response.update(current_context.response_annotations)
 
 
 class _Inner(AioProxy):
@@ -141,6 +148,11 @@ class _Inner(AioProxy):
     def _pyroValidateHandshake(self, response: Any) -> Any:
         outer = self.__dict__["_pyroOuter"]()
         return None if outer is None else outer._pyroValidateHandshake(response)
+
+    def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
+        outer = self.__dict__["_pyroOuter"]()
+        if outer is not None:
+            outer._pyroResponseAnnotations(annotations, msgtype)
 
 
 class SharedProxy:
@@ -159,11 +171,15 @@ class SharedProxy:
             raise PyroError("a SharedProxy cannot be called from its own event-loop thread")
         if annotations is None:
             annotations = self._pyroAnnotations()
+        response: dict[str, bytes] = {}
         future: Future[T] = asyncio.run_coroutine_threadsafe(
-            _in_context(annotations, current_context.correlation_id, coro), runner.loop
+            _in_context(annotations, current_context.correlation_id, coro, response), runner.loop
         )
         try:
-            return future.result()
+            result = future.result()
+            if response:  # as Proxy: a connect's handshake annotations land in the calling thread
+                current_context.response_annotations = response
+            return result
         except CancelledError:
             raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
         except BaseException:
@@ -317,7 +333,8 @@ class SharedProxy:
         return annotations
 
     def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
-        """Called (in the calling thread) with a response's annotations, if it has any."""
+        """Called with a response's annotations, if it has any: a reply's in the calling thread,
+        the connect handshake's (MSG_CONNECTOK) on the loop thread, as ``_pyroValidateHandshake``."""
 
     def _pyroGetMetadata(self, objectId: str | None = None, known_metadata: dict[str, Any] | None = None) -> None:
         """Fetch (or take ``known_metadata``) the remote object's methods, oneway methods and attributes."""
