@@ -351,3 +351,33 @@ def test_the_handshake_response_annotations_reach_the_hook_and_the_thread(lib: s
             assert p.add(1, 2) == 3
     finally:
         served.stop()
+
+
+def test_a_call_the_loop_takes_as_it_stops_fails_instead_of_hanging(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connect handed to the loop thread just as that loop stops (a shutdown racing the call)
+    ends with ConnectionClosedError, never a wait for ever; so does one handed to a loop that
+    has closed meanwhile (not a RuntimeError)."""
+    from pyrite.core import shared as shared_module
+
+    for _ in range(5):
+        p = shared(server.svc_uri)
+        runner = shared_module._loop()
+        outcome: list[Any] = []
+
+        def bind(_: int) -> None:
+            runner.loop.call_soon_threadsafe(runner.loop.stop)
+            try:
+                outcome.append(p._pyroBind())
+            except errors.ConnectionClosedError as exc:
+                outcome.append(exc)
+
+        run_threads(bind, 1)
+        assert outcome and (outcome[0] is True or isinstance(outcome[0], errors.ConnectionClosedError))
+        runner.thread.join(JOIN)
+        p._pyroRelease()
+    assert runner.loop.is_closed()
+    monkeypatch.setattr(shared_module, "_loop", lambda: runner)  # as if taken just before it closed
+    with pytest.raises(errors.ConnectionClosedError):
+        shared(server.svc_uri)._pyroBind()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import inspect
 import sys
 import threading
 import weakref
@@ -77,7 +78,12 @@ class _LoopThread:
         finally:
             with contextlib.suppress(Exception):
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
+                # calls the loop took as it stopped: cancelled, so their callers hear of it now
+                while pending := asyncio.all_tasks(self.loop):  # (one may come in meanwhile)
+                    for task in pending:
+                        task.cancel()
+                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()  # a call handed in after this never starts (_wait sees the thread end)
 
     def stop(self) -> None:
         """Cancel what is still running (its callers get an error instead of waiting forever),
@@ -121,6 +127,24 @@ def shutdown_loop() -> None:
 
 
 atexit.register(shutdown_loop)
+
+
+def _wait(future: Future[T], runner: _LoopThread) -> T:
+    """The result of a call handed to the loop thread, waited for in bounded steps: a loop that
+    stops before it settles the call (shut down, or stopped as it took the call) cannot hang us."""
+    try:
+        while True:
+            try:
+                return future.result(WATCH_INTERVAL)
+            except FutureTimeoutError:
+                if not runner.thread.is_alive() and not future.done():
+                    break  # nothing left to cancel: the loop is gone
+    except CancelledError:
+        raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
+    except BaseException:
+        future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
+        raise
+    raise ConnectionClosedError("the SharedProxy event loop stopped before it answered the call")
 
 
 async def _in_context(
@@ -172,19 +196,23 @@ class SharedProxy:
         if annotations is None:
             annotations = self._pyroAnnotations()
         response: dict[str, bytes] = {}
-        future: Future[T] = asyncio.run_coroutine_threadsafe(
-            _in_context(annotations, current_context.correlation_id, coro, response), runner.loop
-        )
+        task = _in_context(annotations, current_context.correlation_id, coro, response)
         try:
-            result = future.result()
-            if response:  # as Proxy: a connect's handshake annotations land in the calling thread
-                current_context.response_annotations = response
-            return result
-        except CancelledError:
-            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
-        except BaseException:
-            future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
+            future: Future[T] = asyncio.run_coroutine_threadsafe(task, runner.loop)
+        except RuntimeError:  # the loop closed meanwhile
+            task.close()
+            coro.close()
+            raise ConnectionClosedError("the SharedProxy event loop was shut down") from None
+        try:
+            result = _wait(future, runner)
+        except ConnectionClosedError:  # the loop is done with the call: it may never have begun it
+            for unstarted in (task, coro):
+                if inspect.getcoroutinestate(unstarted) == inspect.CORO_CREATED:
+                    unstarted.close()  # no "never awaited" warning
             raise
+        if response:  # as Proxy: a connect's handshake annotations land in the calling thread
+            current_context.response_annotations = response
+        return result
 
     # ------------------------------------------------------------------ attributes
 
@@ -418,19 +446,7 @@ class SharedProxy:
             raise ConnectionClosedError("the SharedProxy event loop was shut down") from None
         if on_loop:
             return None, serializer  # a oneway call: it goes out on the loop's next turn
-        try:
-            while True:
-                try:
-                    return future.result(WATCH_INTERVAL), serializer
-                except FutureTimeoutError:
-                    # bounded waits: a loop that stopped before it ran this call cannot hang us
-                    if not runner.thread.is_alive():
-                        raise ConnectionClosedError("the SharedProxy event loop stopped") from None
-        except CancelledError:
-            raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
-        except BaseException:
-            future.cancel()  # e.g. ^C in the caller: the reply is dropped when it comes
-            raise
+        return _wait(future, runner), serializer
 
     def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:
         if self._pyroRawWireResponse:
