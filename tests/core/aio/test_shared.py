@@ -381,3 +381,18 @@ def test_a_call_the_loop_takes_as_it_stops_fails_instead_of_hanging(
     monkeypatch.setattr(shared_module, "_loop", lambda: runner)  # as if taken just before it closed
     with pytest.raises(errors.ConnectionClosedError):
         shared(server.svc_uri)._pyroBind()
+
+
+def test_shutdown_loop_closes_a_connection_only_bound(server: Server) -> None:
+    """shutdown_loop closes every SharedProxy connection, also one that was only bound (made on
+    the loop by _pyroBind, no call through it yet); it used to stay open, its socket leaked."""
+    from pyrite.core.shared import shutdown_loop
+
+    p = shared(server.svc_uri)
+    p._pyroBind()
+    channel = p._pyroConnection
+    assert channel is not None
+    shutdown_loop()
+    assert channel.closed
+    assert p.add(1, 2) == 3  # a new loop, a new connection
+    p._pyroRelease()

@@ -169,6 +169,13 @@ class _Inner(AioProxy):
         self.__dict__["_pyroOuter"] = weakref.ref(outer)
         return self
 
+    async def _pyroConnect(self, replace_uri: bool) -> PipelineChannel:
+        channel = await super()._pyroConnect(replace_uri)
+        runner = _loop_thread
+        if runner is not None and runner.loop is channel.loop:
+            runner.channels.add(channel)  # shutdown_loop closes it, however it was first used
+        return channel
+
     def _pyroValidateHandshake(self, response: Any) -> Any:
         outer = self.__dict__["_pyroOuter"]()
         return None if outer is None else outer._pyroValidateHandshake(response)
