@@ -396,3 +396,56 @@ def test_shutdown_loop_closes_a_connection_only_bound(server: Server) -> None:
     assert channel.closed
     assert p.add(1, 2) == 3  # a new loop, a new connection
     p._pyroRelease()
+
+
+def test_a_oneway_flood_into_a_daemon_that_stops_reading_holds_the_caller(start_daemon: Any) -> None:
+    """Oneway calls into a peer that reads nothing more wait for the write buffer to drain, as the
+    sync Proxy's blocking send does; they used to return at once and pile up in the buffer without
+    bound (here: 100 MB).  Once the daemon reads again, every call goes out, none is lost."""
+    from pyrite.api import Daemon, expose, oneway
+    from pyrite.core.config import config
+
+    config.SERVERTYPE = "multiplex"
+    config.ONEWAY_THREADS = 1  # one oneway runs, 64 wait: then the daemon reads this connection no more
+    gate = threading.Event()
+    received: list[int] = []
+
+    @expose
+    class Sink:
+        @oneway
+        def put(self, data: bytes) -> None:
+            gate.wait(JOIN)
+            received.append(len(data))
+
+    daemon = Daemon(host="127.0.0.1")
+    uri = daemon.register(Sink())
+    start_daemon(daemon)
+    size, count = 256 * 1024, 400
+    payload = b"x" * size
+    p = shared(str(uri))
+    p._pyroSerializer = "marshal"  # bytes arrive as bytes
+    sent = [0]
+
+    def flood() -> None:
+        for _ in range(count):
+            p.put(payload)
+            sent[0] += 1
+
+    flooder = threading.Thread(target=flood, name="flooder", daemon=True)
+    flooder.start()
+    try:
+        last, deadline = -1, time.monotonic() + 15.0
+        while time.monotonic() < deadline and flooder.is_alive() and sent[0] != last:
+            last = sent[0]
+            time.sleep(1.0)  # until the count stops moving: the caller is held
+        assert flooder.is_alive(), f"all {count} oneway calls ({count * size >> 20} MB) returned unread"
+        assert sent[0] * size < 60 * 1024 * 1024  # the daemon's backlog, kernel socket buffers, high water
+    finally:
+        gate.set()
+    flooder.join(JOIN)
+    assert not flooder.is_alive() and sent[0] == count
+    deadline = time.monotonic() + JOIN
+    while len(received) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received == [size] * count
+    p._pyroRelease()

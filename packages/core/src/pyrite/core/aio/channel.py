@@ -119,6 +119,7 @@ class PipelineChannel(asyncio.Protocol):
         self.local_address: Any = None
         self._paused = False
         self._drained: list[asyncio.Future[None]] = []
+        self._held: list[concurrent.futures.Future[ReceivingMessage | None]] = []  # see _take_inbox
         # Write coalescing: the first request after a reply goes out at once; requests that follow
         # it before the next reply (other tasks, same loop turn) are gathered and written together
         # by one callback, so 100 concurrent calls cost a few sends instead of 100.
@@ -242,7 +243,10 @@ class PipelineChannel(asyncio.Protocol):
         ``SharedProxy``'s fast path: no task and no asyncio future per call.  The reply settles the
         returned future right in ``data_received``; requests from many threads that wait for the
         loop are taken in one turn (one wake-up of the loop for all of them).  A caller that gives
-        up (cancels the future) leaves the reply to be dropped, as for a timed-out task."""
+        up (cancels the future) leaves the reply to be dropped, as for a timed-out task.  A oneway
+        call's future settles when it is handed to the transport, or, while the transport's write
+        buffer is over its high-water mark, once that drains (a peer that stops reading stops its
+        callers, instead of the buffer growing without bound)."""
         result: concurrent.futures.Future[ReceivingMessage | None] = concurrent.futures.Future()
         with self._inbox_lock:
             self._inbox.append((build, expect_reply, timeout, result))
@@ -275,7 +279,10 @@ class PipelineChannel(asyncio.Protocol):
                 result.set_exception(exc)
                 continue
             if not expect_reply:
-                result.set_result(None)
+                if self._paused:
+                    self._held.append(result)  # back-pressure: its caller waits until the buffer drains
+                else:
+                    result.set_result(None)
             elif timeout:
                 # the timer goes with the reply: a pending timer would hold the future, and so
                 # the reply it carries, for the whole timeout after the caller took it
@@ -342,6 +349,13 @@ class PipelineChannel(asyncio.Protocol):
         for waiter in drained:
             if not waiter.done():
                 waiter.set_result(None)
+        held, self._held = self._held, []
+        for result in held:  # oneway calls from other threads that waited for the buffer to drain
+            if not result.done():
+                if self.error is None:
+                    result.set_result(None)
+                else:  # the connection went before they were written out
+                    result.set_exception(self.error)
 
 
 class BufferedChannel(PipelineChannel, asyncio.BufferedProtocol):
