@@ -449,3 +449,15 @@ def test_a_oneway_flood_into_a_daemon_that_stops_reading_holds_the_caller(start_
         time.sleep(0.05)
     assert received == [size] * count
     p._pyroRelease()
+
+
+def test_pyro_seq_counts_the_connections_requests(server: Server) -> None:
+    """``_pyroSeq``, as on Proxy: 0 before a connection, then the last request's sequence number."""
+    p = shared(server.svc_uri)
+    assert p._pyroSeq == 0
+    p._pyroBind()
+    before = p._pyroSeq
+    run_threads(lambda k: [p.add(k, 1) for _ in range(5)], 4)
+    assert p._pyroSeq == (before + 20) & 0xFFFF
+    p._pyroRelease()
+    assert p._pyroSeq == 0

@@ -335,6 +335,13 @@ class SharedProxy:
         return self.__dict__["_pyroAio"]._pyroConnection
 
     @property
+    def _pyroSeq(self) -> int:
+        """The sequence number of the last request sent on the connection (0 before any; read only:
+        the threads' requests share the connection's counter)."""
+        channel = self._pyroConnection
+        return 0 if channel is None else int(channel.session.seq)
+
+    @property
     def _pyroLocalSocket(self) -> Any:
         """The local address of the connection, once connected."""
         return self.__dict__["_pyroAio"]._pyroLocalSocket
