@@ -14,7 +14,10 @@ event-loop thread that every SharedProxy of the process shares)::
 
 Each call carries the calling thread's ``current_context`` annotations and
 correlation id, and the response annotations land in the calling thread's
-context.  Results are deserialized in the calling thread.  The loop thread
+context.  Results are deserialized in the calling thread.  Replies come in
+request order, so a slow call holds up the calls behind it on the connection
+(their timeouts run meanwhile): a slow call is better made on a proxy of its
+own.  The loop thread
 starts with the first SharedProxy call and stops at interpreter exit (or with
 ``shutdown_loop()``; a later call starts it again).
 """
