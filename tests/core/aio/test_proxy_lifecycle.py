@@ -153,3 +153,36 @@ def test_a_proxy_in_use_on_another_threads_loop_is_a_clear_error(server: Server,
         await p._pyroRelease()
 
     run(afterwards())
+
+
+@pytest.mark.parametrize("timeout", [None, TIMEOUT])
+def test_a_stream_whose_reply_came_as_its_task_was_cancelled_is_closed(
+    server: Server, run: Any, monkeypatch: pytest.MonkeyPatch, timeout: Any
+) -> None:
+    """The reply settles the waiter and the task is cancelled before it resumes: the task never
+    sees the stream its call opened, so the channel closes it on the daemon (it used to live as
+    long as the connection)."""
+    from pyrite.core.aio import channel as channel_module
+
+    settle = channel_module._settle
+    victim: list[asyncio.Task[Any]] = []
+
+    def settle_then_cancel(waiter: Any, reply: Any, error: Any = None) -> None:
+        settle(waiter, reply, error)
+        if victim and reply is not None:
+            victim.pop().cancel()  # the waiter has its result; the task has not resumed yet
+
+    async def main() -> None:
+        async with proxy(server.svc_uri, _pyroTimeout=timeout) as p:
+            await p._pyroBind()
+            before = len(server.daemon.streaming_responses)
+            monkeypatch.setattr(channel_module, "_settle", settle_then_cancel)
+            task = asyncio.ensure_future(p.generate(3))
+            victim.append(task)
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, TIMEOUT)
+            monkeypatch.setattr(channel_module, "_settle", settle)
+            assert await p.echo(1) == 1
+            assert await _streams_settle(server, before) == before
+
+    run(main())

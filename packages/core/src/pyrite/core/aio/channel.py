@@ -314,6 +314,26 @@ class PipelineChannel(asyncio.Protocol):
         if self.error is not None:
             raise self.error
 
+    async def drain_before(self, waiter: asyncio.Future[ReceivingMessage]) -> None:
+        """``drain()`` before waiting for ``waiter``; if the drain fails or is cancelled, ``waiter``
+        is given up (or, already failed, its error retrieved: it is the one raised here)."""
+        try:
+            await self.drain()
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # never "exception not retrieved"
+            else:
+                waiter.cancel()
+            raise
+
+    def abandon(self, waiter: asyncio.Future[ReceivingMessage]) -> None:
+        """The caller of ``waiter`` was cancelled.  If its reply had come already (the task was
+        cancelled before it could resume) and opened an item stream, close that on the daemon."""
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            reply = waiter.result()
+            if reply.flags & FLAGS_ITEMSTREAMRESULT and self.error is None:
+                self._close_stream(reply)
+
     def close(self) -> None:
         """Close the connection (after writing what is still gathered, e.g. a last oneway call);
         every caller still waiting gets ConnectionClosedError."""

@@ -393,8 +393,11 @@ class Proxy:
                 serializer.serializer_id, payload, 0, self._pyroAnnotations(), ctx.task_get("correlation_id")
             )
             waiter = channel.send(msg)
-            assert waiter is not None
-            reply: ReceivingMessage | None = await waiter
+            try:
+                reply: ReceivingMessage | None = await waiter
+            except asyncio.CancelledError:
+                channel.abandon(waiter)  # as in _pyroRequest
+                raise
         else:
             corr_id = ctx.task_get("correlation_id")
             reply, serializer = await self._pyroRequest(
@@ -444,18 +447,14 @@ class Proxy:
             await channel.drain()
             return None, serializer
         waiter = channel.send(msg)
-        assert waiter is not None
         if channel.writing_paused:  # many large requests in flight: let the buffer drain first
-            try:
-                await channel.drain()
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    waiter.exception()  # the same error, raised here: never "exception not retrieved"
-                else:
-                    waiter.cancel()
-                raise
+            await channel.drain_before(waiter)
         timeout = d["_pyroTimeout"]
-        reply = await (channel.wait(waiter, timeout) if timeout else waiter)
+        try:
+            reply = await (channel.wait(waiter, timeout) if timeout else waiter)
+        except asyncio.CancelledError:
+            channel.abandon(waiter)  # its reply may have come just before: a stream it opened is closed
+            raise
         return reply, serializer
 
     async def _pyroLiveChannel(self) -> PipelineChannel:
