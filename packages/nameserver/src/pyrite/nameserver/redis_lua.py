@@ -155,8 +155,10 @@ return count
 """
 )
 
-# ARGV: prefix, mode ('all' | 'prefix' | 'tags_all' | 'tags_any'), argument(s)
-# -> flat list: name, metadata JSON, replica flag, number of URIs, the URIs ... for every live name
+# ARGV: prefix, mode ('all' | 'prefix' | 'tags_all' | 'tags_any' | 'scan'), argument(s)
+# -> flat list: name, metadata JSON, replica flag, number of URIs, the URIs ... for every live name;
+#    'scan' takes a ZSCAN cursor and a name prefix ('' for all), and puts the next cursor
+#    first: one bounded step, so a large registry never blocks Redis (a name may come twice)
 QUERY = (
     _READ_ONLY
     + _PROLOGUE
@@ -164,7 +166,14 @@ QUERY = (
 local mode = ARGV[2]
 local now = now_ms()
 local names
-if mode == 'tags_all' or mode == 'tags_any' then
+local out = {}
+if mode == 'scan' then
+  -- one step of a ZSCAN over every name: bounded work per call however large the registry
+  local step = redis.call('ZSCAN', P .. 'names', ARGV[3], 'COUNT', 1000)
+  table.insert(out, step[1])
+  names = {}
+  for i = 1, #step[2], 2 do table.insert(names, step[2][i]) end
+elseif mode == 'tags_all' or mode == 'tags_any' then
   local keys = {}
   for i = 3, #ARGV do table.insert(keys, P .. 't:' .. ARGV[i]) end
   if mode == 'tags_all' then names = redis.call('SINTER', unpack(keys))
@@ -173,9 +182,9 @@ else
   names = redis.call('ZRANGEBYSCORE', P .. 'names', now, '+inf')
 end
 local prefix = ARGV[3]
-local out = {}
+if mode == 'scan' then prefix = ARGV[4] or '' end
 for _, name in ipairs(names) do
-  if mode ~= 'prefix' or string.sub(name, 1, #prefix) == prefix then
+  if (mode ~= 'prefix' and mode ~= 'scan') or string.sub(name, 1, #prefix) == prefix then
     local entry = redis.call('HMGET', P .. 'e:' .. name, 'meta', 'replica')
     if entry[1] then
       local uris = live(name, now)

@@ -89,8 +89,11 @@ class RedisStorage(LeaseOperations, MutableMapping):  # type: ignore[type-arg]
                     decode_responses=True,
                     socket_connect_timeout=CONNECT_TIMEOUT,
                     socket_timeout=SOCKET_TIMEOUT,
-                    retry=Retry(ExponentialBackoff(cap=0.4, base=0.05), 3),
-                    retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                    # retried: a refused or dropped connection (the command never ran); not
+                    # retried: a timeout, where a hung server would cost 4x the socket timeout
+                    # and a slow one could run a write twice (a safe register then seeing TAKEN)
+                    retry=Retry(ExponentialBackoff(cap=0.4, base=0.05), 3, supported_errors=(RedisConnectionError,)),
+                    retry_on_error=[RedisConnectionError],
                 )
             except ValueError as exc:
                 raise ValueError(f"invalid redis storage url {self.location!r}: {exc}") from None
@@ -137,8 +140,24 @@ class RedisStorage(LeaseOperations, MutableMapping):  # type: ignore[type-arg]
         return json.dumps(sorted(set(metadata or ())))
 
     def _query(self, mode: str, *args: str) -> dict[str, Row]:
-        flat = self._run("QUERY", mode, *args)
+        if mode in ("all", "prefix"):
+            return self._scan(args[0] if args else "")
+        return self._rows(self._run("QUERY", mode, *args), {})
+
+    def _scan(self, prefix: str) -> dict[str, Row]:
+        """Every live name starting with ``prefix``, read in bounded steps (ZSCAN): one script
+        over a large registry would block Redis for seconds and outlast the socket timeout."""
         rows: dict[str, Row] = {}
+        cursor = "0"
+        while True:
+            flat = self._run("QUERY", "scan", cursor, prefix)
+            cursor = str(flat[0])
+            self._rows(flat[1:], rows)
+            if cursor == "0":
+                return rows
+
+    @staticmethod
+    def _rows(flat: list[Any], rows: dict[str, Row]) -> dict[str, Row]:
         i = 0
         while i < len(flat):
             name, meta, replica, count = flat[i], flat[i + 1], flat[i + 2], int(flat[i + 3])
@@ -268,8 +287,9 @@ class RedisStorage(LeaseOperations, MutableMapping):  # type: ignore[type-arg]
 
     def clear(self) -> None:
         """Remove every key under this storage's prefix (tests; the name server never calls it)."""
+        pattern = "".join("\\" + c if c in "*?[]\\^-" else c for c in self.prefix) + "*"
         try:
-            keys = list(self._client.scan_iter(match=self.prefix + "*", count=1000))
+            keys = list(self._client.scan_iter(match=pattern, count=1000))
             for start in range(0, len(keys), 500):
                 self._client.delete(*keys[start : start + 500])
         except RedisError as exc:
