@@ -4,6 +4,7 @@ closes mid-reply, a peer that never answers.  The proxy raises clearly, never ha
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import pytest
 from pyrite.core import errors, plugins
 from pyrite.core.protocol import HEADER_SIZE, MSG_CONNECTOK, MSG_RESULT
 from pyrite.core.session import SERVER, Session
+from pyrite.core.shared import SharedProxy
 
 from .conftest import proxy
 
@@ -199,3 +201,42 @@ def test_a_huge_declared_reply_costs_memory_only_as_it_arrives(peer: FakePeer, r
 
     grown = run(main())
     assert grown < 100, f"RSS grew by {grown:.0f} MB for a reply that declared 900 MiB and sent 1 MiB"
+
+
+REASON = 20 * 1024 * 1024  # characters in a refusal's reason
+
+
+def big_refusal(conn: socket.socket, session: Session) -> None:
+    request = read_message(conn, session)
+    ser = plugins.get_serializer_by_id(request.serializer_id)
+    conn.sendall(session.refusal(request, request.serializer_id, ser.dumps("x" * REASON)).data)
+    drain_until_closed(conn)
+
+
+@pytest.mark.parametrize("peer", [big_refusal], indirect=True)
+def test_a_refused_connect_keeps_no_memory_until_a_gc(peer: FakePeer, run: Any, shared_loop: None) -> None:
+    """The error of a failed connect is in no reference cycle (its traceback holds the frame that
+    held the future it was set on): dropped, it frees the reply it came from at once, with no
+    cyclic GC, in aio.Proxy and in SharedProxy.  Five refusals with a 20 MB reason each."""
+    uri = f"PYRO:thing@127.0.0.1:{peer.port}"
+
+    async def refused() -> None:
+        for _ in range(5):
+            p = proxy(uri)
+            with pytest.raises(errors.CommunicationError, match="rejected"):
+                await p._pyroBind()
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = _rss_mb()
+        run(refused())
+        for _ in range(5):
+            shared = SharedProxy(uri)
+            shared._pyroTimeout = WAIT
+            with pytest.raises(errors.CommunicationError, match="rejected"):
+                shared._pyroBind()
+        grown = _rss_mb() - before
+    finally:
+        gc.enable()
+    assert grown < 100, f"RSS grew by {grown:.0f} MB over ten refused connects (kept until a cyclic GC)"

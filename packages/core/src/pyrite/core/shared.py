@@ -147,6 +147,8 @@ def _wait(future: Future[T], runner: _LoopThread) -> T:
     except BaseException:
         future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
         raise
+    finally:
+        del future  # (as in SharedProxy._pyroRun: no cycle between the error and its future)
     raise ConnectionClosedError("the SharedProxy event loop stopped before it answered the call")
 
 
@@ -220,6 +222,8 @@ class SharedProxy:
                 if inspect.getcoroutinestate(unstarted) == inspect.CORO_CREATED:
                     unstarted.close()  # no "never awaited" warning
             raise
+        finally:
+            del future  # a failed call's error holds this frame: no cycle through the future holding it
         if response:  # as Proxy: a connect's handshake annotations land in the calling thread
             current_context.response_annotations = response
         return result

@@ -120,8 +120,7 @@ class Proxy:
         return hash(self._pyroUri)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        # the same 6-tuple as the sync Proxy: it travels as a plain proxy
-        return proxy_state(self)
+        return proxy_state(self)  # the same 6-tuple as the sync Proxy: it travels as a plain proxy
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         Proxy.__init__(self, state[0])
@@ -212,8 +211,7 @@ class Proxy:
 
     def _pyroAnnotations(self) -> dict[str, bytes]:
         """The annotations sent with each message: the current task's ``current_context.annotations``."""
-        annotations: dict[str, bytes] = current_context.task_get("annotations")
-        return annotations
+        return current_context.task_get("annotations")  # type: ignore[no-any-return]
 
     def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
         """Called with a response's annotations, if it has any (also in the task's
@@ -236,19 +234,21 @@ class Proxy:
             if pending.get_loop() is not loop:
                 check_loop_free(pending.get_loop(), d["_pyroUri"])
                 break
-            await asyncio.shield(pending)
+            try:
+                await asyncio.shield(pending)
+            finally:  # a failed connect's error holds this frame: no cycle through its future
+                del pending
         done: asyncio.Future[None] = loop.create_future()
         done.add_done_callback(lambda f: f.cancelled() or f.exception())  # never "exception not retrieved"
         d["_pyroConnecting"] = done
         try:
             channel = await self._pyroConnect(replace_uri)
-        except Exception as exc:
-            done.set_exception(exc)
-            raise
-        except BaseException:
-            # cancelled (or interrupted): that is this task's business only; the tasks waiting
-            # for this connect wake up and make one of their own
-            done.set_result(None)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                done.set_exception(exc)
+            else:  # cancelled (or ^C): this task's business only; the tasks waiting make their own connect
+                done.set_result(None)
+            del done  # (as above: the error's traceback holds this frame)
             raise
         else:
             done.set_result(None)
