@@ -351,6 +351,8 @@ class PipelineChannel(asyncio.Protocol):
     def _shut(self, error: PyroError) -> None:
         if self.error is None:
             self.error = error
+        if self.session.partial:  # the buffer of a half-received reply goes now, not with the channel
+            self.session = Session(CLIENT, seq=self.session.seq)
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
