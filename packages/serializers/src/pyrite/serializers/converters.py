@@ -163,7 +163,8 @@ def daemon_to_dict(daemon: Any) -> dict[str, Any]:
 
 
 def wrapper_to_dict(wrapper: ExceptionWrapper) -> dict[str, Any]:
-    return {"__class__": WRAPPER_CLASSNAME, "exception": exception_to_dict(wrapper.exception)}
+    # as Pyro5: the wrapped exception goes through class_to_dict, so a user converter applies
+    return {"__class__": WRAPPER_CLASSNAME, "exception": class_to_dict(wrapper.exception)}
 
 
 _PROXY_CLASSES = (
