@@ -274,10 +274,12 @@ def test_correlation_id_and_context(daemon, conn, serpent):
         "ann": ["XABC"],
         "client": True,
     }
-    # without one, the reply carries none
-    handle_message(daemon, conn, call(serpent, "thing", "add", (1,)))
-    msg = last_reply(conn)
-    assert not msg.flags & FLAGS_CORR_ID and msg.correlation_id is None
+    # without one, the call gets a fresh one (as in Pyro5) and the reply carries it
+    handle_message(daemon, conn, call(serpent, "thing", "context", seq=78))
+    msg, data = result(conn, serpent)
+    assert msg.flags & FLAGS_CORR_ID and msg.correlation_id not in (None, corr)
+    assert data["corr"] == str(msg.correlation_id)
+    assert data["flags"] == 0  # the context shows the request's own flags
 
 
 def test_response_annotations_from_call_and_daemon(serpent, conn):

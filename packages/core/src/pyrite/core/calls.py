@@ -156,8 +156,19 @@ def blob_call(msg: ReceivingMessage) -> tuple[Any, Any, tuple[Any, ...], dict[st
 
 def set_context(conn: Any, msg: ReceivingMessage, request: bool = False) -> Any:
     """Fill ``current_context`` for a message from ``conn`` (for a ``request`` also its seq,
-    flags and serializer id); the raw correlation id or None."""
-    corr = msg.corr_id if msg.flags & FLAGS_CORR_ID else None
+    flags and serializer id); the raw correlation id.
+
+    As in Pyro5, a message without a correlation id gets a fresh random one: the call
+    sees it (and passes it on to the calls it makes), and ``msg`` is marked to carry it,
+    so the reply does too."""
+    flags = msg.flags
+    if flags & FLAGS_CORR_ID:
+        corr = msg.corr_id
+        corr_uuid = _UUID(bytes=bytes(corr))
+    else:
+        corr_uuid = uuid.uuid4()
+        corr = msg.corr_id = corr_uuid.bytes
+        msg.flags = flags | FLAGS_CORR_ID
     try:
         addr = conn.peer_address
     except Exception:
@@ -166,8 +177,8 @@ def set_context(conn: Any, msg: ReceivingMessage, request: bool = False) -> Any:
         conn,
         addr,
         msg.annotations,
-        _UUID(bytes=bytes(corr)) if corr is not None else None,
-        (msg.seq, msg.flags, msg.serializer_id) if request else None,
+        corr_uuid,
+        (msg.seq, flags, msg.serializer_id) if request else None,
     )
     return corr
 

@@ -213,10 +213,10 @@ class Dispatcher:
         result, "meta": the object's metadata}`` (and ``session.handshake_done``
         and ``conn.handshaked`` are set), or MSG_CONNECTFAIL with the reason.
         """
+        if config.LOGWIRE:  # before set_context, which may add a correlation id to msg
+            log_wiredata(log, "daemon handshake received", msg)
         set_context(conn, msg)
         current_context.response_annotations = {}
-        if config.LOGWIRE:
-            log_wiredata(log, "daemon handshake received", msg)
         try:
             if msg.type != MSG_CONNECT:
                 raise ProtocolError(f"invalid msg type {msg.type} received (expected: {MSG_CONNECT})")
@@ -278,10 +278,10 @@ class Dispatcher:
         only if the connection must be dropped.  ``here``: the call is made in this thread right
         after (``serve_request``), so the call context need not be captured for another.
         """
+        if config.LOGWIRE:  # before set_context, which may add a correlation id to msg
+            log_wiredata(log, "daemon wiredata received", msg)
         corr = set_context(conn, msg, request=True)
         flags = msg.flags
-        if config.LOGWIRE:
-            log_wiredata(log, "daemon wiredata received", msg)
         msg_type = msg.type
         if msg_type != MSG_INVOKE:
             if msg_type == MSG_PING:
