@@ -157,6 +157,15 @@ def test_close_cancels_awaited_calls_and_their_clients_get_an_error(threads: Any
     run(main())
 
 
+def asyncio_sync_daemon() -> Any:
+    """A sync Daemon on the asyncio engine (SERVERTYPE "asyncio"), served with requestLoop()."""
+    config.SERVERTYPE = "asyncio"
+    try:
+        return SyncDaemon(host=HOST)
+    finally:
+        config.SERVERTYPE = "thread"
+
+
 def long_call(uri: Any) -> Any:
     with pyrite_proxy(uri, timeout=8.0) as proxy:
         return proxy.long()
@@ -165,11 +174,7 @@ def long_call(uri: Any) -> Any:
 def test_request_loop_ending_cancels_awaited_calls(threads: Any) -> None:
     """SERVERTYPE "asyncio" with requestLoop(): shutdown() from another thread while a call is
     awaited; the caller gets a DaemonError instead of waiting for its timeout."""
-    config.SERVERTYPE = "asyncio"
-    try:
-        daemon = SyncDaemon(host=HOST)
-    finally:
-        config.SERVERTYPE = "thread"
+    daemon = asyncio_sync_daemon()
     service = Service()
     uri = daemon.register(service, "service")
     server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
@@ -295,11 +300,7 @@ def test_close_ends_what_workers_await_on_the_loop(threads: Any, client: Any) ->
 def test_request_loop_ending_ends_a_batch_awaiting_on_the_loop(threads: Any) -> None:
     """With requestLoop() the loop itself goes: a worker awaiting on it got stuck for good."""
     pyro5_config.SERIALIZER = "serpent"
-    config.SERVERTYPE = "asyncio"
-    try:
-        daemon = SyncDaemon(host=HOST)
-    finally:
-        config.SERVERTYPE = "thread"
+    daemon = asyncio_sync_daemon()
     service = Streams()
     uri = daemon.register(service, "streams")
     server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
@@ -340,11 +341,7 @@ def test_clear_errors_for_the_wrong_event_loop() -> None:
 def test_request_loop_whose_condition_ends_cancels_awaited_calls(threads: Any) -> None:
     """The loop of requestLoop(condition) goes when the condition is false, daemon open or not:
     an awaited call ends with a DaemonError instead of leaving its client to its timeout."""
-    config.SERVERTYPE = "asyncio"
-    try:
-        daemon = SyncDaemon(host=HOST)
-    finally:
-        config.SERVERTYPE = "thread"
+    daemon = asyncio_sync_daemon()
     service = Service()
     uri = daemon.register(service, "service")
     stop = threading.Event()
