@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tests.daemons import JOIN, LoopThread, running
 
-__all__ = ["JOIN", "LoopThread", "running", "wait_for", "pyrite_proxy", "pyro5_proxy"]
+__all__ = ["JOIN", "LoopThread", "running", "wait_for", "wait_for_async", "pyrite_proxy", "pyro5_proxy"]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
@@ -18,6 +19,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
         if predicate():
             return True
         time.sleep(0.01)
+    return bool(predicate())
+
+
+async def wait_for_async(predicate: Callable[[], Any], timeout: float = 5.0) -> bool:
+    """``wait_for`` for a coroutine: the event loop goes on running between the polls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.01)
     return bool(predicate())
 
 

@@ -23,7 +23,7 @@ from pyrite.core.errors import DaemonError, PyroError
 from pyrite.core.exposure import expose
 from Pyro5 import config as pyro5_config
 
-from tests.support import pyrite_proxy, pyro5_proxy, wait_for
+from tests.support import LoopThread, pyrite_proxy, pyro5_proxy, wait_for
 
 HOST = "127.0.0.1"
 WAIT = 10.0
@@ -177,8 +177,7 @@ def test_request_loop_ending_cancels_awaited_calls(threads: Any) -> None:
     daemon = asyncio_sync_daemon()
     service = Service()
     uri = daemon.register(service, "service")
-    server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
-    server.start()
+    server = LoopThread(daemon, name="test-request-loop")
     try:
         outcome = threads.submit(long_call, uri)
         assert service.started.wait(WAIT)
@@ -189,9 +188,7 @@ def test_request_loop_ending_cancels_awaited_calls(threads: Any) -> None:
             outcome.result(WAIT)
         assert time.monotonic() - began < 5.0
     finally:
-        daemon.shutdown()
-        server.join(WAIT)
-    assert not server.is_alive()
+        server.stop(close=False)  # asserts the loop ended
     assert wait_for(lambda: service.finished == 1)
 
 
@@ -303,8 +300,7 @@ def test_request_loop_ending_ends_a_batch_awaiting_on_the_loop(threads: Any) -> 
     daemon = asyncio_sync_daemon()
     service = Streams()
     uri = daemon.register(service, "streams")
-    server = threading.Thread(target=daemon.requestLoop, name="test-request-loop")
-    server.start()
+    server = LoopThread(daemon, name="test-request-loop")
     try:
         outcome = threads.submit(batch_with_slow_call, uri)
         assert service.waiting.wait(WAIT)
@@ -312,8 +308,7 @@ def test_request_loop_ending_ends_a_batch_awaiting_on_the_loop(threads: Any) -> 
         message = outcome.result(WAIT)
         assert message.startswith("DaemonError") and "closed" in message, message
     finally:
-        daemon.shutdown()
-        server.join(WAIT)
+        server.stop(close=False)  # not closed: the workers must end by themselves (below)
     assert wait_for(lambda: service.finished == 1)
     assert wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pyrite-worker")])
 
@@ -345,16 +340,14 @@ def test_request_loop_whose_condition_ends_cancels_awaited_calls(threads: Any) -
     service = Service()
     uri = daemon.register(service, "service")
     stop = threading.Event()
-    server = threading.Thread(target=daemon.requestLoop, args=(lambda: not stop.is_set(),))
-    server.start()
+    server = LoopThread(daemon, loopCondition=lambda: not stop.is_set())
     try:
         outcome = threads.submit(long_call, uri)
         assert service.started.wait(WAIT)
         stop.set()
         with pytest.raises(DaemonError, match="request loop ended"):
             outcome.result(WAIT)
-        server.join(WAIT)
-        assert not server.is_alive()
+        assert server.join(WAIT)
     finally:
         stop.set()
         server.join(WAIT)

@@ -9,6 +9,8 @@ import threading
 import pytest
 from pyrite.core.engines._aio_handoff import LoopInbox
 
+from tests.support import wait_for_async
+
 
 class CountingLoop(asyncio.SelectorEventLoop):
     """An asyncio loop that counts its cross-thread wake-ups."""
@@ -42,10 +44,7 @@ def test_calls_from_many_threads_run_in_order_on_the_loop_with_few_wakeups() -> 
         go.set()
         for t in threads:
             await asyncio.to_thread(t.join, 10)
-        for _ in range(200):
-            if len(seen) == 2000:
-                return
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(seen) == 2000, 2)
 
     try:
         loop.run_until_complete(main())
@@ -73,10 +72,7 @@ def test_a_failing_call_is_logged_and_the_rest_still_run(caplog: pytest.LogCaptu
 
     async def main() -> None:
         await asyncio.to_thread(post_all)
-        for _ in range(100):
-            if len(ran) == 2:
-                return
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(ran) == 2, 1)
 
     try:
         with caplog.at_level(logging.ERROR, logger="pyrite.core.engines.aio"):
@@ -104,10 +100,7 @@ def test_call_runs_now_on_the_loop_thread_and_posts_from_others() -> None:
         assert inbox.call(order.append, ("on the loop, at once",))
         order.append("after the call")
         assert await asyncio.to_thread(inbox.call, order.append, ("from a worker, later",))
-        for _ in range(100):
-            if len(order) == 3:
-                return
-            await asyncio.sleep(0.01)
+        await wait_for_async(lambda: len(order) == 3, 1)
 
     try:
         loop.run_until_complete(main())

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from pyrite.core import aio, errors
 
+from tests.support import wait_for_async
+
 from .conftest import TIMEOUT, Server, proxy
 
 
@@ -90,10 +92,7 @@ def test_stream_of_a_closed_loop_is_a_clear_error(server: Server, run: Any) -> N
 
 
 async def _streams_settle(server: Server, count: int) -> int:
-    for _ in range(50):
-        if len(server.daemon.streaming_responses) == count:
-            break
-        await asyncio.sleep(0.05)
+    await wait_for_async(lambda: len(server.daemon.streaming_responses) == count, 2.5)
     return len(server.daemon.streaming_responses)
 
 
