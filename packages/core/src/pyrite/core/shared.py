@@ -45,8 +45,7 @@ from .blob import SerializedBlob
 from .callcontext import current_context
 from .errors import ConnectionClosedError, PyroError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
-from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, proxy_state
-from .sharedremote import SharedRemoteMethod as _SharedRemoteMethod
+from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, RemoteMethod, proxy_state
 from .sharedremote import SharedStreamIterator as _SharedStreamIterator
 from .uri import URI
 
@@ -237,14 +236,14 @@ class SharedProxy:
         if name in PROXY_LOCAL_NAMES or name.startswith(PROXY_LOCAL_PREFIXES) or name.startswith("__"):
             raise AttributeError(name)
         if name in inner._pyroMethods:
-            return _SharedRemoteMethod(self, name)
+            return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
         if not inner._pyroMethods and not inner._pyroAttrs:
             self._pyroGetMetadata()
         if name in inner._pyroAttrs:
             return self._pyroInvoke("__getattr__", (name,), None)
         if name not in inner._pyroMethods:
             raise AttributeError(f"remote object '{inner._pyroUri}' has no exposed attribute or method '{name}'")
-        return _SharedRemoteMethod(self, name)
+        return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)
 
     def __setattr__(self, name: str, value: Any) -> None:
         inner: AioProxy = self.__dict__["_pyroAio"]
@@ -332,7 +331,7 @@ class SharedProxy:
     def _pyroCallRemote(self, name: str, *args: Any) -> Any:
         if not self._pyroMethods:
             self._pyroGetMetadata()
-        return _SharedRemoteMethod(self, name)(*args)
+        return RemoteMethod(self._pyroInvoke, name, self._pyroMaxRetries)(*args)
 
     # ------------------------------------------------------------------ connection
 

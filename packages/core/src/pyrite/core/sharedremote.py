@@ -1,6 +1,6 @@
-"""What a ``SharedProxy`` hands out: its remote methods and the iterators of streamed results
-(each usable from any thread).  They need only the proxy's ``_pyroInvoke``, ``_pyroMaxRetries``,
-``_pyroConnection`` and ``_pyroUri``."""
+"""The iterator of a streamed result that a ``SharedProxy`` hands out (usable from any thread).
+It needs only the proxy's ``_pyroInvoke``, ``_pyroConnection`` and ``_pyroUri``.  (Its remote
+methods are the sync proxy's ``remote.RemoteMethod``, bound to its ``_pyroInvoke``.)"""
 
 from __future__ import annotations
 
@@ -8,43 +8,14 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConnectionClosedError, PyroError, TimeoutError
+from .errors import ConnectionClosedError, PyroError
 from .protocol import FLAGS_ONEWAY
 from .uri import DAEMON_NAME
 
 if TYPE_CHECKING:
     from .shared import SharedProxy
 
-__all__ = ["SharedRemoteMethod", "SharedStreamIterator"]
-
-
-class SharedRemoteMethod:
-    """A remote method of a SharedProxy (retried on network failures like Proxy's)."""
-
-    __slots__ = ("_proxy", "_name")
-
-    def __init__(self, proxy: SharedProxy, name: str) -> None:
-        self._proxy = proxy
-        self._name = name
-
-    def __getattr__(self, name: str) -> SharedRemoteMethod:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return SharedRemoteMethod(self._proxy, f"{self._name}.{name}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        proxy = self._proxy
-        retries = proxy._pyroMaxRetries
-        for attempt in range(retries + 1):
-            try:
-                return proxy._pyroInvoke(self._name, args, kwargs)
-            except (ConnectionClosedError, TimeoutError):
-                if attempt >= retries:
-                    raise
-        return None  # pragma: no cover
-
-    def __repr__(self) -> str:
-        return f"<shared remote method {self._name!r}>"
+__all__ = ["SharedStreamIterator"]
 
 
 class SharedStreamIterator:
