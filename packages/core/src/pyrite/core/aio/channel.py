@@ -41,7 +41,7 @@ from typing import Any, cast
 from .. import plugins
 from ..config import config
 from ..constants import DAEMON_NAME
-from ..errors import CommunicationError, ConnectionClosedError, PyroError, TimeoutError
+from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError, TimeoutError
 from ..framing import READ_SIZE
 from ..protocol import FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage, SendingMessage
 from ..session import CLIENT, Session
@@ -66,6 +66,17 @@ def _settle(waiter: Any, reply: Any, error: BaseException | None = None) -> None
             waiter.set_exception(error)
     except (concurrent.futures.InvalidStateError, asyncio.InvalidStateError):
         pass  # cancelled by its thread just now
+
+
+def stream_id(reply: ReceivingMessage) -> str:
+    """The stream id of a reply that says the call returned an iterator (ProtocolError if it has none)."""
+    try:
+        stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid stream id in response") from None
+    if not stream_id:
+        raise ProtocolError("the call returned an iterator, but the server has item streaming switched off")
+    return stream_id
 
 
 def _expire(future: Any, timeout: float) -> None:
@@ -171,14 +182,15 @@ class PipelineChannel(asyncio.Protocol):
         # The reply of a call that timed out or was cancelled opened an item stream on the daemon;
         # the connection stays open, so without this the stream would live as long as it does.
         try:
-            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                return
-            serializer = plugins.get_serializer_by_id(msg.serializer_id)
-            payload = serializer.dumpsCall(DAEMON_NAME, "close_stream", [stream_id], {})
-            self.send(self.session.invoke(msg.serializer_id, payload, FLAGS_ONEWAY), expect_reply=False)
+            self.close_stream(stream_id(msg), plugins.get_serializer_by_id(msg.serializer_id))
         except Exception as exc:  # noqa: BLE001 - best effort: the stream goes when the connection does
             log.debug("aio channel %s: could not close an abandoned item stream: %r", self.location, exc)
+
+    def close_stream(self, stream: str, serializer: Any) -> None:
+        """Tell the daemon to discard the item stream ``stream`` (a oneway message; loop thread)."""
+        if not self.closed:
+            payload = serializer.dumpsCall(DAEMON_NAME, "close_stream", [stream], {})
+            self.send(self.session.invoke(serializer.serializer_id, payload, FLAGS_ONEWAY), expect_reply=False)
 
     def eof_received(self) -> bool:  # noqa: D102
         return False  # the daemon closed: close our side too (connection_lost follows)

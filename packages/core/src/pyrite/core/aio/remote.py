@@ -7,25 +7,13 @@ import asyncio
 from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConnectionClosedError, ProtocolError, PyroError, TimeoutError
-from ..protocol import ReceivingMessage
-from .channel import PipelineChannel
+from ..errors import ConnectionClosedError, PyroError, TimeoutError
+from .channel import PipelineChannel, stream_id
 
 if TYPE_CHECKING:
     from .proxy import Proxy
 
 __all__ = ["AsyncRemoteMethod", "close_soon", "check_loop_free", "stream_id"]
-
-
-def stream_id(reply: ReceivingMessage) -> str:
-    """The stream id of a reply that says the call returned an iterator (ProtocolError if it has none)."""
-    try:
-        stream_id = bytes(reply.annotations.get("STRM", b"")).decode()
-    except UnicodeDecodeError:
-        raise ProtocolError("invalid stream id in response") from None
-    if not stream_id:
-        raise ProtocolError("the call returned an iterator, but the server has item streaming switched off")
-    return stream_id
 
 
 def close_soon(channel: PipelineChannel) -> None:

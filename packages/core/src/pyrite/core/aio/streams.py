@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ..callcontext import current_context
-from ..protocol import FLAGS_ONEWAY
 from ..uri import DAEMON_NAME
 
 if TYPE_CHECKING:
@@ -74,13 +74,7 @@ class AsyncStreamIterator:
         channel = proxy._pyroConnection
         if channel is None:
             return  # the connection is gone, and the daemon drops its streams with it
-        serializer = proxy._pyroSerializerObject()
-        payload = serializer.dumpsCall(DAEMON_NAME, "close_stream", [self.streamId], {})
-
-        def write() -> None:
-            if not channel.closed:
-                channel.send(channel.session.invoke(serializer.serializer_id, payload, FLAGS_ONEWAY), False)
-
+        write = functools.partial(channel.close_stream, self.streamId, proxy._pyroSerializerObject())
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
