@@ -9,8 +9,13 @@ Runs for the same sides as ``test_calls.py`` (its fixtures are imported from the
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from typing import Any
+
+import pytest
+from pyrite.core.calls import fresh_correlation_id
 
 from .test_calls import Side, proxy, service, side  # noqa: F401  (fixtures)
 
@@ -41,3 +46,23 @@ def test_reply_carries_the_daemons_correlation_id(
         assert bytes(msg.corr_id) != bytes(16)
     finally:
         p._pyroRelease()
+
+
+def test_fresh_ids_are_version_4_and_differ_in_a_forked_child() -> None:
+    ids = [fresh_correlation_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+    if sys.platform == "win32" or not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next id and leave at once
+        os.write(write_end, fresh_correlation_id().bytes)
+        os._exit(0)
+    os.close(write_end)
+    try:
+        child_id = uuid.UUID(bytes=os.read(read_end, 16))
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    assert child_id != fresh_correlation_id()
