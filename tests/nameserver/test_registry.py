@@ -258,3 +258,29 @@ def test_regex_refusals(ns, monkeypatch):
     with pytest.raises(TypeError):
         ns.list(regex=5)
     assert ns.count() == 1
+
+
+LONE = "bad\ud800name"  # a JSON or serpent peer can send this; no storage can encode it
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ns: ns.register(LONE, "PYRO:X@Y:5555"),
+        lambda ns: ns.register("ok", "PYRO:X\ud800@Y:5555"),
+        lambda ns: ns.register("ok", "PYRO:X@Y:5555", metadata={LONE}),
+        lambda ns: ns.lookup(LONE),
+        lambda ns: ns.remove(LONE),
+        lambda ns: ns.remove(prefix=LONE),
+        lambda ns: ns.list(prefix=LONE),
+        lambda ns: ns.set_metadata(LONE, {"a"}),
+        lambda ns: ns.yplookup(meta_all={LONE}),
+        lambda ns: ns.yplookup(meta_any={LONE}),
+    ],
+)
+def test_lone_surrogates_are_a_naming_error_on_every_storage(ns, call):
+    ns.register("keep", "PYRO:keep@host:1", metadata={"a"})
+    with pytest.raises(NamingError, match="lone surrogate"):
+        call(ns)
+    assert ns.list() == {"keep": "PYRO:keep@host:1"}
+    assert ns.lookup("keep", return_metadata=True)[1] == {"a"}

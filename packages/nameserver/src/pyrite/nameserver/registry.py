@@ -80,6 +80,16 @@ def is_protected(name: str) -> bool:
 def _check_name(name: Any, what: str = "name") -> None:
     if not isinstance(name, str):
         raise TypeError(f"{what} must be a str")
+    _check_text(name, what)
+
+
+def _check_text(text: str, what: str) -> None:
+    """NamingError for a str no storage can keep: one holding a lone surrogate (which JSON and
+    serpent peers can send), so every storage refuses it alike instead of failing in its encoder."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise NamingError(f"{what} is not valid text: lone surrogate at position {exc.start}") from None
 
 
 def _tag_set(metadata: Any, what: str = "metadata") -> set[str]:
@@ -95,6 +105,7 @@ def _tag_set(metadata: Any, what: str = "metadata") -> set[str]:
     for tag in tags:
         if not isinstance(tag, str):
             raise TypeError(f"{what} tags must be str, not {type(tag).__name__}")
+        _check_text(tag, f"{what} tag")
     return tags
 
 
@@ -271,6 +282,7 @@ class NameServer:
             raise TypeError(f"register() takes a URI or a URI string, not {type(uri).__name__}")
         else:
             URI(uri)  # raises PyroError if it is not a valid URI
+        _check_text(uri, "uri")
         _check_name(name)
         tags = None if metadata is None else frozenset(_tag_set(metadata))
         lease = _check_ttl(ttl)
