@@ -587,6 +587,25 @@ def test_handshake_data_and_validation(server: Served):
     p._pyroRelease()
 
 
+def test_a_long_refusal_reason_is_cut_in_the_error(server: Served):
+    server.required_handshake = "let me in"
+    reason = "go away " + "x" * 100_000
+    original = type(server.daemon).validateHandshake
+
+    def refuse(daemon: Any, conn: Any, data: Any) -> Any:
+        raise ValueError(reason)
+
+    type(server.daemon).validateHandshake = refuse
+    try:
+        with pytest.raises(
+            CommunicationError, match="rejected: go away x+\\.\\.\\. \\(1000\\d\\d characters\\)"
+        ) as info:
+            Proxy(server.uri)._pyroBind()
+    finally:
+        type(server.daemon).validateHandshake = original
+    assert len(str(info.value)) < 2200
+
+
 def test_default_handshake_is_hello(server: Served, proxy: Proxy):
     proxy._pyroBind()
     assert server.handshakes == ["hello"]

@@ -192,6 +192,9 @@ class Channel:
         return f"<Channel {self.conn!r} {self.session!r}>"
 
 
+MAX_REASON = 2000  # characters of a refusing daemon's reason kept in the error message
+
+
 def handshake_response(reply: ReceivingMessage, location: str) -> dict[str, Any]:
     """The daemon's answer to a handshake, as a dict with at least ``"handshake"``.
 
@@ -201,7 +204,10 @@ def handshake_response(reply: ReceivingMessage, location: str) -> dict[str, Any]
     if reply.data:
         response = plugins.get_serializer_by_id(reply.serializer_id).loads(reply.data)
     if reply.type == MSG_CONNECTFAIL:
-        raise CommunicationError(f"connection to {location} rejected: {response}")
+        reason = str(response)
+        if len(reason) > MAX_REASON:  # a daemon's reason, however long, makes a readable message
+            reason = f"{reason[:MAX_REASON]}... ({len(reason)} characters)"
+        raise CommunicationError(f"connection to {location} rejected: {reason}")
     if not isinstance(response, dict) or "handshake" not in response:
         raise ProtocolError(f"invalid handshake response from {location}: {response!r:.200}")
     return response
