@@ -647,3 +647,34 @@ def test_methods_see_their_own_request_context(threads: Any) -> None:
             assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # each call's own request
 
     run(main())
+
+
+def test_new_clients_connect_while_every_worker_is_busy(threads: Any) -> None:
+    """Plain calls taking every worker (THREADPOOL_SIZE) do not keep new clients out: with the
+    default validateHandshake (no user code) the loop answers the handshake, so a new client's
+    async calls are served meanwhile; the next plain call waits for a worker and then runs."""
+    config.THREADPOOL_SIZE = 2
+    config.THREADPOOL_SIZE_MIN = 1
+
+    async def main() -> None:
+        async with aio.Daemon(host=HOST) as daemon:
+            service = Service()
+            uri = daemon.register(service, "service")
+            blocked = [asyncio.ensure_future(in_thread(threads, call, uri, "block_until_gate", 8.0)) for _ in range(2)]
+            try:
+                assert await asyncio.wait_for(
+                    _until(lambda: daemon.workers.queued == 0 and len(daemon.transportServer.clients) == 2), WAIT
+                )
+                await asyncio.sleep(0.2)  # both plain calls hold their worker now
+                started = time.monotonic()
+                assert await in_thread(threads, call, uri, "add", 1, 2) == 3  # a new connection
+                assert time.monotonic() - started < 2.0
+                waiting = asyncio.ensure_future(in_thread(threads, call, uri, "plain_add", 2, 2))
+                await asyncio.sleep(0.2)
+                assert not waiting.done()  # queued for a worker
+            finally:
+                service.gate.set()
+            assert await asyncio.gather(*blocked) == [True, True]
+            assert await waiting == 4
+
+    run(main())

@@ -114,6 +114,9 @@ class Dispatcher:
         # a reply asks hooks.annotations() only when it is not the do-nothing default
         self._custom_annotations = not getattr(hooks.annotations, "_pyrite_default", False)
         self._handshakes = HandshakeReplies()
+        # True when validateHandshake is user code (it may block): the asyncio engine then
+        # answers handshakes on a worker thread, else on its loop
+        self.custom_handshake = not getattr(hooks.validateHandshake, "_pyrite_default", False)
 
     # ----- state
 

@@ -293,9 +293,11 @@ class AioClient(DeadlineClock):
             if refill:
                 self._on_loop(self.start_reading)
             if not conn.handshaked:
-                if on_loop:  # validateHandshake is user code: a worker does it
+                if on_loop and self.host.custom_handshake:  # user code: a worker does it
                     self._to_worker(self._handshake, msg)
                     return
+                # the default validateHandshake runs no user code: the loop answers it itself,
+                # so a new client gets in while every worker is busy with plain calls
                 if not self._handshake(msg, False):
                     return
                 continue
