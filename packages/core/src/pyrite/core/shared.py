@@ -28,6 +28,7 @@ import asyncio
 import atexit
 import contextlib
 import inspect
+import os
 import sys
 import threading
 import weakref
@@ -129,6 +130,21 @@ def shutdown_loop() -> None:
 
 
 atexit.register(shutdown_loop)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the loop thread stayed in the parent, whose loop and connections the child
+    must not touch (it shares their descriptors, epoll's too); its first call starts its own loop."""
+    global _loop_thread, _lock
+    runner, _loop_thread, _lock = _loop_thread, None, threading.Lock()  # (a parent thread held it?)
+    for channel in list(runner.channels) if runner is not None else []:  # its proxies connect anew
+        channel.error = channel.error or ConnectionClosedError(
+            f"connection to {channel.location} stayed with the parent process (os.fork)"
+        )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _wait(future: Future[T], runner: _LoopThread) -> T:

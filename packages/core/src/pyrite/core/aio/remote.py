@@ -17,7 +17,10 @@ __all__ = ["AsyncRemoteMethod", "close_soon", "check_loop_free", "stream_id"]
 
 
 def close_soon(channel: PipelineChannel) -> None:
-    """Close a channel from any thread (its loop may be another, or already closed)."""
+    """Close a channel from any thread (its loop may be another, or already closed); nothing for one
+    that is closed already (or was given up in a forked child: its loop is the parent's)."""
+    if channel.error is not None:
+        return
     loop = channel.loop
     try:
         running = asyncio.get_running_loop()
