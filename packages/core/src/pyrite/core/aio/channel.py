@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import ipaddress
 import logging
 import mmap
@@ -224,7 +225,7 @@ class PipelineChannel(asyncio.Protocol):
 
         The message must come from this channel's ``session`` (which recorded it as expected)."""
         if self.error is not None or self.transport is None:
-            raise self.error or ConnectionClosedError(f"not connected to {self.location}")
+            raise self.failure()
         if expect_reply:
             if waiter is None:
                 waiter = self.loop.create_future()
@@ -324,7 +325,7 @@ class PipelineChannel(asyncio.Protocol):
             self._drained.append(waiter)
             await waiter
         if self.error is not None:
-            raise self.error
+            raise self.failure()
 
     async def drain_before(self, waiter: asyncio.Future[ReceivingMessage]) -> None:
         """``drain()`` before waiting for ``waiter``; if the drain fails or is cancelled, ``waiter``
@@ -345,6 +346,15 @@ class PipelineChannel(asyncio.Protocol):
             reply = waiter.result()
             if reply.flags & FLAGS_ITEMSTREAMRESULT and self.error is None:
                 self._close_stream(reply)
+
+    def failure(self) -> PyroError:
+        """Why the channel is closed, as a new error for each caller: one instance raised in many
+        threads or tasks would carry the tracebacks of all of them (and hold their frames)."""
+        return (
+            copy.copy(self.error)
+            if self.error is not None
+            else ConnectionClosedError(f"not connected to {self.location}")
+        )
 
     def close(self) -> None:
         """Close the connection (after writing what is still gathered, e.g. a last oneway call);
@@ -370,12 +380,12 @@ class PipelineChannel(asyncio.Protocol):
             transport.close()
         waiters, self.waiters = self.waiters, deque()
         for waiter in waiters:
-            _settle(waiter, None, self.error)
+            _settle(waiter, None, self.failure())
         with self._inbox_lock:
             inbox, self._inbox = self._inbox, []
         for *_, result in inbox:
             if result.set_running_or_notify_cancel():
-                result.set_exception(self.error)
+                result.set_exception(self.failure())
         self._wake_drained()
 
     def _wake_drained(self) -> None:
@@ -389,7 +399,7 @@ class PipelineChannel(asyncio.Protocol):
                 if self.error is None:
                     result.set_result(None)
                 else:  # the connection went before they were written out
-                    result.set_exception(self.error)
+                    result.set_exception(self.failure())
 
 
 class BufferedChannel(PipelineChannel, asyncio.BufferedProtocol):
