@@ -141,6 +141,7 @@ class PipelineChannel(asyncio.Protocol):
         self._inbox: list[tuple[Any, bool, float | None, concurrent.futures.Future[Any]]] = []
         self._inbox_lock = threading.Lock()
         self._inbox_woken = False
+        self._retired = False  # see retire()
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -166,7 +167,7 @@ class PipelineChannel(asyncio.Protocol):
             while True:
                 msg = session.next_event()
                 if type(msg) is not ReceivingMessage:
-                    return
+                    break
                 session.accept_reply(msg)
                 if config.LOGWIRE:
                     log.debug("aio channel %s: reply in seq=%d type=%d", self.location, msg.seq, msg.type)
@@ -178,6 +179,9 @@ class PipelineChannel(asyncio.Protocol):
         except PyroError as exc:
             # out of step or garbage: nothing after this can be trusted
             self._shut(exc)
+            return
+        if self._retired and not self.waiters:
+            self.close()
 
     def _close_stream(self, msg: ReceivingMessage) -> None:
         # The reply of a call that timed out or was cancelled opened an item stream on the daemon;
@@ -355,6 +359,13 @@ class PipelineChannel(asyncio.Protocol):
             if self.error is not None
             else ConnectionClosedError(f"not connected to {self.location}")
         )
+
+    def retire(self) -> None:
+        """Close the connection once the replies already awaited have come (now, if none is).
+        Its proxy has let go of it: new calls go over a new connection."""
+        self._retired = True
+        if not self.waiters:
+            self.close()
 
     def close(self) -> None:
         """Close the connection (after writing what is still gathered, e.g. a last oneway call);

@@ -29,7 +29,6 @@ from .. import plugins
 from ..blob import SerializedBlob, blob_call
 from ..callcontext import current_context
 from ..channel import metadata_sets
-from ..client import Proxy as SyncProxy
 from ..config import config
 from ..errors import CommunicationError, ConnectionClosedError, ProtocolError, PyroError
 from ..protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
@@ -38,7 +37,7 @@ from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
 from .channel import PipelineChannel, open_channel
-from .remote import AsyncRemoteMethod, check_loop_free, close_soon, stream_id
+from .remote import AsyncRemoteMethod, aio_proxies, check_loop_free, close_soon, stream_id
 from .streams import AsyncStreamIterator
 
 __all__ = ["Proxy"]
@@ -474,8 +473,15 @@ class Proxy:
         if rflags & FLAGS_ITEMSTREAMRESULT:
             return AsyncStreamIterator(stream_id(reply), self)
         if rflags & FLAGS_EXCEPTION:
+            if isinstance(data, CommunicationError):
+                # as the sync Proxy and Pyro5's: a Pyro5 daemon drops the connection after
+                # sending one, so new calls get a fresh connection (calls in flight keep the old)
+                channel: PipelineChannel | None = self.__dict__["_pyroChannel"]
+                if channel is not None and channel.loop is _running_loop():
+                    self.__dict__["_pyroChannel"] = None
+                    channel.retire()
             raise_remote(data)
-        return _aio_proxies(data)
+        return aio_proxies(data, Proxy.from_proxy)
 
     async def _pyroInvokeBatch(
         self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]], oneway: bool = False
@@ -483,17 +489,3 @@ class Proxy:
         """Send collected ``(method, args, kwargs)`` calls as one batch; the list of results."""
         flags = FLAGS_BATCH | FLAGS_ONEWAY if oneway else FLAGS_BATCH
         return await self._pyroInvoke("<batch>", calls, None, flags)
-
-
-def _aio_proxies(data: Any) -> Any:
-    """Autoproxied results (sync proxies made by the serializer) become aio proxies, also inside a
-    list, tuple, set or dict at the top level of the result."""
-    if isinstance(data, SyncProxy):
-        return Proxy.from_proxy(data)
-    kind = type(data)
-    if kind is list or kind is tuple or kind is set:
-        if any(isinstance(item, SyncProxy) for item in data):
-            return kind(Proxy.from_proxy(v) if isinstance(v, SyncProxy) else v for v in data)
-    elif kind is dict and any(isinstance(v, SyncProxy) for v in data.values()):
-        return {k: Proxy.from_proxy(v) if isinstance(v, SyncProxy) else v for k, v in data.items()}
-    return data

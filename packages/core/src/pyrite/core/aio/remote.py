@@ -4,16 +4,17 @@ a channel from any thread."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from ..client import Proxy as SyncProxy
 from ..errors import ConnectionClosedError, PyroError, TimeoutError
 from .channel import PipelineChannel, stream_id
 
 if TYPE_CHECKING:
     from .proxy import Proxy
 
-__all__ = ["AsyncRemoteMethod", "close_soon", "check_loop_free", "stream_id"]
+__all__ = ["AsyncRemoteMethod", "aio_proxies", "close_soon", "check_loop_free", "stream_id"]
 
 
 def close_soon(channel: PipelineChannel) -> None:
@@ -33,6 +34,20 @@ def close_soon(channel: PipelineChannel) -> None:
             loop.call_soon_threadsafe(channel.close)
         except RuntimeError:
             pass  # the loop closed meanwhile, and its transports with it
+
+
+def aio_proxies(data: Any, convert: Callable[[Any], Any]) -> Any:
+    """Autoproxied results (sync proxies made by the serializer) made aio proxies by ``convert``,
+    also inside a list, tuple, set or dict at the top level of the result."""
+    if isinstance(data, SyncProxy):
+        return convert(data)
+    kind = type(data)
+    if kind is list or kind is tuple or kind is set:
+        if any(isinstance(item, SyncProxy) for item in data):
+            return kind(convert(v) if isinstance(v, SyncProxy) else v for v in data)
+    elif kind is dict and any(isinstance(v, SyncProxy) for v in data.values()):
+        return {k: convert(v) if isinstance(v, SyncProxy) else v for k, v in data.items()}
+    return data
 
 
 def check_loop_free(loop: asyncio.AbstractEventLoop, uri: Any) -> None:
