@@ -121,7 +121,8 @@ def test_async_client_reads_a_large_reply_without_copying_it(size):
     socket into one memory map, with no Python-level buffer in between."""
     import asyncio
 
-    from pyrite.core.aio.channel import BufferedChannel, open_channel
+    from pyrite.core.aio.channel import BufferedChannel
+    from pyrite.core.aio.connect import open_channel
 
     ser = plugins.get_serializer("marshal")
     payload = bytes(range(256)) * (size // 256)

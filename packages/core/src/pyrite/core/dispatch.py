@@ -114,11 +114,15 @@ class Dispatcher:
         # a reply asks hooks.annotations() only when it is not the do-nothing default
         self._custom_annotations = not getattr(hooks.annotations, "_pyrite_default", False)
         self._handshakes = HandshakeReplies()
-        # True when validateHandshake is user code (it may block): the asyncio engine then
-        # answers handshakes on a worker thread, else on its loop
-        self.custom_handshake = not getattr(hooks.validateHandshake, "_pyrite_default", False)
 
     # ----- state
+
+    @property
+    def custom_handshake(self) -> bool:
+        """True when validateHandshake is user code (it may block): the asyncio engine then
+        answers handshakes on a worker thread, else on its loop.  Asked per connection, so a
+        validateHandshake set on the daemon after it started counts too."""
+        return not getattr(self.hooks.validateHandshake, "_pyrite_default", False)
 
     @property
     def shutting_down(self) -> bool:

@@ -261,7 +261,9 @@ class StepwiseHost(DaemonHost, Protocol):
                 reply = host.fail_call(call, exc)
     """
 
-    custom_handshake: bool  # validateHandshake is user code (may block): answer handshakes on a worker
+    @property
+    def custom_handshake(self) -> bool:
+        """validateHandshake is user code (it may block): answer handshakes on a worker."""
 
     def begin_request(self, conn: Any, session: Any, msg: ReceivingMessage) -> Any:
         """A MSG_INVOKE or MSG_PING read up to its call: a ``PendingCall``, a reply, or None."""

@@ -36,7 +36,8 @@ from ..remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, proxy_state
 from ..uri import DAEMON_NAME, URI
 from . import resolver
 from .calls import call, handshake, load_reply, raise_remote
-from .channel import PipelineChannel, open_channel
+from .channel import PipelineChannel
+from .connect import open_channel
 from .remote import AsyncRemoteMethod, aio_proxies, check_loop_free, close_soon, stream_id
 from .streams import AsyncStreamIterator
 

@@ -19,7 +19,8 @@ from ..config import config
 from ..errors import NamingError, PyroError, TimeoutError
 from ..uri import NAMESERVER_NAME, URI
 from .calls import call, handshake
-from .channel import PipelineChannel, open_channel
+from .channel import PipelineChannel
+from .connect import open_channel
 
 __all__ = ["find_ns", "resolve", "ns_location"]
 
