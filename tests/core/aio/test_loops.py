@@ -45,10 +45,10 @@ def test_uvloop_per_run_and_as_the_default(server: Server) -> None:
         p._pyroTimeout = TIMEOUT
         with p:
             assert p.add(1, 2) == 3
-        from pyrite.core import shared
+        from pyrite.core import sharedloop
 
-        assert shared._loop_thread is not None
-        assert type(shared._loop_thread.loop).__module__.startswith("uvloop")
+        assert sharedloop.running() is not None
+        assert type(sharedloop.running().loop).__module__.startswith("uvloop")
     finally:
         aio.use_uvloop(False)
         shutdown_loop()

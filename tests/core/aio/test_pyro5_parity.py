@@ -7,9 +7,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from pyrite.api import BatchProxy, SharedProxy
 from pyrite.core import aio, errors
 
-from .conftest import Server, proxy, set_serializer
+from tests.support import wait_for
+
+from .conftest import TIMEOUT, Server, proxy, set_serializer
 
 
 @pytest.mark.parametrize("serializer", ["json", "msgpack"])
@@ -69,3 +72,25 @@ def test_calls_in_flight_keep_the_connection_a_remote_serialize_error_let_go(ser
             assert p._pyroConnection is not old
 
     run(main())
+
+
+def test_a_shared_proxy_lets_go_of_the_connection_after_a_remote_serialize_error(server: Server) -> None:
+    # As aio.Proxy above, for the threads of a SharedProxy: the connection the daemon answered
+    # with a SerializeError is let go, and the next calls (a oneway one first) go over a new one.
+    set_serializer("json")
+    server.service.counter = 0
+    shared = SharedProxy(server.svc_uri)
+    shared._pyroTimeout = TIMEOUT
+    with shared:
+        shared._pyroBind()
+        old = shared._pyroConnection
+        batch = BatchProxy(shared)
+        batch.generate(3)
+        with pytest.raises(errors.SerializeError):
+            batch()
+        assert shared._pyroConnection is not old
+        shared.bump(4)
+        assert shared.add(1, 2) == 3
+        assert wait_for(lambda: shared.count() == 4, TIMEOUT)
+        assert shared._pyroConnection is not None and shared._pyroConnection is not old
+        assert wait_for(lambda: old.closed, TIMEOUT)

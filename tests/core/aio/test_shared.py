@@ -211,14 +211,14 @@ def test_a_timed_out_call_leaves_the_other_threads_replies_aligned(server: Serve
 def test_an_answered_call_leaves_no_timer_holding_its_reply(server: Server) -> None:
     """With ``_pyroTimeout`` set, each call's timer goes when its reply comes: a timer left
     pending would hold the future, and the reply in it, for the whole timeout."""
-    from pyrite.core import shared as shared_module
+    from pyrite.core import sharedloop
 
     p = shared(server.probe_uri)
     p._pyroTimeout = 60.0
     with p:
         for i in range(50):
             assert p.echo(i) == i
-        runner = shared_module._loop_thread
+        runner = sharedloop.running()
         assert runner is not None
         waiting = [h for h in list(runner.loop._scheduled) if not h.cancelled()]  # type: ignore[attr-defined]
         assert len(waiting) < 5, f"{len(waiting)} timers still pending after the replies came"
@@ -263,7 +263,7 @@ def test_a_stream_collected_on_the_loop_thread_is_closed_without_stopping_the_lo
     it runs on (which would stop every SharedProxy of the process)."""
     import gc
 
-    from pyrite.core import shared as shared_module
+    from pyrite.core import sharedloop
 
     p = shared(server.svc_uri)
     with p:
@@ -279,7 +279,7 @@ def test_a_stream_collected_on_the_loop_thread_is_closed_without_stopping_the_lo
         stream = holder.it.streamId  # type: ignore[attr-defined]
         assert stream in streams
         del holder
-        runner = shared_module._loop_thread
+        runner = sharedloop.running()
         assert runner is not None
         collected = threading.Event()
 
@@ -359,11 +359,11 @@ def test_a_call_the_loop_takes_as_it_stops_fails_instead_of_hanging(
     """A connect handed to the loop thread just as that loop stops (a shutdown racing the call)
     ends with ConnectionClosedError, never a wait for ever; so does one handed to a loop that
     has closed meanwhile (not a RuntimeError)."""
-    from pyrite.core import shared as shared_module
+    from pyrite.core import sharedloop
 
     for _ in range(5):
         p = shared(server.svc_uri)
-        runner = shared_module._loop()
+        runner = sharedloop.loop_thread()
         outcome: list[Any] = []
 
         def bind(_: int) -> None:
@@ -378,7 +378,7 @@ def test_a_call_the_loop_takes_as_it_stops_fails_instead_of_hanging(
         runner.thread.join(JOIN)
         p._pyroRelease()
     assert runner.loop.is_closed()
-    monkeypatch.setattr(shared_module, "_loop", lambda: runner)  # as if taken just before it closed
+    monkeypatch.setattr(sharedloop, "loop_thread", lambda: runner)  # as if taken just before it closed
     with pytest.raises(errors.ConnectionClosedError):
         shared(server.svc_uri)._pyroBind()
 

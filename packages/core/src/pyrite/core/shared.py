@@ -25,146 +25,37 @@ starts with the first SharedProxy call and stops at interpreter exit (or with
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
 import inspect
-import os
 import sys
 import threading
 import weakref
 from collections.abc import Coroutine, Iterator
-from concurrent.futures import CancelledError, Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from . import sharedloop
 from .aio.calls import load_reply, raise_remote
 from .aio.channel import PipelineChannel
-from .aio.loops import new_event_loop
 from .aio.proxy import Proxy as AioProxy
 from .aio.remote import close_soon, stream_id
 from .blob import SerializedBlob
 from .callcontext import current_context
-from .errors import ConnectionClosedError, PyroError
+from .errors import CommunicationError, ConnectionClosedError, PyroError
 from .protocol import FLAGS_BATCH, FLAGS_EXCEPTION, FLAGS_ITEMSTREAMRESULT, FLAGS_ONEWAY, ReceivingMessage
 from .remote import PROXY_LOCAL_NAMES, PROXY_LOCAL_PREFIXES, RemoteMethod, proxy_state
+from .sharedloop import shutdown_loop
+from .sharedloop import wait as _wait
 from .sharedremote import SharedStreamIterator as _SharedStreamIterator
 from .uri import URI
 
 __all__ = ["SharedProxy", "shutdown_loop"]
 
 T = TypeVar("T")
-JOIN_TIMEOUT = 10.0  # seconds shutdown_loop waits for the loop thread
-WATCH_INTERVAL = 1.0  # seconds between checks that the loop thread still runs, while a call waits
 
 # Settings that live on the inner aio proxy; reading or setting them on a SharedProxy forwards.
 _FORWARDED = frozenset(
     ["_pyroTimeout", "_pyroMaxRetries", "_pyroSerializer", "_pyroHandshake", "_pyroRawWireResponse", "_pyroUri"]
 )
-
-
-class _LoopThread:
-    """The one background thread running the event loop of every SharedProxy."""
-
-    def __init__(self) -> None:
-        self.loop = new_event_loop()
-        self.channels: weakref.WeakSet[PipelineChannel] = weakref.WeakSet()  # those calls go to directly
-        self._ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="pyrite-shared-proxy-loop", daemon=True)
-        self.thread.start()
-        self._ready.wait(JOIN_TIMEOUT)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(self._ready.set)
-        try:
-            self.loop.run_forever()
-        finally:
-            with contextlib.suppress(Exception):
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-                # calls the loop took as it stopped: cancelled, so their callers hear of it now
-                while pending := asyncio.all_tasks(self.loop):  # (one may come in meanwhile)
-                    for task in pending:
-                        task.cancel()
-                    self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.close()  # a call handed in after this never starts (_wait sees the thread end)
-
-    def stop(self) -> None:
-        """Cancel what is still running (its callers get an error instead of waiting forever),
-        close the connections, stop the loop and join the thread."""
-
-        def finish() -> None:
-            for task in asyncio.all_tasks(self.loop):
-                task.cancel()
-            for channel in list(self.channels):
-                channel.close()  # calls waiting on it get ConnectionClosedError
-            self.loop.call_soon(self.loop.stop)  # after the cancellations and errors are delivered
-
-        if not self.loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(finish)
-        self.thread.join(JOIN_TIMEOUT)
-
-
-_lock = threading.Lock()
-_loop_thread: _LoopThread | None = None
-
-
-def _loop() -> _LoopThread:
-    global _loop_thread
-    runner = _loop_thread
-    if runner is None or not runner.thread.is_alive():
-        with _lock:
-            runner = _loop_thread
-            if runner is None or not runner.thread.is_alive():
-                runner = _loop_thread = _LoopThread()
-    return runner
-
-
-def shutdown_loop() -> None:
-    """Stop the SharedProxy loop thread (its connections close); the next call starts a new one."""
-    global _loop_thread
-    with _lock:
-        runner, _loop_thread = _loop_thread, None
-    if runner is not None:
-        runner.stop()
-
-
-atexit.register(shutdown_loop)
-
-
-def _forget_after_fork() -> None:
-    """In a forked child: the loop thread stayed in the parent, whose loop and connections the child
-    must not touch (it shares their descriptors, epoll's too); its first call starts its own loop."""
-    global _loop_thread, _lock
-    runner, _loop_thread, _lock = _loop_thread, None, threading.Lock()  # (a parent thread held it?)
-    for channel in list(runner.channels) if runner is not None else []:  # its proxies connect anew
-        channel.error = channel.error or ConnectionClosedError(
-            f"connection to {channel.location} stayed with the parent process (os.fork)"
-        )
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _wait(future: Future[T], runner: _LoopThread) -> T:
-    """The result of a call handed to the loop thread, waited for in bounded steps: a loop that
-    stops before it settles the call (shut down, or stopped as it took the call) cannot hang us."""
-    try:
-        while True:
-            try:
-                return future.result(WATCH_INTERVAL)
-            except FutureTimeoutError:
-                if not runner.thread.is_alive() and not future.done():
-                    break  # nothing left to cancel: the loop is gone
-    except CancelledError:
-        raise ConnectionClosedError("the SharedProxy event loop was shut down during the call") from None
-    except BaseException:
-        future.cancel()  # e.g. ^C in the caller: the loop drops the call, the connection stays in step
-        raise
-    finally:
-        del future  # (as in SharedProxy._pyroRun: no cycle between the error and its future)
-    raise ConnectionClosedError("the SharedProxy event loop stopped before it answered the call")
 
 
 async def _in_context(
@@ -191,7 +82,7 @@ class _Inner(AioProxy):
 
     async def _pyroConnect(self, replace_uri: bool) -> PipelineChannel:
         channel = await super()._pyroConnect(replace_uri)
-        runner = _loop_thread
+        runner = sharedloop.running()
         if runner is not None and runner.loop is channel.loop:
             runner.channels.add(channel)  # shutdown_loop closes it, however it was first used
         return channel
@@ -216,7 +107,7 @@ class SharedProxy:
 
     def _pyroRun(self, coro: Coroutine[Any, Any, T], annotations: dict[str, bytes] | None = None) -> T:
         """Run ``coro`` on the loop thread with the calling thread's annotations and correlation id."""
-        runner = _loop()
+        runner = sharedloop.loop_thread()
         if threading.get_ident() == runner.thread.ident:
             coro.close()
             raise PyroError("a SharedProxy cannot be called from its own event-loop thread")
@@ -422,7 +313,7 @@ class SharedProxy:
             ctx.response_annotations = {}
         annotations = self._pyroAnnotations()
         channel = inner._pyroConnection
-        runner = _loop_thread
+        runner = sharedloop.running()
         if (
             channel is not None
             and runner is not None
@@ -467,7 +358,7 @@ class SharedProxy:
         def build(session: Any) -> Any:
             return session.invoke(serializer_id, payload, flags, annotations, corr_id)
 
-        runner = _loop_thread
+        runner = sharedloop.running()
         if runner is None or runner.loop is not channel.loop:
             raise ConnectionClosedError("the SharedProxy event loop was shut down")
         if channel not in runner.channels:
@@ -491,6 +382,8 @@ class SharedProxy:
         if reply.flags & FLAGS_ITEMSTREAMRESULT:
             return _SharedStreamIterator(stream_id(reply), self)
         if reply.flags & FLAGS_EXCEPTION:
+            if isinstance(data, CommunicationError):
+                self.__dict__["_pyroAio"]._pyroLetGo()
             raise_remote(data)
         return data
 

@@ -356,7 +356,11 @@ class PipelineChannel(asyncio.Protocol):
 
     def retire(self) -> None:
         """Close the connection once the replies already awaited have come (now, if none is).
-        Its proxy has let go of it: new calls go over a new connection."""
+        Its proxy has let go of it: new calls go over a new connection.  Safe from any thread."""
+        if self.loop is not asyncio._get_running_loop():
+            with contextlib.suppress(RuntimeError):  # its loop closed: so is the channel
+                self.loop.call_soon_threadsafe(self.retire)
+            return
         self._retired = True
         if not self.waiters:
             self.close()

@@ -465,6 +465,15 @@ class Proxy:
             raise ConnectionClosedError(f"the connection to {self._pyroUri} belongs to another event loop")
         return channel
 
+    def _pyroLetGo(self) -> None:
+        """After a remote CommunicationError, as the sync Proxy and Pyro5's client: new calls get a
+        fresh connection (a Pyro5 daemon drops the connection after sending one); calls in flight
+        keep the old one, closed once their replies came.  Safe from any thread."""
+        channel: PipelineChannel | None = self.__dict__["_pyroChannel"]
+        self.__dict__["_pyroChannel"] = None
+        if channel is not None:
+            channel.retire()
+
     def _pyroDecode(self, reply: ReceivingMessage, serializer: Any) -> Any:
         """The result a reply carries: a value, an async stream iterator, or the remote exception raised."""
         if self.__dict__["_pyroRawWireResponse"]:
@@ -475,12 +484,7 @@ class Proxy:
             return AsyncStreamIterator(stream_id(reply), self)
         if rflags & FLAGS_EXCEPTION:
             if isinstance(data, CommunicationError):
-                # as the sync Proxy and Pyro5's: a Pyro5 daemon drops the connection after
-                # sending one, so new calls get a fresh connection (calls in flight keep the old)
-                channel: PipelineChannel | None = self.__dict__["_pyroChannel"]
-                if channel is not None and channel.loop is _running_loop():
-                    self.__dict__["_pyroChannel"] = None
-                    channel.retire()
+                self._pyroLetGo()
             raise_remote(data)
         return aio_proxies(data, Proxy.from_proxy)
 
