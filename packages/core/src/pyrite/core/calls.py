@@ -43,6 +43,7 @@ __all__ = [
     "serializer_name",
     "set_context",
     "run_batch",
+    "loop_call_when",
     "PendingCall",
 ]
 
@@ -256,8 +257,24 @@ def run_batch(
     return results
 
 
-# function -> "is it async?": inspect's answer costs more than the rest of deciding where a call runs
-_ASYNC_FUNCTIONS: dict[Any, bool] = {}
+# function -> "is it async?" (a bool, or the predicate of loop_call_when): inspect's answer
+# costs more than the rest of deciding where a call runs
+_ASYNC_FUNCTIONS: dict[Any, Any] = {}
+LOOP_CALL_WHEN = "_pyrite_loop_call_when"
+
+
+def loop_call_when(predicate: Callable[[PendingCall], bool]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a plain method that an engine with an event loop makes on its loop, as an ``async
+    def`` method, for each call for which ``predicate(call)`` (a ``PendingCall``) is true.
+    Made on the loop's thread, such a call must not block: it returns an awaitable there."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(func, LOOP_CALL_WHEN, predicate)
+        return func
+
+    return mark
+
+
 _ASYNC_CACHE_SIZE = 4096
 _SCALARS = frozenset((type(None), bool, int, float, str, bytes, bytearray, complex))
 
@@ -311,20 +328,31 @@ class PendingCall:
 
     @property
     def is_coroutine(self) -> bool:
-        """True if the method is an ``async def`` (or an async generator function)."""
+        """True if the method is an ``async def`` (or an async generator function), or a plain
+        method marked with ``loop_call_when`` whose predicate holds for this call."""
         method = self.method
         if method is None:
             return False
         func = getattr(method, "__func__", method)
         try:
-            return _ASYNC_FUNCTIONS[func]
+            found = _ASYNC_FUNCTIONS[func]
         except (KeyError, TypeError):
-            found = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+            found = (
+                inspect.iscoroutinefunction(func)
+                or inspect.isasyncgenfunction(func)
+                or getattr(func, LOOP_CALL_WHEN, None)
+                or False
+            )
             if len(_ASYNC_FUNCTIONS) > _ASYNC_CACHE_SIZE:
                 _ASYNC_FUNCTIONS.clear()  # functions made on the fly must not pile up
             with contextlib.suppress(TypeError):
                 _ASYNC_FUNCTIONS[func] = found
+        if found is True or found is False:
             return found
+        try:
+            return bool(found(self))
+        except Exception:
+            return False  # e.g. arguments a hostile peer chose: the call is made on a worker as usual
 
     def capture(self) -> None:
         """A call begun ``here`` that goes to another thread or task after all: carry the

@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 from .callcontext import current_context
+from .calls import loop_call_when
 from .errors import DaemonError
 from .exposure import expose, get_exposed_members
 from .uri import DAEMON_NAME
@@ -20,6 +21,12 @@ from .uri import DAEMON_NAME
 __all__ = ["DaemonObject"]
 
 log = logging.getLogger("pyrite.core.daemon")
+
+
+def _item_awaited(call: Any) -> bool:
+    """Is ``call`` of ``get_next_stream_item`` one for a stream whose items an event loop produces?"""
+    stream_id = call.vargs[0] if call.vargs else call.kwargs.get("streamId")
+    return bool(call.target.daemon.streams.awaits_items(stream_id))
 
 
 @expose
@@ -58,8 +65,12 @@ class DaemonObject:
             )
         return metadata
 
+    @loop_call_when(_item_awaited)
     def get_next_stream_item(self, streamId: str) -> Any:
-        """The next item of a streamed iterator result; the stream ends with StopIteration."""
+        """The next item of a streamed iterator result; the stream ends with StopIteration.
+
+        The next item of an async generator is awaited on the asyncio engine's loop: there
+        this returns an awaitable of it (``loop_call_when``), so no worker waits for it."""
         return self.daemon.streams.next(streamId, current_context.client)
 
     def close_stream(self, streamId: str) -> None:

@@ -81,7 +81,11 @@ class StreamRegistry:
 
     def next(self, stream_id: Any, conn: Any) -> Any:
         """The next item of a stream; a lingering stream passes to ``conn``.  StopIteration at
-        its end (the stream is then gone, as after any error in it)."""
+        its end (the stream is then gone, as after any error in it).
+
+        An iterator with ``anext_here()`` (``engines._aio_calls.AsyncIteratorBridge``) has its
+        items produced on an event loop: on that loop's thread, ``anext_here()`` gives an
+        awaitable of the next item, and so does this (awaiting it ends the same way)."""
         try:
             entry = self.entries.get(stream_id)
         except TypeError:
@@ -95,12 +99,35 @@ class StreamRegistry:
                     entry[_CONN] = conn
                     entry[_LINGERING] = 0
                     self._by_conn.setdefault(conn, set()).add(stream_id)
+        iterator = entry[_ITERATOR]
+        anext_here = getattr(iterator, "anext_here", None)
+        if anext_here is not None:
+            awaitable = anext_here()  # None unless this is the thread of the loop producing the items
+            if awaitable is not None:
+                return self._awaited(stream_id, awaitable)
         try:
-            return next(entry[_ITERATOR])
+            return next(iterator)
         except BaseException:
             # the end of the stream (StopIteration) or an error in it: it is gone either way
             self.close(stream_id)
             raise
+
+    async def _awaited(self, stream_id: str, awaitable: Any) -> Any:
+        """The next item of a stream whose items an event loop produces, awaited on that loop."""
+        try:
+            return await awaitable
+        except BaseException:
+            self.close(stream_id)  # as in next(): its end or an error in it, even a cancellation
+            raise
+
+    def awaits_items(self, stream_id: Any) -> bool:
+        """True if the items of this stream are awaited on an event loop (an async generator
+        result of the asyncio engine): called there, ``next`` returns an awaitable of the item."""
+        try:
+            entry = self.entries.get(stream_id)
+        except TypeError:
+            return False
+        return entry is not None and hasattr(entry[_ITERATOR], "anext_here")
 
     def close(self, stream_id: Any) -> None:
         """Forget a stream (unknown ids are ignored)."""

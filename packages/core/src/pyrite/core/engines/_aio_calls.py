@@ -5,10 +5,13 @@ awaitable a plain method returned); the task sends the reply and, when it
 held the client's turn, serves the client's next request.  A task runs in a
 copy of the context with ``current_context`` set to its request's values.
 
-An async generator result becomes an ``AsyncIteratorBridge``: a sync
-iterator that the daemon's item streams treat like any generator; each
-``next()`` (made by a worker thread serving ``get_next_stream_item``) awaits
-the next item on the loop.
+An async generator result becomes an ``AsyncIteratorBridge``: an iterator
+that the daemon's item streams treat like any generator.  Its next item is
+awaited on the loop: ``get_next_stream_item`` of such a stream is made here
+as an ``async def`` call is (``calls.loop_call_when``), so a stream that waits
+for its generator holds no worker thread; the generator's end reaches the
+client as a generator's does (StopIteration).  A ``next()`` from a worker
+thread (a batch) waits for the item the loop produces.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 from ..calls import PendingCall
 from ..errors import DaemonError, PyroError
 
-__all__ = ["AsyncIteratorBridge", "await_from_worker", "run_coroutine"]
+__all__ = ["AsyncIteratorBridge", "StreamEnded", "await_from_worker", "run_coroutine"]
 
 ITEM_POLL = 1.0  # how often a worker waiting for the loop looks whether the loop still runs
 CLOSED_MESSAGE = "the daemon was closed (or its request loop ended) while this call was running"
@@ -53,6 +56,7 @@ def run_coroutine(client: Any, call: PendingCall, holds_turn: bool, awaitable: A
             _finish(client, call, holds_turn, awaitable, context)  # an async generator: nothing to await
             return
     except BaseException as exc:  # noqa: BLE001 - user code's SystemExit too: an error reply, as on workers
+        exc = _as_sent(exc)
         # the reply is built in the call's context: what the method set there (response
         # annotations) goes out with it
         if call.method is not None and awaitable is not None:
@@ -92,6 +96,7 @@ async def _await_call(client: Any, call: PendingCall, holds_turn: bool, awaitabl
     try:
         data = await awaitable
     except BaseException as exc:  # noqa: BLE001 - a SystemExit or a cancellation ends this call only
+        exc = _as_sent(exc)
         host.call_failed(call, exc)
         if isinstance(exc, asyncio.CancelledError) and client.orphaned:  # the loop let go of it
             exc = DaemonError(CLOSED_MESSAGE)
@@ -110,6 +115,22 @@ def _finish(
     finish = client.host.finish_call
     reply = finish(call, data) if context is None else context.run(finish, call, data)
     client.finish_call(call, reply, holds_turn)
+
+
+class StreamEnded(Exception):
+    """An async iterator's end (StopAsyncIteration), while its item was awaited as a call.
+
+    A coroutine cannot raise StopIteration (PEP 479 makes a RuntimeError of it), yet that is
+    what a stream's end is on the wire: the call's error reply carries StopIteration instead."""
+
+
+def _as_sent(exc: BaseException) -> BaseException:
+    """The exception an awaited call's error reply carries for ``exc``."""
+    if type(exc) is StreamEnded:
+        end = StopIteration()
+        end.__traceback__ = exc.__traceback__
+        return end
+    return exc
 
 
 async def _tracked(tasks: set[asyncio.Task[Any]], awaitable: Any) -> Any:
@@ -149,9 +170,10 @@ def await_from_worker(awaitable: Any, loop: asyncio.AbstractEventLoop, tasks: se
 class AsyncIteratorBridge:
     """A sync iterator over an async iterator that lives on ``loop``.
 
-    ``next()`` must come from another thread than the loop's (a worker): it
-    waits for the loop to produce the item (a task kept in ``tasks``, which the
-    engine cancels when it closes).  ``close()`` closes an async generator on the loop.
+    On the loop's thread, ``anext_here()`` is an awaitable of the next item (its end:
+    ``StreamEnded``).  ``next()`` must come from another thread (a worker): it waits
+    for the loop to produce the item (a task kept in ``tasks``, which the engine
+    cancels when it closes).  ``close()`` closes an async generator on the loop.
     """
 
     def __init__(self, aiterator: Any, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> None:
@@ -173,6 +195,19 @@ class AsyncIteratorBridge:
 
     async def _next(self) -> Any:
         return await self._aiterator.__anext__()
+
+    def anext_here(self) -> Any:
+        """On the loop's thread: an awaitable of the next item (ending with ``StreamEnded``);
+        None on any other thread."""
+        if threading.get_ident() != self._loop_thread:
+            return None
+        return self._anext()
+
+    async def _anext(self) -> Any:
+        try:
+            return await self._aiterator.__anext__()
+        except StopAsyncIteration:
+            raise StreamEnded from None
 
     def close(self) -> None:
         """Close the async generator behind it (on its loop), if it is one."""
