@@ -135,6 +135,12 @@ class Service:
     async def client_address(self) -> Any:
         return current_context.client_sock_addr is not None
 
+    async def context_seen(self) -> Any:
+        await asyncio.sleep(0)
+        current_context.response_annotations["RESP"] = b"back"
+        ctx = current_context
+        return [str(ctx.client_sock_addr), ctx.annotations.get("XTRA"), str(ctx.correlation_id)]
+
     async def stop(self) -> str:
         self.daemon.shutdown()
         return "stopping"
@@ -348,6 +354,44 @@ def test_async_methods_of_different_connections_run_at_once(threads: Any) -> Non
             assert results == list(range(12))
             assert service.most_in_flight >= 6  # in flight together, not one after another
             assert elapsed < 6.0  # twelve 1 s calls one after another would take 12 s
+
+    run(main())
+
+
+def test_async_methods_in_a_batch_see_their_request_context(threads: Any) -> None:
+    """A batch runs on a worker, which awaits its ``async def`` calls on the loop: those see the
+    batch request's client, annotations and correlation id, and the response annotations they
+    set reach the client (they saw the loop's empty context before)."""
+    import uuid
+
+    from pyrite.core.batch import BatchProxy
+    from pyrite.core.client import Proxy
+
+    class Annotating(Proxy):
+        def _pyroAnnotations(self) -> dict[str, bytes]:
+            return {"XTRA": b"extra"}
+
+    def client(uri: Any) -> Any:
+        corr = uuid.uuid4()
+        current_context.correlation_id = corr
+        try:
+            with Annotating(uri) as proxy:
+                proxy._pyroBind()
+                local = proxy._pyroLocalSocket
+                batch = BatchProxy(proxy)
+                batch.context_seen()
+                batch.context_seen()
+                results = list(batch())
+                return results, str(tuple(local)), str(corr), dict(current_context.response_annotations)
+        finally:
+            current_context.correlation_id = None
+
+    async def main() -> None:
+        async with aio.Daemon(host=HOST) as daemon:
+            uri = daemon.register(Service(), "service")
+            results, local, corr, response = await in_thread(threads, client, uri)
+            assert results == [[local, b"extra", corr]] * 2
+            assert response.get("RESP") == b"back"
 
     run(main())
 

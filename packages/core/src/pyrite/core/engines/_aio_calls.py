@@ -24,6 +24,7 @@ import types
 from collections.abc import Generator
 from typing import Any
 
+from ..callcontext import current_context
 from ..calls import PendingCall
 from ..errors import DaemonError, PyroError
 
@@ -133,14 +134,18 @@ def _as_sent(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _tracked(tasks: set[asyncio.Task[Any]], awaitable: Any) -> Any:
-    """``await awaitable`` in a task that is in ``tasks`` meanwhile (the engine cancels those at close)."""
+async def _tracked(tasks: set[asyncio.Task[Any]], awaitable: Any, context: dict[str, Any]) -> Any:
+    """``await awaitable`` in a task that is in ``tasks`` meanwhile (the engine cancels those at
+    close), with the ``current_context`` of the worker that handed it over (``to_global``);
+    what the awaited code left in ``response_annotations`` goes back into ``context``."""
     task = asyncio.current_task()
     if task is not None:
         tasks.add(task)
+    current_context.from_global(context)
     try:
         return await awaitable
     finally:
+        context["response_annotations"] = current_context.response_annotations
         if task is not None:
             tasks.discard(task)
 
@@ -148,23 +153,31 @@ async def _tracked(tasks: set[asyncio.Task[Any]], awaitable: Any) -> Any:
 def await_from_worker(awaitable: Any, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[Any]]) -> Any:
     """Await ``awaitable`` on ``loop`` from a worker thread, as a task kept in ``tasks``; its result.
 
-    The wait ends with a PyroError when the loop stops, and with a DaemonError when the task
-    is cancelled (the engine closing), so a worker never waits for a loop that is gone."""
+    The awaited code sees the worker's ``current_context`` (the request it serves: an ``async
+    def`` method in a batch sees its client, annotations and correlation id), and the response
+    annotations it sets come back to the worker.  The wait ends with a PyroError when the loop
+    stops, and with a DaemonError when the task is cancelled (the engine closing), so a worker
+    never waits for a loop that is gone."""
+    context = current_context.to_global()
     try:
-        future = asyncio.run_coroutine_threadsafe(_tracked(tasks, awaitable), loop)
+        future = asyncio.run_coroutine_threadsafe(_tracked(tasks, awaitable, context), loop)
     except RuntimeError:
         if hasattr(awaitable, "close"):
             awaitable.close()  # never awaited: no warning about that
         raise PyroError("the event loop of this daemon is closed") from None
-    while True:
-        try:
-            return future.result(ITEM_POLL)
-        except concurrent.futures.TimeoutError:
-            if loop.is_closed() or not loop.is_running():
-                future.cancel()
-                raise PyroError("the event loop of this daemon stopped") from None
-        except concurrent.futures.CancelledError:
-            raise DaemonError(CLOSED_MESSAGE) from None
+    try:
+        while True:
+            try:
+                return future.result(ITEM_POLL)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed() or not loop.is_running():
+                    future.cancel()
+                    raise PyroError("the event loop of this daemon stopped") from None
+            except concurrent.futures.CancelledError:
+                raise DaemonError(CLOSED_MESSAGE) from None
+    finally:
+        if future.done():
+            current_context.response_annotations = context["response_annotations"]
 
 
 class AsyncIteratorBridge:
