@@ -132,3 +132,24 @@ def test_locate_ns_by_broadcast(run: Any) -> None:
         bc.close()
         bc_thread.join(TIMEOUT)
         served.stop()
+
+
+def test_a_misconfigured_serializer_is_not_no_name_server(registered: tuple[str, int], run: Any) -> None:
+    # as the sync locate_ns: the config error itself, at once, not "no name server reachable"
+    # (the name server is there) after a broadcast round
+    from pyrite.core.plugins import UnknownSerializerError
+
+    host, port = registered
+    configured = pyrite_config.SERIALIZER
+    pyrite_config.NS_HOST, pyrite_config.NS_PORT = host, port
+
+    async def main() -> None:
+        for attempt in (aio.locate_ns(host, port), aio.locate_ns(), aio.resolve(f"PYRONAME:{NAME}@{host}:{port}")):
+            with pytest.raises(UnknownSerializerError, match="no-such-serializer"):
+                await attempt
+
+    pyrite_config.SERIALIZER = "no-such-serializer"
+    try:
+        run(main())
+    finally:
+        pyrite_config.SERIALIZER = configured  # the fixture's clean-up needs a working one

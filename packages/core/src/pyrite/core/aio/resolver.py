@@ -56,6 +56,7 @@ async def find_ns(
     """A connected channel to a name server, its PYRO uri and its handshake response.
 
     Same search order and arguments as the sync ``locate_ns``; NamingError if none answers."""
+    plugins.get_serializer(config.SERIALIZER)  # a misconfigured serializer is not "no name server"
     candidates: list[str] = []
     if not host:
         ns_host = str(config.NS_HOST)
