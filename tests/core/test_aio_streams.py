@@ -26,21 +26,16 @@ from pyrite.core.callcontext import current_context
 from pyrite.core.config import config
 from pyrite.core.errors import PyroError
 from pyrite.core.exposure import expose
-from Pyro5 import config as pyro5_config
 
-from tests.core.test_aio_daemon import HOST, WAIT, call, in_thread, run
+from tests.core.test_aio_daemon import (
+    HOST,
+    WAIT,
+    _settings,  # noqa: F401  (its autouse settings hold here too)
+    call,
+    in_thread,
+    run,
+)
 from tests.support import pyrite_proxy, pyro5_proxy, wait_for_async
-
-
-@pytest.fixture(autouse=True)
-def _settings() -> Iterator[None]:
-    config.POLLTIMEOUT = 0.1
-    config.COMMTIMEOUT = 5.0
-    config.SERIALIZER = "marshal"  # not serpent: see tests/core/test_aio_daemon.py
-    saved = pyro5_config.SERIALIZER
-    pyro5_config.SERIALIZER = "marshal"
-    yield
-    pyro5_config.SERIALIZER = saved
 
 
 @pytest.fixture
